@@ -1,0 +1,95 @@
+"""``create_app(settings)``: the one place where routes, middleware, backends and lifespan meet."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from sbserver.backends.cache import Cache, create_cache
+from sbserver.backends.mail import Mailer, create_mailer
+from sbserver.backends.storage import Store, create_store
+from sbserver.errors import SBError
+from sbserver.http import accounts, misc, pages
+from sbserver.http.middleware import CORS, BodyLimit
+from sbserver.http.responses import error
+from sbserver.services.container import Services, build_services
+from sbserver.settings import Settings
+
+log = logging.getLogger("sbserver")
+HERE = Path(__file__).parent
+
+
+async def _sb_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SBError)
+    return error(exc.message, exc.status)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    text = {404: "not found", 405: "method not allowed"}.get(exc.status_code, str(exc.detail).lower())
+    return error(text, exc.status_code)
+
+
+async def _crash(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error("internal server error", 500)
+
+
+def build_routes() -> list[BaseRoute]:
+    return [
+        *pages.routes,
+        *misc.routes,
+        *accounts.routes,
+        Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+
+
+def create_app(
+    settings: Settings,
+    store: Store | None = None,
+    cache: Cache | None = None,
+    mailer: Mailer | None = None,
+) -> Starlette:
+    """Wire a server. Backends default to what the settings ask for; tests may pass their own."""
+    services: Services = build_services(
+        settings,
+        store or create_store(settings),
+        cache or create_cache(settings),
+        mailer or create_mailer(settings),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await services.store.open()
+        await services.cache.open()
+        try:
+            if settings.is_dev and settings.create_dev_app:
+                await services.tenancy.ensure_dev_app()
+            yield
+        finally:
+            await services.cache.close()
+            await services.store.close()
+
+    app = Starlette(
+        routes=build_routes(),
+        middleware=[
+            Middleware(CORS),
+            Middleware(BodyLimit, limit=settings.max_body_bytes),
+        ],
+        exception_handlers={SBError: _sb_error, HTTPException: _http_error, Exception: _crash},
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    app.state.templates = Jinja2Templates(directory=HERE / "templates")
+    return app

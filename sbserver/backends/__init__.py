@@ -1,0 +1,1 @@
+"""Storage, cache/bus and mail backends: each kind an abstract base plus implementations."""

@@ -1,0 +1,39 @@
+"""The cache contract: string values with optional expiry, counters and FIFO queues."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+
+class Cache(ABC):
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect (a no-op in process)."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release connections."""
+
+    @abstractmethod
+    async def get(self, key: str) -> str | None:
+        """The value, or None when missing or expired."""
+
+    @abstractmethod
+    async def set(self, key: str, value: str, ttl: float | None = None) -> None:
+        """Store a value, expiring after ttl seconds when given."""
+
+    @abstractmethod
+    async def delete(self, key: str) -> None:
+        """Remove a key if present."""
+
+    @abstractmethod
+    async def incr(self, key: str, ttl: float) -> int:
+        """Add one to a counter, starting its expiry window on first use; returns the new value."""
+
+    @abstractmethod
+    async def push(self, key: str, value: str) -> None:
+        """Append to the queue at key."""
+
+    @abstractmethod
+    async def pop(self, key: str) -> str | None:
+        """Take the oldest queued value, None when the queue is empty."""

@@ -1,0 +1,72 @@
+"""Redis cache: shared by every server process."""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from sbserver.backends.cache.base import Cache
+from sbserver.errors import StoreError
+
+
+class RedisCache(Cache):
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._r: aioredis.Redis | None = None
+
+    async def open(self) -> None:
+        self._r = aioredis.from_url(self.url, decode_responses=True, health_check_interval=15)
+        try:
+            await self._r.ping()
+        except RedisError as exc:
+            raise StoreError(f"cannot reach Redis at {self.url}: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._r is not None:
+            await self._r.aclose()
+            self._r = None
+
+    @property
+    def r(self) -> aioredis.Redis:
+        assert self._r is not None, "cache is not open"
+        return self._r
+
+    async def get(self, key: str) -> str | None:
+        try:
+            return await self.r.get(key)
+        except RedisError as exc:
+            raise StoreError(f"cache error: {exc}") from exc
+
+    async def set(self, key: str, value: str, ttl: float | None = None) -> None:
+        try:
+            await self.r.set(key, value, px=int(ttl * 1000) if ttl else None)
+        except RedisError as exc:
+            raise StoreError(f"cache error: {exc}") from exc
+
+    async def delete(self, key: str) -> None:
+        try:
+            await self.r.delete(key)
+        except RedisError as exc:
+            raise StoreError(f"cache error: {exc}") from exc
+
+    async def incr(self, key: str, ttl: float) -> int:
+        try:
+            pipe = self.r.pipeline(transaction=True)
+            pipe.incr(key)
+            pipe.pexpire(key, int(ttl * 1000), nx=True)
+            value, _ = await pipe.execute()
+            return int(value)
+        except RedisError as exc:
+            raise StoreError(f"cache error: {exc}") from exc
+
+    async def push(self, key: str, value: str) -> None:
+        try:
+            await self.r.rpush(key, value)
+        except RedisError as exc:
+            raise StoreError(f"cache error: {exc}") from exc
+
+    async def pop(self, key: str) -> str | None:
+        try:
+            return await self.r.lpop(key)
+        except RedisError as exc:
+            raise StoreError(f"cache error: {exc}") from exc

@@ -1,0 +1,364 @@
+"""The PostgreSQL store: an asyncpg pool, a system schema ``sb``, and one schema per base.
+
+Layout: ``sb.migrations``, ``sb.tenants`` and ``sb.bases`` hold the installation; every base gets
+a schema named after the base (``"<name>".accounts``, ``"<name>".users``, ``"<name>".migrations``),
+as upstream StaticBackend does. Timestamps are stored as the text the caller gave, so values read
+back are identical to the SQLite store's. SQL values always travel as parameters; identifiers
+(base names) only through ``_schema``, which validates and quotes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+
+from sbserver.backends.storage.base import Store
+from sbserver.errors import Conflict, StoreError
+from sbserver.types import Account, Base, Tenant, User
+
+# Versioned migrations: index + 1 is the version. Never edit a released entry; append.
+# Text columns that are sorted on use COLLATE "C" so ordering is bytewise, like SQLite's.
+SYSTEM_MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE sb.tenants (
+        id TEXT PRIMARY KEY,
+        email TEXT NOT NULL UNIQUE,
+        plan INTEGER NOT NULL DEFAULT 1,
+        active BOOLEAN NOT NULL DEFAULT TRUE,
+        created TEXT COLLATE "C" NOT NULL
+    );
+    CREATE TABLE sb.bases (
+        pk TEXT COLLATE "C" PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        tenant_id TEXT NOT NULL,
+        whitelist TEXT[] NOT NULL DEFAULT ARRAY['localhost'],
+        active BOOLEAN NOT NULL DEFAULT TRUE,
+        email_count INTEGER NOT NULL DEFAULT 0,
+        created TEXT COLLATE "C" NOT NULL
+    );
+    CREATE INDEX bases_tenant ON sb.bases (tenant_id, created);
+    """,
+]
+
+# Per-base migrations, run inside the base's schema; ``{s}`` is replaced by the quoted schema.
+BASE_MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE {s}.accounts (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        email TEXT NOT NULL,
+        created TEXT COLLATE "C" NOT NULL
+    );
+    CREATE TABLE {s}.users (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        account_id TEXT NOT NULL,
+        email TEXT NOT NULL UNIQUE,
+        password TEXT NOT NULL,
+        token TEXT NOT NULL,
+        role INTEGER NOT NULL,
+        reset_code TEXT NOT NULL DEFAULT '',
+        created TEXT COLLATE "C" NOT NULL
+    );
+    CREATE INDEX users_account ON {s}.users (account_id, created);
+    """,
+]
+
+# Every migration (and base creation) holds this transaction-scoped advisory lock, so several
+# server processes starting at once apply each migration exactly once.
+MIGRATION_LOCK = 0x5B5E_2F00_0001
+
+_USER_COLS = "id, account_id, email, token, role, created, password, reset_code"
+_BASE_COLS = "pk, name, tenant_id, whitelist, active, created"
+
+_NAME = re.compile(r"[A-Za-z0-9_]{1,63}")  # 63: PostgreSQL silently truncates longer identifiers
+_RESERVED = frozenset({"sb", "public", "information_schema"})
+
+# Errors meaning "the database refused or is unreachable"; anything else is a bug and propagates.
+_DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)
+
+# libpq key/value DSN keys we understand, and the asyncpg.connect argument each one becomes.
+_DSN_KEYS = {
+    "host": "host",
+    "hostaddr": "host",
+    "port": "port",
+    "user": "user",
+    "password": "password",
+    "dbname": "database",
+    "sslmode": "ssl",
+    "connect_timeout": "timeout",
+    "passfile": "passfile",
+}
+_KV_PAIR = re.compile(r"\s*(\w+)\s*=\s*('(?:[^'\\]|\\.)*'|(?:[^\s'\\]|\\.)*)")
+
+
+def connect_args(dsn: str) -> tuple[str | None, dict[str, Any]]:
+    """Split a DSN into asyncpg's ``(dsn, kwargs)``: URLs pass through, libpq key/value is parsed.
+
+    Raises ``StoreError`` on a key/value string it cannot read or a key it does not support.
+    """
+    dsn = dsn.strip()
+    if not dsn or "://" in dsn:
+        return dsn or None, {}  # empty: asyncpg falls back to the PG* environment variables
+    kwargs: dict[str, Any] = {}
+    pos = 0
+    while pos < len(dsn):
+        m = _KV_PAIR.match(dsn, pos)
+        if m is None or m.end() == pos:
+            raise StoreError(f"invalid database DSN near {dsn[pos : pos + 20]!r}: expected key=value")
+        key, raw = m.group(1), m.group(2)
+        pos = m.end()
+        if raw.startswith("'"):
+            raw = raw[1:-1]
+        value = re.sub(r"\\(.)", r"\1", raw)
+        if key == "application_name":
+            kwargs.setdefault("server_settings", {})["application_name"] = value
+        elif key in _DSN_KEYS:
+            arg = _DSN_KEYS[key]
+            if arg == "timeout":
+                kwargs[arg] = float(value)
+            else:
+                kwargs[arg] = int(value) if arg == "port" and value.isdigit() else value
+        else:
+            raise StoreError(
+                f"unsupported key {key!r} in database DSN (supported: {', '.join(sorted(_DSN_KEYS))}, "
+                "application_name); or use a postgresql:// URL"
+            )
+        if pos < len(dsn) and not dsn[pos].isspace():
+            raise StoreError(f"invalid database DSN near {dsn[pos : pos + 20]!r}: expected a space")
+    return None, kwargs
+
+
+def _schema(name: str) -> str:
+    """The quoted schema of a base; ``StoreError`` for a name that cannot be one."""
+    if not _NAME.fullmatch(name) or name in _RESERVED or name.startswith("pg_"):
+        raise StoreError(
+            f"invalid base name {name[:80]!r}: use 1 to 63 characters of A-Z a-z 0-9 _ "
+            "(not sb, public, information_schema or pg_*)"
+        )
+    return f'"{name}"'  # the regex leaves nothing to escape
+
+
+def _count(status: str) -> int:
+    """Rows touched, from a command status such as ``UPDATE 1``."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+def _base(row: asyncpg.Record | None) -> Base | None:
+    if row is None:
+        return None
+    return Base(row[0], row[1], row[2], tuple(row[3]), row[4], row[5])
+
+
+def _user(row: asyncpg.Record | None) -> User | None:
+    return None if row is None else User(*row)
+
+
+async def _migrate(conn: asyncpg.Connection, table: str, scripts: list[str], schema: str = "") -> None:
+    """Apply the scripts not yet recorded in ``table``; the caller holds the lock and a transaction."""
+    await conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {table} "
+        "(version INTEGER PRIMARY KEY, applied TIMESTAMPTZ NOT NULL DEFAULT now())"
+    )
+    current = await conn.fetchval(f"SELECT COALESCE(MAX(version), 0) FROM {table}")
+    # A database newer than this code (current > len(scripts)) is left alone, as SQLite does:
+    # an older server may still run during a rolling upgrade.
+    for version, script in enumerate(scripts, start=1):
+        if version > current:
+            await conn.execute(script.replace("{s}", schema))
+            await conn.execute(f"INSERT INTO {table} (version) VALUES ($1)", version)
+
+
+class PostgresStore(Store):
+    kind = "pg"
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self._pool: asyncpg.Pool | None = None
+
+    # plumbing
+    async def open(self) -> None:
+        """Create the pool, then apply system migrations and every base's pending migrations."""
+        url, kwargs = connect_args(self.dsn)
+        try:
+            self._pool = await asyncpg.create_pool(url, min_size=1, max_size=10, **kwargs)
+        except _DB_ERRORS as exc:
+            raise StoreError(f"database error: cannot connect: {exc}") from exc
+        try:
+            async with self._conn(transaction=True) as c:
+                await c.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+                await c.execute("CREATE SCHEMA IF NOT EXISTS sb")
+                await _migrate(c, "sb.migrations", SYSTEM_MIGRATIONS)
+                for (name,) in await c.fetch("SELECT name FROM sb.bases ORDER BY name"):
+                    schema = _schema(name)
+                    await _migrate(c, f"{schema}.migrations", BASE_MIGRATIONS, schema)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        """Close the pool; ``Pool.close`` waits for connections in use to be released."""
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    @asynccontextmanager
+    async def _conn(self, transaction: bool = False) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection (in a transaction if asked), with database errors translated."""
+        if self._pool is None:
+            raise StoreError("database error: store is not open")
+        try:
+            async with self._pool.acquire() as conn:
+                if transaction:
+                    async with conn.transaction():
+                        yield conn
+                else:
+                    yield conn
+        # DuplicateSchemaError: a schema of that name exists without a row in sb.bases.
+        except (asyncpg.UniqueViolationError, asyncpg.DuplicateSchemaError) as exc:
+            raise Conflict("already exists") from exc
+        except _DB_ERRORS as exc:
+            raise StoreError(f"database error: {exc}") from exc
+
+    async def _execute(self, sql: str, *args: Any) -> str:
+        async with self._conn() as c:
+            return await c.execute(sql, *args)
+
+    async def _fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        async with self._conn() as c:
+            return await c.fetchrow(sql, *args)
+
+    async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        async with self._conn() as c:
+            return await c.fetch(sql, *args)
+
+    async def ping(self) -> bool:
+        """True when ``SELECT 1`` answers within 5 seconds; never raises."""
+        if self._pool is None:
+            return False
+        try:
+            async with asyncio.timeout(5):
+                return await self._pool.fetchval("SELECT 1") == 1
+        except Exception:  # any failure, whatever its kind, means "not healthy"
+            return False
+
+    # tenants and bases
+    async def create_tenant(self, tenant: Tenant) -> None:
+        await self._execute(
+            "INSERT INTO sb.tenants (id, email, plan, active, created) VALUES ($1, $2, $3, $4, $5)",
+            tenant.id,
+            tenant.email,
+            tenant.plan,
+            tenant.active,
+            tenant.created,
+        )
+
+    async def tenant_by_email(self, email: str) -> Tenant | None:
+        row = await self._fetchrow("SELECT id, email, plan, active, created FROM sb.tenants WHERE email = $1", email)
+        return None if row is None else Tenant(row[0], row[1], row[2], row[3], row[4])
+
+    async def create_base(self, base: Base) -> None:
+        """Insert the row, create the schema and apply its migrations in one transaction."""
+        schema = _schema(base.name)
+        async with self._conn(transaction=True) as c:
+            # The lock keeps this from interleaving with a migration run by a starting server.
+            await c.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+            # The row goes first so a taken pk or name is a unique violation, hence Conflict.
+            await c.execute(
+                f"INSERT INTO sb.bases ({_BASE_COLS}) VALUES ($1, $2, $3, $4, $5, $6)",
+                base.id,
+                base.name,
+                base.tenant_id,
+                list(base.whitelist),
+                base.active,
+                base.created,
+            )
+            await c.execute(f"CREATE SCHEMA {schema}")
+            await _migrate(c, f"{schema}.migrations", BASE_MIGRATIONS, schema)
+
+    async def base_by_pk(self, pk: str) -> Base | None:
+        return _base(await self._fetchrow(f"SELECT {_BASE_COLS} FROM sb.bases WHERE pk = $1", pk))
+
+    async def bases_of_tenant(self, tenant_id: str) -> list[Base]:
+        rows = await self._fetch(
+            f"SELECT {_BASE_COLS} FROM sb.bases WHERE tenant_id = $1 ORDER BY created, pk", tenant_id
+        )
+        return [b for b in map(_base, rows) if b is not None]
+
+    # accounts and users
+    @staticmethod
+    async def _insert_user(c: asyncpg.Connection, schema: str, u: User) -> None:
+        await c.execute(
+            f"INSERT INTO {schema}.users ({_USER_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            u.id,
+            u.account_id,
+            u.email,
+            u.token,
+            u.role,
+            u.created,
+            u.password,
+            u.reset_code,
+        )
+
+    async def create_account_with_user(self, base: Base, account: Account, user: User) -> None:
+        schema = _schema(base.name)
+        async with self._conn(transaction=True) as c:
+            await c.execute(
+                f"INSERT INTO {schema}.accounts (id, email, created) VALUES ($1, $2, $3)",
+                account.id,
+                account.email,
+                account.created,
+            )
+            await self._insert_user(c, schema, user)
+
+    async def create_user(self, base: Base, user: User) -> None:
+        schema = _schema(base.name)
+        async with self._conn() as c:
+            await self._insert_user(c, schema, user)
+
+    async def user_by_email(self, base: Base, email: str) -> User | None:
+        sql = f"SELECT {_USER_COLS} FROM {_schema(base.name)}.users WHERE email = $1"
+        return _user(await self._fetchrow(sql, email))
+
+    async def user_by_id(self, base: Base, user_id: str) -> User | None:
+        sql = f"SELECT {_USER_COLS} FROM {_schema(base.name)}.users WHERE id = $1"
+        return _user(await self._fetchrow(sql, user_id))
+
+    async def users_of_account(self, base: Base, account_id: str) -> list[User]:
+        sql = f"SELECT {_USER_COLS} FROM {_schema(base.name)}.users WHERE account_id = $1 ORDER BY created, id"
+        return [User(*r) for r in await self._fetch(sql, account_id)]
+
+    async def accounts(self, base: Base) -> list[Account]:
+        sql = f"SELECT id, email, created FROM {_schema(base.name)}.accounts ORDER BY created, id"
+        return [Account(*r) for r in await self._fetch(sql)]
+
+    async def delete_user(self, base: Base, user_id: str) -> bool:
+        status = await self._execute(f"DELETE FROM {_schema(base.name)}.users WHERE id = $1", user_id)
+        return _count(status) > 0
+
+    async def set_password(self, base: Base, user_id: str, password_hash: str) -> None:
+        await self._execute(
+            f"UPDATE {_schema(base.name)}.users SET password = $1 WHERE id = $2", password_hash, user_id
+        )
+
+    async def set_reset_code(self, base: Base, email: str, code: str) -> bool:
+        status = await self._execute(
+            f"UPDATE {_schema(base.name)}.users SET reset_code = $1 WHERE email = $2", code, email
+        )
+        return _count(status) > 0
+
+    async def reset_password(self, base: Base, email: str, code: str, password_hash: str) -> bool:
+        """Set the password where email and a non-empty code match, clearing the code."""
+        if not code:  # an empty code would match every user who never asked for a reset
+            return False
+        status = await self._execute(
+            f"UPDATE {_schema(base.name)}.users SET password = $1, reset_code = '' "
+            "WHERE email = $2 AND reset_code = $3",
+            password_hash,
+            email,
+            code,
+        )
+        return _count(status) > 0

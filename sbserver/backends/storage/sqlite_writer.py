@@ -1,0 +1,137 @@
+"""The one SQLite writer: a thread that owns the only write connection.
+
+Callers submit plain functions ``fn(conn) -> result``. The thread takes every job that is
+waiting (up to ``max_batch``), runs them in one ``BEGIN IMMEDIATE`` transaction, each inside
+its own savepoint so one failing job does not undo the others, commits once, and only then
+resolves the callers' futures. A caller therefore never sees its write before it is durable
+in the WAL, and events derived from a write can be published after its future resolves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+Job = tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]
+
+PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA busy_timeout=10000",
+    "PRAGMA foreign_keys=OFF",
+    "PRAGMA temp_store=MEMORY",
+)
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    for pragma in PRAGMAS:
+        conn.execute(pragma)
+    return conn
+
+
+def _settle(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for fut, value, exc in results:
+        if fut.cancelled():
+            continue
+        if exc is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(value)
+
+
+class Writer:
+    def __init__(self, path: Path, max_batch: int = 512) -> None:
+        self.path = path
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="sqlite-writer", daemon=True)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready = threading.Event()
+        self._start_error: BaseException | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._thread.start()
+        self._ready.wait()
+        if self._start_error is not None:
+            raise self._start_error
+
+    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        assert self._loop is not None, "writer not started"
+        fut: asyncio.Future[T] = self._loop.create_future()
+        self._queue.put((fn, fut))
+        return fut
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            conn = connect(self.path)
+        except BaseException as exc:  # reported to start()
+            self._start_error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        loop = self._loop
+        assert loop is not None
+        stopping = False
+        try:
+            while not stopping:
+                first = self._queue.get()
+                if first is None:
+                    break
+                batch = [first]
+                while len(batch) < self.max_batch:
+                    try:
+                        nxt = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is None:
+                        stopping = True
+                        break
+                    batch.append(nxt)
+                results = self._run_batch(conn, batch)
+                if not loop.is_closed():
+                    loop.call_soon_threadsafe(_settle, results)
+        finally:
+            conn.close()
+
+    @staticmethod
+    def _run_batch(
+        conn: sqlite3.Connection, batch: list[Job]
+    ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]]:
+        results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            return [(fut, None, exc) for _, fut in batch]
+        for fn, fut in batch:
+            conn.execute("SAVEPOINT job")
+            try:
+                value = fn(conn)
+            except BaseException as exc:
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+                results.append((fut, None, exc))
+            else:
+                conn.execute("RELEASE job")
+                results.append((fut, value, None))
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            return [(fut, None, exc) for _, fut in batch]
+        return results

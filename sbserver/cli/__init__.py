@@ -1,0 +1,27 @@
+"""The ``backend`` command: ``backend server`` runs the server; more commands come with the CLI issue."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from sbserver import __version__
+from sbserver.cli import server
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="backend", description="sbserver: a StaticBackend-compatible backend")
+    parser.add_argument("-v", "--version", action="version", version=f"sbserver {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    server.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    result: int = args.run(args)
+    return result

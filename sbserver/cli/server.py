@@ -1,0 +1,52 @@
+"""``backend server``: run the HTTP server (dev app on the embedded SQLite store by default)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+
+def add_parser(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser("server", help="run the server")
+    p.add_argument("--host", default=None, help="interface to listen on (default 127.0.0.1; 0.0.0.0 in prod)")
+    p.add_argument("-p", "--port", type=int, default=None, help="port (default $PORT or 8099)")
+    p.add_argument("--data-dir", default=None, help="where the embedded store keeps its files (default ./.sbdata)")
+    p.add_argument("--workers", type=int, default=1, help="processes to run (needs PostgreSQL and Redis past 1)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from sbserver.app import create_app
+    from sbserver.settings import from_env
+
+    overrides: dict[str, Any] = {}
+    if args.host:
+        overrides["host"] = args.host
+    if args.port:
+        overrides["port"] = args.port
+    if args.data_dir:
+        overrides["data_dir"] = args.data_dir
+    settings = from_env(**overrides)
+    if args.workers > 1 and (settings.data_store == "sqlite" or not settings.redis_url):
+        sys.stderr.write("several workers need DATABASE_URL (PostgreSQL) and REDIS_URL\n")
+        return 2
+    logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="%(levelname)s %(name)s: %(message)s")
+    store = settings.data_store if settings.data_store == "pg" else f"sqlite ({settings.sqlite_path})"
+    print(f"sbserver on http://{settings.host}:{settings.port} — store: {store}, env: {settings.app_env}", flush=True)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+        server_header=False,
+        date_header=False,
+    )
+    return 0

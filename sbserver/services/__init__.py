@@ -1,0 +1,1 @@
+"""The domain: accounts, tokens, tenancy. Knows nothing of HTTP."""

@@ -1,0 +1,38 @@
+"""The services of one running server, built once by ``create_app``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sbserver.backends.cache import Cache
+from sbserver.backends.mail import Mailer
+from sbserver.backends.storage import Store
+from sbserver.services.accounts import AccountService
+from sbserver.services.identity import IdentityService
+from sbserver.services.tenancy import TenancyService
+from sbserver.services.tokens import TokenCodec
+from sbserver.settings import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    cache: Cache
+    mailer: Mailer
+    identities: IdentityService
+    tenancy: TenancyService
+    accounts: AccountService
+
+
+def build_services(settings: Settings, store: Store, cache: Cache, mailer: Mailer) -> Services:
+    identities = IdentityService(store, cache, TokenCodec(settings.jwt_secret), settings.session_cache_seconds)
+    return Services(
+        settings=settings,
+        store=store,
+        cache=cache,
+        mailer=mailer,
+        identities=identities,
+        tenancy=TenancyService(store, cache, mailer, identities, settings),
+        accounts=AccountService(store, cache, mailer, identities, settings),
+    )

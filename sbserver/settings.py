@@ -1,0 +1,144 @@
+"""Settings, read once from the environment into a frozen object.
+
+Variable names follow StaticBackend's (APP_ENV, DATABASE_URL, REDIS_URL, JWT_SECRET, PORT, ...);
+our own additions are prefixed ``SB_``. Nothing else in the package reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_PORT = 8099
+DEFAULT_DATA_DIR = ".sbdata"
+
+
+@dataclass(frozen=True)
+class Settings:
+    app_env: str = "dev"
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    data_dir: Path = Path(DEFAULT_DATA_DIR)
+    data_store: str = "sqlite"  # "sqlite" or "pg"
+    database_url: str = ""
+    redis_url: str = ""
+    jwt_secret: bytes = b""
+    app_url: str = ""
+    activate_flag: str = ""
+    keep_perm_col_name: bool = True
+    mail_provider: str = "dev"
+    from_email: str = "no-reply@localhost"
+    from_name: str = "sbserver"
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_user: str = ""
+    smtp_password: str = ""
+    max_body_bytes: int = 10 * 1024 * 1024
+    login_max_failures: int = 10
+    login_window_seconds: int = 900
+    session_cache_seconds: float = 30.0
+    create_dev_app: bool = True
+    quiet: bool = False
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def is_dev(self) -> bool:
+        return self.app_env == "dev"
+
+    @property
+    def is_prod(self) -> bool:
+        return self.app_env == "prod"
+
+    @property
+    def sqlite_path(self) -> Path:
+        if self.data_store == "sqlite" and self.database_url and self.database_url.lower() != "mem":
+            return Path(self.database_url)
+        return self.data_dir / "sbserver.db"
+
+    def with_overrides(self, **kw: object) -> Settings:
+        return replace(self, **kw)  # type: ignore[arg-type]
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SystemExit(f"invalid {name}={raw!r}: expected an integer") from exc
+
+
+def _store_kind(env: Mapping[str, str]) -> str:
+    explicit = env.get("DATA_STORE", "").strip().lower()
+    url = env.get("DATABASE_URL", "").strip()
+    if explicit in ("sqlite", "sqlite3"):
+        return "sqlite"
+    if explicit in ("pg", "postgres", "postgresql"):
+        return "pg"
+    if explicit:
+        raise SystemExit(f"unsupported DATA_STORE={explicit!r}: use sqlite or pg")
+    if url.startswith(("postgres://", "postgresql://")) or "host=" in url:
+        return "pg"
+    return "sqlite"
+
+
+def jwt_secret_for(data_dir: Path) -> bytes:
+    """Return the secret kept in the data directory, creating it on first use."""
+    path = data_dir / "jwt_secret"
+    try:
+        value = path.read_bytes().strip()
+        if value:
+            return value
+    except FileNotFoundError:
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_hex(32).encode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(value)
+    return value
+
+
+def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Build settings from the environment; keyword overrides (CLI flags) win."""
+    env = os.environ if env is None else env
+    data_dir = Path(str(overrides.pop("data_dir", None) or env.get("SB_DATA_DIR") or DEFAULT_DATA_DIR))
+    redis_url = env.get("REDIS_URL", "").strip()
+    redis_host = env.get("REDIS_HOST", "").strip()
+    if not redis_url and redis_host and redis_host.lower() != "mem":
+        pw = env.get("REDIS_PASSWORD", "")
+        redis_url = f"redis://:{pw}@{redis_host}/0" if pw else f"redis://{redis_host}/0"
+    app_env = env.get("APP_ENV", "dev").strip() or "dev"
+    settings = Settings(
+        app_env=app_env,
+        host=env.get("SB_HOST", "0.0.0.0" if app_env == "prod" else "127.0.0.1"),
+        port=_int(env, "PORT", DEFAULT_PORT),
+        data_dir=data_dir,
+        data_store=_store_kind(env),
+        database_url=env.get("DATABASE_URL", "").strip(),
+        redis_url=redis_url,
+        jwt_secret=env.get("JWT_SECRET", "").encode(),
+        app_url=env.get("APP_URL", "").strip(),
+        activate_flag=env.get("ACTIVATE_FLAG", "").strip(),
+        keep_perm_col_name=not env.get("KEEP_PERM_COL_NAME", ""),
+        mail_provider=(env.get("MAIL_PROVIDER", "dev").strip().lower() or "dev"),
+        from_email=env.get("FROM_EMAIL", "no-reply@localhost"),
+        from_name=env.get("FROM_NAME", "sbserver"),
+        smtp_host=env.get("SB_SMTP_HOST", env.get("MAILPIT_SMTP_ADDR", "")).split(":")[0],
+        smtp_port=_int(env, "SB_SMTP_PORT", 25),
+        smtp_user=env.get("SB_SMTP_USER", ""),
+        smtp_password=env.get("SB_SMTP_PASSWORD", ""),
+        max_body_bytes=_int(env, "SB_MAX_BODY_BYTES", 10 * 1024 * 1024),
+        login_max_failures=_int(env, "SB_LOGIN_MAX_FAILURES", 10),
+        login_window_seconds=_int(env, "SB_LOGIN_WINDOW_SECONDS", 900),
+        create_dev_app=env.get("SB_CREATE_DEV_APP", "1") not in ("0", "false", "no"),
+    )
+    if overrides:
+        settings = replace(settings, **overrides)  # type: ignore[arg-type]
+    if not settings.jwt_secret:
+        settings = replace(settings, jwt_secret=jwt_secret_for(settings.data_dir))
+    return settings

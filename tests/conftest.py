@@ -1,0 +1,62 @@
+"""Shared fixtures.
+
+PostgreSQL-backed tests run when ``SB_TEST_PG_URL`` is set (``.ci/run`` and ``make test`` set it);
+each pytest-xdist worker gets its own database, created empty at the start of the session, so
+workers never see each other's rows. Redis-backed tests run when ``SB_TEST_REDIS_URL`` is set;
+each worker uses its own Redis database number.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+PG_URL = os.environ.get("SB_TEST_PG_URL", "")
+REDIS_URL = os.environ.get("SB_TEST_REDIS_URL", "")
+
+STORE_KINDS = ["sqlite", "pg"] if PG_URL else ["sqlite"]
+
+
+def _worker_index(config: pytest.Config) -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+
+
+@pytest.fixture(scope="session")
+def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh PostgreSQL database for this worker (skips when SB_TEST_PG_URL is unset)."""
+    if not PG_URL:
+        pytest.skip("SB_TEST_PG_URL is not set")
+    import asyncio
+
+    import asyncpg
+
+    dbname = f"sbtest_{_worker_index(request.config)}"
+
+    async def recreate() -> None:
+        conn = await asyncpg.connect(PG_URL)
+        try:
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", dbname
+            )
+            await conn.execute(f'DROP DATABASE IF EXISTS "{dbname}"')
+            await conn.execute(f'CREATE DATABASE "{dbname}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(recreate())
+    base, _, _ = PG_URL.rpartition("/")
+    yield f"{base}/{dbname}"
+
+
+@pytest.fixture(scope="session")
+def redis_url(request: pytest.FixtureRequest) -> str:
+    """A Redis database number for this worker (skips when SB_TEST_REDIS_URL is unset)."""
+    if not REDIS_URL:
+        pytest.skip("SB_TEST_REDIS_URL is not set")
+    base = REDIS_URL.rstrip("/")
+    if base.count("/") >= 3:
+        base = base.rsplit("/", 1)[0]
+    return f"{base}/{1 + _worker_index(request.config)}"
