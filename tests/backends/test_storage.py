@@ -12,6 +12,7 @@ import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import closing
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
@@ -108,7 +109,7 @@ async def migration_rows(store: Store, base: Base) -> list[tuple[Any, ...]]:
     conn = await asyncpg.connect(store.dsn)
     try:
         rows = await conn.fetch(
-            f'SELECT 0, version, applied FROM sb.migrations UNION ALL '
+            f"SELECT 0, version, applied FROM sb.migrations UNION ALL "
             f'SELECT 1, version, applied FROM "{base.name}".migrations ORDER BY 1, 2'
         )
         return [tuple(r) for r in rows]
@@ -349,7 +350,7 @@ async def test_reset_password(store: Store) -> None:
     await store.set_reset_code(base, owner.email, "c0de")
     assert await store.reset_password(base, owner.email, "wrong", "$2b$10$x") is False
     assert await store.reset_password(base, email("nobody"), "c0de", "$2b$10$x") is False
-    assert await store.user_by_id(base, owner.id) == User(**{**_fields(owner), "reset_code": "c0de"})
+    assert await store.user_by_id(base, owner.id) == replace(owner, reset_code="c0de")
 
     assert await store.reset_password(base, owner.email, "c0de", "$2b$10$new") is True
     found = await store.user_by_id(base, owner.id)
@@ -358,14 +359,12 @@ async def test_reset_password(store: Store) -> None:
     assert await store.reset_password(base, owner.email, "", "$2b$10$again") is False
 
 
-def _fields(u: User) -> dict[str, Any]:
-    return {f: getattr(u, f) for f in User.__slots__}
-
-
 async def test_values_round_trip_identically(store: Store) -> None:
     tenant = await make_tenant(store, email=f"tënant-{uuid.uuid4().hex[:8]}@exämple.org", created="x")
     assert await store.tenant_by_email(tenant.email) == tenant
-    base = await make_base(store, tenant.id, whitelist=("ünï.test", "*"), created="2024-05-01 10:00:00.123456+02:00")
+    base = await make_base(
+        store, tenant.id, whitelist=("ünï.test", "*"), created="2024-05-01 10:00:00.123456+02:00"
+    )
     assert await store.base_by_pk(base.id) == base
     odd = [
         f"用户-{uuid.uuid4().hex[:8]}@例子.公司",
@@ -444,3 +443,20 @@ async def test_unreachable_postgres_raises_store_error() -> None:
     with pytest.raises(StoreError, match="database error"):
         await s.open()
     assert await s.ping() is False
+
+
+async def test_pg_servers_starting_together_on_an_empty_database(pg_url: str) -> None:
+    """The advisory lock: without it, concurrent first migrations collide on CREATE SCHEMA."""
+    root, _, dbname = pg_url.rpartition("/")
+    fresh = f"{dbname}_fresh"
+    admin = await asyncpg.connect(pg_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{fresh}"')
+        await admin.execute(f'CREATE DATABASE "{fresh}"')
+        stores = [PostgresStore(f"{root}/{fresh}") for _ in range(8)]
+        results = await asyncio.gather(*(s.open() for s in stores), return_exceptions=True)
+        await asyncio.gather(*(s.close() for s in stores))
+        assert results == [None] * len(stores)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{fresh}" WITH (FORCE)')
+        await admin.close()

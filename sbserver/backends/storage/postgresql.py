@@ -249,15 +249,13 @@ class PostgresStore(Store):
     async def create_tenant(self, tenant: Tenant) -> None:
         await self._execute(
             "INSERT INTO sb.tenants (id, email, plan, active, created) VALUES ($1, $2, $3, $4, $5)",
-            tenant.id,
-            tenant.email,
-            tenant.plan,
-            tenant.active,
-            tenant.created,
+            *(tenant.id, tenant.email, tenant.plan, tenant.active, tenant.created),
         )
 
     async def tenant_by_email(self, email: str) -> Tenant | None:
-        row = await self._fetchrow("SELECT id, email, plan, active, created FROM sb.tenants WHERE email = $1", email)
+        row = await self._fetchrow(
+            "SELECT id, email, plan, active, created FROM sb.tenants WHERE email = $1", email
+        )
         return None if row is None else Tenant(row[0], row[1], row[2], row[3], row[4])
 
     async def create_base(self, base: Base) -> None:
@@ -269,12 +267,7 @@ class PostgresStore(Store):
             # The row goes first so a taken pk or name is a unique violation, hence Conflict.
             await c.execute(
                 f"INSERT INTO sb.bases ({_BASE_COLS}) VALUES ($1, $2, $3, $4, $5, $6)",
-                base.id,
-                base.name,
-                base.tenant_id,
-                list(base.whitelist),
-                base.active,
-                base.created,
+                *(base.id, base.name, base.tenant_id, list(base.whitelist), base.active, base.created),
             )
             await c.execute(f"CREATE SCHEMA {schema}")
             await _migrate(c, f"{schema}.migrations", BASE_MIGRATIONS, schema)
@@ -293,14 +286,7 @@ class PostgresStore(Store):
     async def _insert_user(c: asyncpg.Connection, schema: str, u: User) -> None:
         await c.execute(
             f"INSERT INTO {schema}.users ({_USER_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            u.id,
-            u.account_id,
-            u.email,
-            u.token,
-            u.role,
-            u.created,
-            u.password,
-            u.reset_code,
+            *(u.id, u.account_id, u.email, u.token, u.role, u.created, u.password, u.reset_code),
         )
 
     async def create_account_with_user(self, base: Base, account: Account, user: User) -> None:
@@ -308,9 +294,7 @@ class PostgresStore(Store):
         async with self._conn(transaction=True) as c:
             await c.execute(
                 f"INSERT INTO {schema}.accounts (id, email, created) VALUES ($1, $2, $3)",
-                account.id,
-                account.email,
-                account.created,
+                *(account.id, account.email, account.created),
             )
             await self._insert_user(c, schema, user)
 
@@ -328,7 +312,9 @@ class PostgresStore(Store):
         return _user(await self._fetchrow(sql, user_id))
 
     async def users_of_account(self, base: Base, account_id: str) -> list[User]:
-        sql = f"SELECT {_USER_COLS} FROM {_schema(base.name)}.users WHERE account_id = $1 ORDER BY created, id"
+        sql = (
+            f"SELECT {_USER_COLS} FROM {_schema(base.name)}.users WHERE account_id = $1 ORDER BY created, id"
+        )
         return [User(*r) for r in await self._fetch(sql, account_id)]
 
     async def accounts(self, base: Base) -> list[Account]:
