@@ -135,6 +135,7 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> Setti
         max_body_bytes=_int(env, "SB_MAX_BODY_BYTES", 10 * 1024 * 1024),
         login_max_failures=_int(env, "SB_LOGIN_MAX_FAILURES", 10),
         login_window_seconds=_int(env, "SB_LOGIN_WINDOW_SECONDS", 900),
+        session_cache_seconds=float(_int(env, "SB_SESSION_CACHE_SECONDS", 30)),
         create_dev_app=env.get("SB_CREATE_DEV_APP", "1") not in ("0", "false", "no"),
     )
     if overrides:

@@ -436,6 +436,8 @@ def test_dsn_errors_are_explained() -> None:
         connect_args("host=x bogus=1")
     with pytest.raises(StoreError, match="invalid database DSN"):
         connect_args("host")
+    with pytest.raises(StoreError, match="not a number"):
+        connect_args("port=fast")
 
 
 async def test_unreachable_postgres_raises_store_error() -> None:

@@ -101,7 +101,7 @@ def connect_args(dsn: str) -> tuple[str | None, dict[str, Any]]:
     Raises ``StoreError`` on a key/value string it cannot read or a key it does not support.
     """
     dsn = dsn.strip()
-    if not dsn or "://" in dsn:
+    if not dsn or dsn.startswith(("postgresql://", "postgres://")):
         return dsn or None, {}  # empty: asyncpg falls back to the PG* environment variables
     kwargs: dict[str, Any] = {}
     pos = 0
@@ -118,10 +118,10 @@ def connect_args(dsn: str) -> tuple[str | None, dict[str, Any]]:
             kwargs.setdefault("server_settings", {})["application_name"] = value
         elif key in _DSN_KEYS:
             arg = _DSN_KEYS[key]
-            if arg == "timeout":
-                kwargs[arg] = float(value)
-            else:
-                kwargs[arg] = int(value) if arg == "port" and value.isdigit() else value
+            try:
+                kwargs[arg] = float(value) if arg == "timeout" else int(value) if arg == "port" else value
+            except ValueError:
+                raise StoreError(f"invalid database DSN: {key}={value!r} is not a number") from None
         else:
             raise StoreError(
                 f"unsupported key {key!r} in database DSN (supported: {', '.join(sorted(_DSN_KEYS))}, "

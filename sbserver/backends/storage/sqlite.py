@@ -106,8 +106,12 @@ class SQLiteStore(Store):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = Writer(self.path)
         self._writer.start(asyncio.get_running_loop())
-        await self._write(_migrate)
-        self._read = connect(self.path)
+        try:
+            await self._write(_migrate)
+            self._read = connect(self.path)
+        except BaseException:
+            await self.close()
+            raise
 
     async def close(self) -> None:
         if self._writer is not None:
@@ -143,9 +147,11 @@ class SQLiteStore(Store):
             raise StoreError(f"database error: {exc}") from exc
 
     async def ping(self) -> bool:
+        if self._read is None:
+            return False
         try:
             return self._one("SELECT 1") == (1,)
-        except (StoreError, AssertionError):
+        except StoreError:
             return False
 
     # tenants and bases

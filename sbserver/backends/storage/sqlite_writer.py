@@ -100,9 +100,18 @@ class Writer:
                         stopping = True
                         break
                     batch.append(nxt)
-                results = self._run_batch(conn, batch)
-                if not loop.is_closed():
+                try:
+                    results = self._run_batch(conn, batch)
+                except BaseException as exc:  # the connection itself failed: fail the batch, keep serving
+                    results = [(fut, None, exc) for _, fut in batch]
+                    try:
+                        conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
+                try:
                     loop.call_soon_threadsafe(_settle, results)
+                except RuntimeError:  # the loop closed under us: nobody is waiting any more
+                    return
         finally:
             conn.close()
 
