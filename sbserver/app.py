@@ -20,7 +20,7 @@ from sbserver.backends.cache import Cache, create_cache
 from sbserver.backends.mail import Mailer, create_mailer
 from sbserver.backends.storage import Store, create_store
 from sbserver.errors import SBError
-from sbserver.http import accounts, misc, pages
+from sbserver.http import accounts, documents, misc, pages
 from sbserver.http.middleware import CORS, BodyLimit
 from sbserver.http.responses import error
 from sbserver.services.container import Services, build_services
@@ -51,6 +51,7 @@ def build_routes() -> list[BaseRoute]:
         *pages.routes,
         *misc.routes,
         *accounts.routes,
+        *documents.routes,
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
 

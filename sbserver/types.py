@@ -90,3 +90,32 @@ class Identity:
 
 
 PUBLIC_CALLER_ID = "public_repo_called"
+
+
+@dataclass(slots=True)
+class StoredDoc:
+    """A document as stored: the client's fields in ``data``, system fields beside them."""
+
+    id: str
+    account_id: str
+    owner_id: str
+    created: str
+    data: dict[str, Any]
+
+    def public(self) -> dict[str, Any]:
+        """The JSON clients see: the data plus ``id`` and ``accountId`` (never the owner)."""
+        out = dict(self.data)
+        out["id"] = self.id
+        out["accountId"] = self.account_id
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Which rows a caller may touch: all (both None), one account, or one user of an account."""
+
+    account_id: str | None = None
+    owner_id: str | None = None
+
+
+ALL_ROWS = Scope()

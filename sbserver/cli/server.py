@@ -37,7 +37,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="%(levelname)s %(name)s: %(message)s")
     store = settings.data_store if settings.data_store == "pg" else f"sqlite ({settings.sqlite_path})"
-    print(f"sbserver on http://{settings.host}:{settings.port} — store: {store}, env: {settings.app_env}", flush=True)
+    print(
+        f"sbserver on http://{settings.host}:{settings.port} — store: {store}, env: {settings.app_env}",
+        flush=True,
+    )
     uvicorn.run(
         create_app(settings),
         host=settings.host,

@@ -41,8 +41,13 @@ class CORS:
                 (b"access-control-allow-headers", req_headers),
             ]
             if scope["method"] == "OPTIONS":
-                await send({"type": "http.response.start", "status": 200,
-                            "headers": [*extra, (b"content-length", b"0")]})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [*extra, (b"content-length", b"0")],
+                    }
+                )
                 await send({"type": "http.response.body", "body": b""})
                 return
 
@@ -92,14 +97,16 @@ class BodyLimit:
 
 async def _too_large(send: Send, limit: int) -> None:
     body = f"request body too large: the limit is {limit} bytes\n".encode()
-    await send({
-        "type": "http.response.start",
-        "status": 413,
-        "headers": [
-            (b"content-type", b"text/plain; charset=utf-8"),
-            (b"x-content-type-options", b"nosniff"),
-            (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close"),
-        ],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"x-content-type-options", b"nosniff"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

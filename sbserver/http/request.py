@@ -26,9 +26,14 @@ def parse_json(raw: bytes) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as first:
         try:
-            return json.JSONDecoder().raw_decode(raw.decode("utf-8").lstrip())[0]
+            value = json.JSONDecoder().raw_decode(raw.decode("utf-8").lstrip())[0]
         except (ValueError, UnicodeDecodeError):
             raise InvalidJSON(f"invalid JSON body: {first}") from first
+        try:
+            orjson.dumps(value)
+        except TypeError as exc:  # integers past 64 bits, NaN, Infinity
+            raise InvalidJSON(f"invalid JSON body: {exc}") from exc
+        return value
 
 
 async def json_body(request: Request) -> Any:
@@ -58,12 +63,7 @@ def fields(body: Any, *names: str) -> list[str]:
 
 
 def public_key(request: Request) -> str:
-    return (
-        request.headers.get("sb-public-key")
-        or request.query_params.get("sbpk")
-        or request.cookies.get("pk")
-        or ""
-    )
+    return request.headers.get("sb-public-key") or request.query_params.get("sbpk") or request.cookies.get("pk") or ""
 
 
 async def base_of(request: Request) -> Base:
@@ -82,9 +82,7 @@ def bearer(request: Request, cookie: bool = False) -> str:
     if not value:
         raise Unauthorized("missing authorization HTTP header")
     if not value.startswith("Bearer "):
-        raise BadRequest(
-            f"invalid authorization HTTP header, should be: Bearer your-token, but we got {value[:80]}"
-        )
+        raise BadRequest(f"invalid authorization HTTP header, should be: Bearer your-token, but we got {value[:80]}")
     return value[7:].strip()
 
 

@@ -189,7 +189,7 @@ class AccountService:
         code = DEV_MAGIC_CODE if self.settings.is_dev else str(secrets.randbelow(987654) + 123456)
         await self.cache.set(self._magic_key(base, email), f"{code} a", MAGIC_TTL)
         final = f"{link}?code={code}&email={email}"
-        html = (body or "<p>Sign in: <a href=\"[link]\">[link]</a></p>").replace("[link]", final)
+        html = (body or '<p>Sign in: <a href="[link]">[link]</a></p>').replace("[link]", final)
         await self.mailer.send(
             Email(
                 to=email,

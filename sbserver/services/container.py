@@ -8,6 +8,9 @@ from sbserver.backends.cache import Cache
 from sbserver.backends.mail import Mailer
 from sbserver.backends.storage import Store
 from sbserver.services.accounts import AccountService
+from sbserver.services.documents import DocumentService
+from sbserver.services.events import EventBus
+from sbserver.services.forms import FormService
 from sbserver.services.identity import IdentityService
 from sbserver.services.tenancy import TenancyService
 from sbserver.services.tokens import TokenCodec
@@ -23,9 +26,13 @@ class Services:
     identities: IdentityService
     tenancy: TenancyService
     accounts: AccountService
+    events: EventBus
+    documents: DocumentService
+    forms: FormService
 
 
 def build_services(settings: Settings, store: Store, cache: Cache, mailer: Mailer) -> Services:
+    events = EventBus()
     identities = IdentityService(store, cache, TokenCodec(settings.jwt_secret), settings.session_cache_seconds)
     return Services(
         settings=settings,
@@ -35,4 +42,7 @@ def build_services(settings: Settings, store: Store, cache: Cache, mailer: Maile
         identities=identities,
         tenancy=TenancyService(store, cache, mailer, identities, settings),
         accounts=AccountService(store, cache, mailer, identities, settings),
+        events=events,
+        documents=DocumentService(store, events, keep_suffix=settings.keep_perm_col_name),
+        forms=FormService(store),
     )

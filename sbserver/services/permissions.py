@@ -55,9 +55,7 @@ def permission_of(collection: str) -> Permission:
 def check_collection_name(name: str, system_allowed: bool = False) -> str:
     """A collection name from a URL, validated; 400 otherwise."""
     if not _NAME.match(name):
-        raise BadRequest(
-            f"invalid collection name {name[:60]!r}: use 1 to 100 letters, digits, '_' or '-'"
-        )
+        raise BadRequest(f"invalid collection name {name[:60]!r}: use 1 to 100 letters, digits, '_' or '-'")
     if name.startswith("sb_") and not system_allowed:
         raise BadRequest(f"invalid collection name {name!r}: names starting with sb_ are reserved")
     return name

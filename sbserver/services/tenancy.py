@@ -104,8 +104,14 @@ class TenancyService:
         return base
 
     async def _create_app(self, tenant: Tenant, email: str, name: str, password: str) -> NewApp:
-        base = Base(id=name, name=name, tenant_id=tenant.id, whitelist=("localhost",), active=tenant.active,
-                    created=now_iso())
+        base = Base(
+            id=name,
+            name=name,
+            tenant_id=tenant.id,
+            whitelist=("localhost",),
+            active=tenant.active,
+            created=now_iso(),
+        )
         await self.store.create_base(base)
         created = now_iso()
         account = Account(new_id(), email, created)

@@ -8,12 +8,20 @@ database itself refuses raises ``StoreError``. Reads of things that do not exist
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any
 
-from sbserver.types import Account, Base, Tenant, User
+from sbserver.types import Account, Base, Scope, StoredDoc, Tenant, User
+
+# A mutation receives the current document and returns its new data, or None to leave it as is.
+# It may raise (an SBError) to abort; it runs inside the store's write transaction.
+Mutation = Callable[[StoredDoc], "dict[str, Any] | None"]
+# A predicate over a document's data (the client fields).
+Predicate = Callable[[dict[str, Any]], bool]
 
 
 class Store(ABC):
-    """Tenants, bases, accounts and users (documents come with the database issue)."""
+    """Tenants, bases, accounts, users, documents, full-text entries and form submissions."""
 
     kind: str = "abstract"
 
@@ -90,3 +98,77 @@ class Store(ABC):
     @abstractmethod
     async def reset_password(self, base: Base, email: str, code: str, password_hash: str) -> bool:
         """Set the password where email and a non-empty code match, clearing the code."""
+
+    # documents: every read returns documents in creation order (created, then id)
+    @abstractmethod
+    async def insert_documents(self, base: Base, col: str, docs: list[StoredDoc], perm: str) -> None:
+        """Insert documents all-or-nothing, registering the collection (with its permission digits)
+        on first use."""
+
+    @abstractmethod
+    async def get_document(self, base: Base, col: str, doc_id: str, scope: Scope) -> StoredDoc | None:
+        """One document, if it exists inside the scope."""
+
+    @abstractmethod
+    async def get_documents(self, base: Base, col: str, ids: list[str], scope: Scope) -> list[StoredDoc]:
+        """The documents among ``ids`` that exist inside the scope; missing ids are skipped."""
+
+    @abstractmethod
+    async def list_documents(
+        self, base: Base, col: str, scope: Scope, desc: bool, limit: int, offset: int
+    ) -> tuple[list[StoredDoc], int]:
+        """A page of the scope in creation order, and the number of documents in the scope."""
+
+    @abstractmethod
+    async def count_documents(self, base: Base, col: str, scope: Scope) -> int:
+        """How many documents the scope holds."""
+
+    @abstractmethod
+    async def scan_documents(self, base: Base, col: str, scope: Scope) -> list[StoredDoc]:
+        """Every document of the scope in creation order (the input of filtered queries)."""
+
+    @abstractmethod
+    async def update_document(
+        self, base: Base, col: str, doc_id: str, scope: Scope, mutate: Mutation
+    ) -> StoredDoc | None:
+        """Atomically read, mutate and write one document; None when it is not in the scope."""
+
+    @abstractmethod
+    async def update_documents(
+        self, base: Base, col: str, scope: Scope, match: Predicate, mutate: Mutation
+    ) -> list[StoredDoc]:
+        """Atomically mutate every matching document of the scope; returns the changed ones."""
+
+    @abstractmethod
+    async def delete_document(self, base: Base, col: str, doc_id: str, scope: Scope) -> StoredDoc | None:
+        """Delete one document of the scope; returns it as it was, None if it was not there."""
+
+    @abstractmethod
+    async def delete_documents(self, base: Base, col: str, scope: Scope, match: Predicate) -> list[StoredDoc]:
+        """Atomically delete every matching document of the scope; returns them as they were."""
+
+    @abstractmethod
+    async def collections(self, base: Base) -> dict[str, str]:
+        """Every collection ever written, mapped to the permission digits it was created with."""
+
+    @abstractmethod
+    async def create_index(self, base: Base, col: str, field: str) -> None:
+        """Make lookups on a document field faster; idempotent."""
+
+    # full-text search
+    @abstractmethod
+    async def index_text(self, base: Base, col: str, doc_id: str, text: str) -> None:
+        """Index (or re-index) the text of one document."""
+
+    @abstractmethod
+    async def search_text(self, base: Base, col: str, keywords: list[str], limit: int) -> list[str]:
+        """Ids of the documents whose text holds every keyword, best match first."""
+
+    # forms
+    @abstractmethod
+    async def add_form(self, base: Base, form: str, data: dict[str, str], created: str) -> None:
+        """Store one form submission."""
+
+    @abstractmethod
+    async def forms(self, base: Base, form: str | None, limit: int) -> list[dict[str, str]]:
+        """Submissions of one form (or of all forms), newest first."""

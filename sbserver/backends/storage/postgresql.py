@@ -17,9 +17,11 @@ from typing import Any
 
 import asyncpg
 
-from sbserver.backends.storage.base import Store
+import orjson
+
+from sbserver.backends.storage.base import Mutation, Predicate, Store
 from sbserver.errors import Conflict, StoreError
-from sbserver.types import Account, Base, Tenant, User
+from sbserver.types import Account, Base, Scope, StoredDoc, Tenant, User
 
 # Versioned migrations: index + 1 is the version. Never edit a released entry; append.
 # Text columns that are sorted on use COLLATE "C" so ordering is bytewise, like SQLite's.
@@ -65,6 +67,47 @@ BASE_MIGRATIONS: list[str] = [
     );
     CREATE INDEX users_account ON {s}.users (account_id, created);
     """,
+    # Documents of every collection in one table; ``data`` is orjson text (not jsonb) so values
+    # read back byte-identical to the SQLite store's (key order, number formatting).
+    """
+    CREATE TABLE {s}.collections (
+        name TEXT COLLATE "C" PRIMARY KEY,
+        perm TEXT NOT NULL,
+        created TEXT COLLATE "C" NOT NULL
+    );
+    CREATE TABLE {s}.documents (
+        col TEXT COLLATE "C" NOT NULL,
+        id TEXT COLLATE "C" NOT NULL,
+        account_id TEXT COLLATE "C" NOT NULL,
+        owner_id TEXT COLLATE "C" NOT NULL,
+        created TEXT COLLATE "C" NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (col, id)
+    );
+    CREATE INDEX documents_order ON {s}.documents (col, created, id);
+    CREATE INDEX documents_account ON {s}.documents (col, account_id, created, id);
+    CREATE INDEX documents_owner ON {s}.documents (col, owner_id, created, id);
+    CREATE TABLE {s}.doc_indexes (
+        col TEXT COLLATE "C" NOT NULL,
+        field TEXT COLLATE "C" NOT NULL,
+        PRIMARY KEY (col, field)
+    );
+    CREATE TABLE {s}.fts (
+        col TEXT COLLATE "C" NOT NULL,
+        doc_id TEXT COLLATE "C" NOT NULL,
+        body TEXT NOT NULL,
+        tsv TSVECTOR GENERATED ALWAYS AS (to_tsvector('english', body)) STORED,
+        PRIMARY KEY (col, doc_id)
+    );
+    CREATE INDEX fts_tsv ON {s}.fts USING GIN (tsv);
+    CREATE TABLE {s}.forms (
+        seq BIGSERIAL PRIMARY KEY,
+        form TEXT COLLATE "C" NOT NULL,
+        data TEXT NOT NULL,
+        created TEXT COLLATE "C" NOT NULL
+    );
+    CREATE INDEX forms_by_name ON {s}.forms (form, seq);
+    """,
 ]
 
 # Every migration (and base creation) holds this transaction-scoped advisory lock, so several
@@ -73,6 +116,7 @@ MIGRATION_LOCK = 0x5B5E_2F00_0001
 
 _USER_COLS = "id, account_id, email, token, role, created, password, reset_code"
 _BASE_COLS = "pk, name, tenant_id, whitelist, active, created"
+_DOC_COLS = "id, account_id, owner_id, created, data"
 
 _NAME = re.compile(r"[A-Za-z0-9_]{1,63}")  # 63: PostgreSQL silently truncates longer identifiers
 _RESERVED = frozenset({"sb", "public", "information_schema"})
@@ -157,11 +201,41 @@ def _user(row: asyncpg.Record | None) -> User | None:
     return None if row is None else User(*row)
 
 
+def _doc(row: asyncpg.Record) -> StoredDoc:
+    return StoredDoc(row[0], row[1], row[2], row[3], orjson.loads(row[4]))
+
+
+def _scope_sql(scope: Scope, first: int) -> tuple[str, tuple[str, ...]]:
+    """Extra WHERE terms for a scope, numbering its parameters from ``$first`` (as SQLite's)."""
+    if scope.owner_id is not None:
+        return f" AND owner_id = ${first} AND account_id = ${first + 1}", (
+            scope.owner_id,
+            scope.account_id or "",
+        )
+    if scope.account_id is not None:
+        return f" AND account_id = ${first}", (scope.account_id,)
+    return "", ()
+
+
+def _limit(n: int) -> int | None:
+    """SQLite reads a negative LIMIT as "no limit"; PostgreSQL wants NULL for that."""
+    return None if n < 0 else n
+
+
+_NON_WORD = re.compile(r"\W+")
+
+
+def ts_query(keywords: list[str]) -> str:
+    """A tsquery that ANDs every keyword as a prefix term: only word characters get through, so
+    no tsquery syntax can (and empty keywords are dropped)."""
+    terms = [w for w in (_NON_WORD.sub("", k) for k in keywords) if w]
+    return " & ".join(f"{w}:*" for w in terms)
+
+
 async def _migrate(conn: asyncpg.Connection, table: str, scripts: list[str], schema: str = "") -> None:
     """Apply the scripts not yet recorded in ``table``; the caller holds the lock and a transaction."""
     await conn.execute(
-        f"CREATE TABLE IF NOT EXISTS {table} "
-        "(version INTEGER PRIMARY KEY, applied TIMESTAMPTZ NOT NULL DEFAULT now())"
+        f"CREATE TABLE IF NOT EXISTS {table} (version INTEGER PRIMARY KEY, applied TIMESTAMPTZ NOT NULL DEFAULT now())"
     )
     current = await conn.fetchval(f"SELECT COALESCE(MAX(version), 0) FROM {table}")
     # A database newer than this code (current > len(scripts)) is left alone, as SQLite does:
@@ -253,9 +327,7 @@ class PostgresStore(Store):
         )
 
     async def tenant_by_email(self, email: str) -> Tenant | None:
-        row = await self._fetchrow(
-            "SELECT id, email, plan, active, created FROM sb.tenants WHERE email = $1", email
-        )
+        row = await self._fetchrow("SELECT id, email, plan, active, created FROM sb.tenants WHERE email = $1", email)
         return None if row is None else Tenant(row[0], row[1], row[2], row[3], row[4])
 
     async def create_base(self, base: Base) -> None:
@@ -312,9 +384,7 @@ class PostgresStore(Store):
         return _user(await self._fetchrow(sql, user_id))
 
     async def users_of_account(self, base: Base, account_id: str) -> list[User]:
-        sql = (
-            f"SELECT {_USER_COLS} FROM {_schema(base.name)}.users WHERE account_id = $1 ORDER BY created, id"
-        )
+        sql = f"SELECT {_USER_COLS} FROM {_schema(base.name)}.users WHERE account_id = $1 ORDER BY created, id"
         return [User(*r) for r in await self._fetch(sql, account_id)]
 
     async def accounts(self, base: Base) -> list[Account]:
@@ -348,3 +418,225 @@ class PostgresStore(Store):
             code,
         )
         return _count(status) > 0
+
+    # documents
+    async def insert_documents(self, base: Base, col: str, docs: list[StoredDoc], perm: str) -> None:
+        schema = _schema(base.name)
+        rows = [(col, d.id, d.account_id, d.owner_id, d.created, orjson.dumps(d.data).decode()) for d in docs]
+        created = docs[0].created if docs else ""
+        async with self._conn(transaction=True) as c:
+            await c.execute(
+                f"INSERT INTO {schema}.collections (name, perm, created) VALUES ($1, $2, $3) "
+                "ON CONFLICT DO NOTHING",
+                col,
+                perm,
+                created,
+            )
+            if rows:
+                await c.executemany(
+                    f"INSERT INTO {schema}.documents (col, {_DOC_COLS}) VALUES ($1, $2, $3, $4, $5, $6)",
+                    rows,
+                )
+
+    async def get_document(self, base: Base, col: str, doc_id: str, scope: Scope) -> StoredDoc | None:
+        extra, params = _scope_sql(scope, 3)
+        row = await self._fetchrow(
+            f"SELECT {_DOC_COLS} FROM {_schema(base.name)}.documents WHERE col = $1 AND id = $2{extra}",
+            col,
+            doc_id,
+            *params,
+        )
+        return None if row is None else _doc(row)
+
+    async def get_documents(self, base: Base, col: str, ids: list[str], scope: Scope) -> list[StoredDoc]:
+        if not ids:
+            return []
+        extra, params = _scope_sql(scope, 3)
+        rows = await self._fetch(
+            f"SELECT {_DOC_COLS} FROM {_schema(base.name)}.documents "
+            f"WHERE col = $1 AND id = ANY($2::text[]){extra} ORDER BY created, id",
+            col,
+            list(ids),
+            *params,
+        )
+        return [_doc(r) for r in rows]
+
+    async def list_documents(
+        self, base: Base, col: str, scope: Scope, desc: bool, limit: int, offset: int
+    ) -> tuple[list[StoredDoc], int]:
+        extra, params = _scope_sql(scope, 2)
+        order = "DESC" if desc else "ASC"
+        n = 2 + len(params)
+        rows = await self._fetch(
+            f"SELECT {_DOC_COLS} FROM {_schema(base.name)}.documents WHERE col = $1{extra} "
+            f"ORDER BY created {order}, id {order} LIMIT ${n} OFFSET ${n + 1}",
+            col,
+            *params,
+            _limit(limit),
+            max(offset, 0),  # SQLite reads a negative OFFSET as 0; PostgreSQL refuses it
+        )
+        if offset == 0 and len(rows) < limit:
+            total = len(rows)
+        else:
+            total = await self.count_documents(base, col, scope)
+        return [_doc(r) for r in rows], total
+
+    async def count_documents(self, base: Base, col: str, scope: Scope) -> int:
+        extra, params = _scope_sql(scope, 2)
+        row = await self._fetchrow(
+            f"SELECT COUNT(*) FROM {_schema(base.name)}.documents WHERE col = $1{extra}", col, *params
+        )
+        assert row is not None
+        return int(row[0])
+
+    async def scan_documents(self, base: Base, col: str, scope: Scope) -> list[StoredDoc]:
+        extra, params = _scope_sql(scope, 2)
+        rows = await self._fetch(
+            f"SELECT {_DOC_COLS} FROM {_schema(base.name)}.documents WHERE col = $1{extra} "
+            "ORDER BY created, id",
+            col,
+            *params,
+        )
+        return [_doc(r) for r in rows]
+
+    @staticmethod
+    async def _apply(
+        c: asyncpg.Connection, schema: str, col: str, docs: list[StoredDoc], mutate: Mutation
+    ) -> list[StoredDoc]:
+        """Mutate locked documents and write the changed ones; the caller holds the transaction."""
+        changed = []
+        for doc in docs:
+            new = mutate(doc)
+            if new is None:
+                continue
+            await c.execute(
+                f"UPDATE {schema}.documents SET data = $1 WHERE col = $2 AND id = $3",
+                orjson.dumps(new).decode(),
+                col,
+                doc.id,
+            )
+            doc.data = new
+            changed.append(doc)
+        return changed
+
+    async def update_document(
+        self, base: Base, col: str, doc_id: str, scope: Scope, mutate: Mutation
+    ) -> StoredDoc | None:
+        schema = _schema(base.name)
+        extra, params = _scope_sql(scope, 3)
+        async with self._conn(transaction=True) as c:
+            # FOR UPDATE: a concurrent writer waits here, then reads the row this one wrote.
+            row = await c.fetchrow(
+                f"SELECT {_DOC_COLS} FROM {schema}.documents WHERE col = $1 AND id = $2{extra} FOR UPDATE",
+                col,
+                doc_id,
+                *params,
+            )
+            if row is None:
+                return None
+            doc = _doc(row)
+            await self._apply(c, schema, col, [doc], mutate)
+            return doc
+
+    async def _locked_scope(self, c: asyncpg.Connection, schema: str, col: str, scope: Scope) -> list[StoredDoc]:
+        """Every document of the scope, in creation order, locked until the transaction ends."""
+        extra, params = _scope_sql(scope, 2)
+        rows = await c.fetch(
+            f"SELECT {_DOC_COLS} FROM {schema}.documents WHERE col = $1{extra} "
+            "ORDER BY created, id FOR UPDATE",
+            col,
+            *params,
+        )
+        return [_doc(r) for r in rows]
+
+    async def update_documents(
+        self, base: Base, col: str, scope: Scope, match: Predicate, mutate: Mutation
+    ) -> list[StoredDoc]:
+        schema = _schema(base.name)
+        async with self._conn(transaction=True) as c:
+            docs = [d for d in await self._locked_scope(c, schema, col, scope) if match(d.data)]
+            return await self._apply(c, schema, col, docs, mutate)
+
+    async def delete_document(self, base: Base, col: str, doc_id: str, scope: Scope) -> bool:
+        schema = _schema(base.name)
+        extra, params = _scope_sql(scope, 3)
+        async with self._conn(transaction=True) as c:
+            status = await c.execute(
+                f"DELETE FROM {schema}.documents WHERE col = $1 AND id = $2{extra}", col, doc_id, *params
+            )
+            if _count(status) == 0:
+                return False
+            await c.execute(f"DELETE FROM {schema}.fts WHERE col = $1 AND doc_id = $2", col, doc_id)
+            return True
+
+    async def delete_documents(self, base: Base, col: str, scope: Scope, match: Predicate) -> list[str]:
+        schema = _schema(base.name)
+        async with self._conn(transaction=True) as c:
+            ids = [d.id for d in await self._locked_scope(c, schema, col, scope) if match(d.data)]
+            if ids:
+                await c.execute(
+                    f"DELETE FROM {schema}.documents WHERE col = $1 AND id = ANY($2::text[])", col, ids
+                )
+                await c.execute(
+                    f"DELETE FROM {schema}.fts WHERE col = $1 AND doc_id = ANY($2::text[])", col, ids
+                )
+            return ids
+
+    async def collections(self, base: Base) -> dict[str, str]:
+        rows = await self._fetch(f"SELECT name, perm FROM {_schema(base.name)}.collections ORDER BY name")
+        return {name: perm for name, perm in rows}
+
+    async def create_index(self, base: Base, col: str, field: str) -> None:
+        # Filters are evaluated in Python over the scope's rows, so an expression index would not
+        # be used; the request is recorded so that it is idempotent and visible (as in SQLite).
+        await self._execute(
+            f"INSERT INTO {_schema(base.name)}.doc_indexes (col, field) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            col,
+            field,
+        )
+
+    # full-text search
+    async def index_text(self, base: Base, col: str, doc_id: str, text: str) -> None:
+        await self._execute(
+            f"INSERT INTO {_schema(base.name)}.fts (col, doc_id, body) VALUES ($1, $2, $3) "
+            "ON CONFLICT (col, doc_id) DO UPDATE SET body = EXCLUDED.body",
+            col,
+            doc_id,
+            text.replace("\x00", " "),  # PostgreSQL text cannot hold NUL; it separates words anyway
+        )
+
+    async def search_text(self, base: Base, col: str, keywords: list[str], limit: int) -> list[str]:
+        query = ts_query(keywords)
+        if not query:
+            return []
+        rows = await self._fetch(
+            f"SELECT doc_id FROM {_schema(base.name)}.fts, to_tsquery('english', $2) AS q "
+            "WHERE col = $1 AND tsv @@ q ORDER BY ts_rank(tsv, q) DESC, doc_id LIMIT $3",
+            col,
+            query,
+            _limit(limit),
+        )
+        return [r[0] for r in rows]
+
+    # forms
+    async def add_form(self, base: Base, form: str, data: dict[str, str], created: str) -> None:
+        await self._execute(
+            f"INSERT INTO {_schema(base.name)}.forms (form, data, created) VALUES ($1, $2, $3)",
+            form,
+            orjson.dumps(data).decode(),
+            created,
+        )
+
+    async def forms(self, base: Base, form: str | None, limit: int) -> list[dict[str, str]]:
+        schema = _schema(base.name)
+        if form:
+            rows = await self._fetch(
+                f"SELECT data FROM {schema}.forms WHERE form = $1 ORDER BY seq DESC LIMIT $2",
+                form,
+                _limit(limit),
+            )
+        else:
+            rows = await self._fetch(
+                f"SELECT data FROM {schema}.forms ORDER BY seq DESC LIMIT $1", _limit(limit)
+            )
+        return [orjson.loads(r[0]) for r in rows]

@@ -13,10 +13,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sbserver.backends.storage.base import Store
+import orjson
+
+from sbserver.backends.storage.base import Mutation, Predicate, Store
 from sbserver.backends.storage.sqlite_writer import Writer, connect
 from sbserver.errors import Conflict, StoreError
-from sbserver.types import Account, Base, Tenant, User
+from sbserver.types import Account, Base, Scope, StoredDoc, Tenant, User
 
 T = TypeVar("T")
 
@@ -62,6 +64,45 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX users_account ON users (base, account_id, created);
     """,
+    """
+    CREATE TABLE collections (
+        base TEXT NOT NULL,
+        name TEXT NOT NULL,
+        perm TEXT NOT NULL,
+        created TEXT NOT NULL,
+        PRIMARY KEY (base, name)
+    );
+    CREATE TABLE documents (
+        base TEXT NOT NULL,
+        col TEXT NOT NULL,
+        id TEXT NOT NULL,
+        account_id TEXT NOT NULL,
+        owner_id TEXT NOT NULL,
+        created TEXT NOT NULL,
+        data TEXT NOT NULL,
+        UNIQUE (base, col, id)
+    );
+    CREATE INDEX documents_order ON documents (base, col, created, id);
+    CREATE INDEX documents_account ON documents (base, col, account_id, created, id);
+    CREATE INDEX documents_owner ON documents (base, col, owner_id, created, id);
+    CREATE TABLE doc_indexes (
+        base TEXT NOT NULL,
+        col TEXT NOT NULL,
+        field TEXT NOT NULL,
+        PRIMARY KEY (base, col, field)
+    );
+    CREATE VIRTUAL TABLE fts USING fts5 (
+        base UNINDEXED, col UNINDEXED, doc_id UNINDEXED, body, tokenize = 'porter unicode61'
+    );
+    CREATE TABLE forms (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        base TEXT NOT NULL,
+        form TEXT NOT NULL,
+        data TEXT NOT NULL,
+        created TEXT NOT NULL
+    );
+    CREATE INDEX forms_by_name ON forms (base, form, seq);
+    """,
 ]
 
 _USER_COLS = "id, account_id, email, token, role, created, password, reset_code"
@@ -78,6 +119,32 @@ def _base(row: Sequence[Any] | None) -> Base | None:
         return None
     pk, name, tenant_id, whitelist, active, created = row
     return Base(pk, name, tenant_id, tuple(whitelist.split("|")) if whitelist else (), bool(active), created)
+
+
+_DOC_COLS = "id, account_id, owner_id, created, data"
+
+
+def _doc(row: Sequence[Any]) -> StoredDoc:
+    return StoredDoc(row[0], row[1], row[2], row[3], orjson.loads(row[4]))
+
+
+def _scope_sql(scope: Scope) -> tuple[str, tuple[str, ...]]:
+    """Extra WHERE terms for a scope; values as parameters."""
+    if scope.owner_id is not None:
+        return " AND owner_id = ? AND account_id = ?", (scope.owner_id, scope.account_id or "")
+    if scope.account_id is not None:
+        return " AND account_id = ?", (scope.account_id,)
+    return "", ()
+
+
+def fts_query(keywords: list[str]) -> str:
+    """An FTS5 query that ANDs every keyword as a quoted prefix term (no FTS syntax gets through)."""
+    terms = []
+    for word in keywords:
+        word = word.strip()
+        if word:
+            terms.append('"' + word.replace('"', '""') + '"*')
+    return " AND ".join(terms)
 
 
 def _migrate(conn: sqlite3.Connection) -> int:
@@ -173,14 +240,19 @@ class SQLiteStore(Store):
         await self._write(
             lambda c: c.execute(
                 "INSERT INTO bases (pk, name, tenant_id, whitelist, active, created) VALUES (?, ?, ?, ?, ?, ?)",
-                (base.id, base.name, base.tenant_id, "|".join(base.whitelist), int(base.active), base.created),
+                (
+                    base.id,
+                    base.name,
+                    base.tenant_id,
+                    "|".join(base.whitelist),
+                    int(base.active),
+                    base.created,
+                ),
             )
         )
 
     async def base_by_pk(self, pk: str) -> Base | None:
-        return _base(
-            self._one("SELECT pk, name, tenant_id, whitelist, active, created FROM bases WHERE pk = ?", (pk,))
-        )
+        return _base(self._one("SELECT pk, name, tenant_id, whitelist, active, created FROM bases WHERE pk = ?", (pk,)))
 
     async def bases_of_tenant(self, tenant_id: str) -> list[Base]:
         rows = self._all(
@@ -259,3 +331,215 @@ class SQLiteStore(Store):
             )
         )
         return cur.rowcount > 0
+
+    # documents
+    async def insert_documents(self, base: Base, col: str, docs: list[StoredDoc], perm: str) -> None:
+        rows = [
+            (base.name, col, d.id, d.account_id, d.owner_id, d.created, orjson.dumps(d.data).decode()) for d in docs
+        ]
+        created = docs[0].created if docs else ""
+
+        def tx(c: sqlite3.Connection) -> None:
+            c.execute(
+                "INSERT OR IGNORE INTO collections (base, name, perm, created) VALUES (?, ?, ?, ?)",
+                (base.name, col, perm, created),
+            )
+            c.executemany(
+                "INSERT INTO documents (base, col, id, account_id, owner_id, created, data) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
+        await self._write(tx)
+
+    async def get_document(self, base: Base, col: str, doc_id: str, scope: Scope) -> StoredDoc | None:
+        extra, params = _scope_sql(scope)
+        row = self._one(
+            f"SELECT {_DOC_COLS} FROM documents WHERE base = ? AND col = ? AND id = ?{extra}",
+            (base.name, col, doc_id, *params),
+        )
+        return None if row is None else _doc(row)
+
+    async def get_documents(self, base: Base, col: str, ids: list[str], scope: Scope) -> list[StoredDoc]:
+        if not ids:
+            return []
+        extra, params = _scope_sql(scope)
+        marks = ",".join("?" * len(ids))
+        rows = self._all(
+            f"SELECT {_DOC_COLS} FROM documents WHERE base = ? AND col = ? AND id IN ({marks}){extra} "
+            "ORDER BY created, id",
+            (base.name, col, *ids, *params),
+        )
+        return [_doc(r) for r in rows]
+
+    async def list_documents(
+        self, base: Base, col: str, scope: Scope, desc: bool, limit: int, offset: int
+    ) -> tuple[list[StoredDoc], int]:
+        extra, params = _scope_sql(scope)
+        order = "DESC" if desc else "ASC"
+        rows = self._all(
+            f"SELECT {_DOC_COLS} FROM documents WHERE base = ? AND col = ?{extra} "
+            f"ORDER BY created {order}, id {order} LIMIT ? OFFSET ?",
+            (base.name, col, *params, limit, offset),
+        )
+        if offset == 0 and len(rows) < limit:
+            total = len(rows)
+        else:
+            total = await self.count_documents(base, col, scope)
+        return [_doc(r) for r in rows], total
+
+    async def count_documents(self, base: Base, col: str, scope: Scope) -> int:
+        extra, params = _scope_sql(scope)
+        row = self._one(f"SELECT COUNT(*) FROM documents WHERE base = ? AND col = ?{extra}", (base.name, col, *params))
+        return int(row[0])
+
+    async def scan_documents(self, base: Base, col: str, scope: Scope) -> list[StoredDoc]:
+        extra, params = _scope_sql(scope)
+        rows = self._all(
+            f"SELECT {_DOC_COLS} FROM documents WHERE base = ? AND col = ?{extra} ORDER BY created, id",
+            (base.name, col, *params),
+        )
+        return [_doc(r) for r in rows]
+
+    @staticmethod
+    def _apply(c: sqlite3.Connection, base: Base, col: str, docs: list[StoredDoc], mutate: Mutation) -> list[StoredDoc]:
+        changed = []
+        for doc in docs:
+            new = mutate(doc)
+            if new is None:
+                continue
+            c.execute(
+                "UPDATE documents SET data = ? WHERE base = ? AND col = ? AND id = ?",
+                (orjson.dumps(new).decode(), base.name, col, doc.id),
+            )
+            doc.data = new
+            changed.append(doc)
+        return changed
+
+    async def update_document(
+        self, base: Base, col: str, doc_id: str, scope: Scope, mutate: Mutation
+    ) -> StoredDoc | None:
+        extra, params = _scope_sql(scope)
+
+        def tx(c: sqlite3.Connection) -> StoredDoc | None:
+            row = c.execute(
+                f"SELECT {_DOC_COLS} FROM documents WHERE base = ? AND col = ? AND id = ?{extra}",
+                (base.name, col, doc_id, *params),
+            ).fetchone()
+            if row is None:
+                return None
+            doc = _doc(row)
+            self._apply(c, base, col, [doc], mutate)
+            return doc
+
+        return await self._write(tx)
+
+    async def update_documents(
+        self, base: Base, col: str, scope: Scope, match: Predicate, mutate: Mutation
+    ) -> list[StoredDoc]:
+        extra, params = _scope_sql(scope)
+
+        def tx(c: sqlite3.Connection) -> list[StoredDoc]:
+            rows = c.execute(
+                f"SELECT {_DOC_COLS} FROM documents WHERE base = ? AND col = ?{extra} ORDER BY created, id",
+                (base.name, col, *params),
+            ).fetchall()
+            docs = [d for d in map(_doc, rows) if match(d.data)]
+            return self._apply(c, base, col, docs, mutate)
+
+        return await self._write(tx)
+
+    async def delete_document(self, base: Base, col: str, doc_id: str, scope: Scope) -> StoredDoc | None:
+        extra, params = _scope_sql(scope)
+
+        def tx(c: sqlite3.Connection) -> StoredDoc | None:
+            row = c.execute(
+                f"SELECT {_DOC_COLS} FROM documents WHERE base = ? AND col = ? AND id = ?{extra}",
+                (base.name, col, doc_id, *params),
+            ).fetchone()
+            if row is None:
+                return None
+            c.execute("DELETE FROM documents WHERE base = ? AND col = ? AND id = ?", (base.name, col, doc_id))
+            c.execute("DELETE FROM fts WHERE base = ? AND col = ? AND doc_id = ?", (base.name, col, doc_id))
+            return _doc(row)
+
+        return await self._write(tx)
+
+    async def delete_documents(self, base: Base, col: str, scope: Scope, match: Predicate) -> list[StoredDoc]:
+        extra, params = _scope_sql(scope)
+
+        def tx(c: sqlite3.Connection) -> list[StoredDoc]:
+            rows = c.execute(
+                f"SELECT {_DOC_COLS} FROM documents WHERE base = ? AND col = ?{extra} ORDER BY created, id",
+                (base.name, col, *params),
+            ).fetchall()
+            docs = [d for d in map(_doc, rows) if match(d.data)]
+            ids = [d.id for d in docs]
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                c.execute(
+                    f"DELETE FROM documents WHERE base = ? AND col = ? AND id IN ({marks})",
+                    (base.name, col, *chunk),
+                )
+                c.execute(
+                    f"DELETE FROM fts WHERE base = ? AND col = ? AND doc_id IN ({marks})",
+                    (base.name, col, *chunk),
+                )
+            return docs
+
+        return await self._write(tx)
+
+    async def collections(self, base: Base) -> dict[str, str]:
+        rows = self._all("SELECT name, perm FROM collections WHERE base = ? ORDER BY name", (base.name,))
+        return {name: perm for name, perm in rows}
+
+    async def create_index(self, base: Base, col: str, field: str) -> None:
+        # Filters are evaluated in Python over the scope's rows, so an expression index would not
+        # be used; the request is recorded so that it is idempotent and visible.
+        await self._write(
+            lambda c: c.execute(
+                "INSERT OR IGNORE INTO doc_indexes (base, col, field) VALUES (?, ?, ?)",
+                (base.name, col, field),
+            )
+        )
+
+    # full-text search
+    async def index_text(self, base: Base, col: str, doc_id: str, text: str) -> None:
+        def tx(c: sqlite3.Connection) -> None:
+            c.execute("DELETE FROM fts WHERE base = ? AND col = ? AND doc_id = ?", (base.name, col, doc_id))
+            c.execute(
+                "INSERT INTO fts (base, col, doc_id, body) VALUES (?, ?, ?, ?)",
+                (base.name, col, doc_id, text),
+            )
+
+        await self._write(tx)
+
+    async def search_text(self, base: Base, col: str, keywords: list[str], limit: int) -> list[str]:
+        query = fts_query(keywords)
+        if not query:
+            return []
+        rows = self._all(
+            "SELECT doc_id FROM fts WHERE fts MATCH ? AND base = ? AND col = ? ORDER BY bm25(fts) LIMIT ?",
+            (f"body : ({query})", base.name, col, limit),
+        )
+        return [r[0] for r in rows]
+
+    # forms
+    async def add_form(self, base: Base, form: str, data: dict[str, str], created: str) -> None:
+        await self._write(
+            lambda c: c.execute(
+                "INSERT INTO forms (base, form, data, created) VALUES (?, ?, ?, ?)",
+                (base.name, form, orjson.dumps(data).decode(), created),
+            )
+        )
+
+    async def forms(self, base: Base, form: str | None, limit: int) -> list[dict[str, str]]:
+        if form:
+            rows = self._all(
+                "SELECT data FROM forms WHERE base = ? AND form = ? ORDER BY seq DESC LIMIT ?",
+                (base.name, form, limit),
+            )
+        else:
+            rows = self._all("SELECT data FROM forms WHERE base = ? ORDER BY seq DESC LIMIT ?", (base.name, limit))
+        return [orjson.loads(r[0]) for r in rows]

@@ -1,0 +1,299 @@
+"""Documents: create, read, query, update, delete, count, increment and search, with permissions.
+
+Every operation takes the caller's ``Identity``; the collection's permission (its ``_OGE_``
+suffix, ``pub_`` prefix, or the digits remembered when suffixes are stripped) decides which rows
+the caller reads and writes. Writes publish ``DbEvent``s once the store has committed them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sbserver.backends.storage import Store
+from sbserver.errors import BadRequest, Forbidden, NotFound
+from sbserver.ids import new_id, now_iso
+from sbserver.services.events import DB_CREATED, DB_DELETED, DB_UPDATED, DbEvent, EventBus
+from sbserver.services.permissions import Level, Permission, check_collection_name, permission_of, stored_name
+from sbserver.services.query import Clause, check_field, lookup, matcher, parse_clauses, sort_value
+from sbserver.types import ALL_ROWS, Base, Identity, Scope, StoredDoc
+
+SYSTEM_FIELDS = ("id", "accountId", "ownerId", "sb_created")
+SYSTEM_COLLECTIONS = (
+    "sb_accounts",
+    "sb_files",
+    "sb_forms",
+    "sb_function_logs",
+    "sb_functions",
+    "sb_tasks",
+    "sb_tokens",
+)
+DEFAULT_SIZE = 25
+MAX_BULK = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    page: int = 1
+    size: int = DEFAULT_SIZE
+    desc: bool = False
+    sort: str = ""
+
+    @classmethod
+    def parse(cls, page: str | None, size: str | None, desc: str | None, sort: str | None = None) -> Page:
+        def as_int(raw: str | None, default: int) -> int:
+            try:
+                value = int(raw) if raw is not None else default
+            except ValueError:
+                return default
+            return value if value >= 1 else default
+
+        return cls(as_int(page, 1), min(as_int(size, DEFAULT_SIZE), 100_000), bool(desc), (sort or "").strip())
+
+    def result(self, docs: list[dict[str, Any]], total: int) -> dict[str, Any]:
+        return {"page": self.page, "size": self.size, "total": total, "results": docs}
+
+
+class NotAuthorized(Forbidden):
+    def __init__(self) -> None:
+        super().__init__("not authorized")
+
+
+def _scope(caller: Identity, level: Level) -> Scope:
+    if caller.is_root or level == Level.EVERYONE:
+        return ALL_ROWS
+    if level == Level.ACCOUNT:
+        return Scope(account_id=caller.account_id)
+    return Scope(account_id=caller.account_id, owner_id=caller.user_id)
+
+
+def _within(scope: Scope, doc: StoredDoc) -> bool:
+    if scope.account_id is not None and doc.account_id != scope.account_id:
+        return False
+    return scope.owner_id is None or doc.owner_id == scope.owner_id
+
+
+def clean(body: Any, what: str = "invalid body") -> dict[str, Any]:
+    """A client document without the system fields; 400 for anything but an object."""
+    if not isinstance(body, dict):
+        raise BadRequest(f"{what}: expected a JSON object")
+    if any(k in body for k in SYSTEM_FIELDS):
+        body = {k: v for k, v in body.items() if k not in SYSTEM_FIELDS}
+    return body
+
+
+class DocumentService:
+    def __init__(self, store: Store, events: EventBus, keep_suffix: bool = True) -> None:
+        self.store = store
+        self.events = events
+        self.keep_suffix = keep_suffix
+        self._perms: dict[tuple[str, str], str] = {}
+
+    # names and permissions
+    async def resolve(self, base: Base, col: str, system: bool = False) -> tuple[str, Permission]:
+        """The stored name of a collection and the permission that governs it."""
+        check_collection_name(col, system_allowed=system)
+        perm = permission_of(col)
+        if self.keep_suffix:
+            return col, perm
+        name = stored_name(col, keep_suffix=False)
+        digits = self._perms.get((base.name, name))
+        if digits is None:
+            digits = (await self.store.collections(base)).get(name)
+            if digits is not None:
+                self._perms[(base.name, name)] = digits
+        if digits is None:
+            return name, perm
+        first = permission_of(f"{'pub_' if name.startswith('pub_') else ''}x_{digits}_")
+        if perm.looser_than(first):
+            raise Forbidden(f"collection {name!r} was created with permissions {digits}: a looser suffix is refused")
+        return name, first
+
+    def _emit(self, kind: str, base: Base, col: str, doc: StoredDoc, caller: Identity, deleted: bool = False) -> None:
+        self.events.publish(
+            DbEvent(
+                kind,
+                base.name,
+                col,
+                doc.id,
+                doc.account_id,
+                doc.owner_id,
+                None if deleted else doc.public(),
+                caller,
+            )
+        )
+
+    # create
+    async def create(self, caller: Identity, base: Base, col: str, body: Any) -> dict[str, Any]:
+        name, perm = await self.resolve(base, col)
+        doc = StoredDoc(new_id(), caller.account_id, caller.user_id, now_iso(), clean(body))
+        await self.store.insert_documents(base, name, [doc], perm.digits)
+        self._emit(DB_CREATED, base, col, doc, caller)
+        return doc.public()
+
+    async def create_many(self, caller: Identity, base: Base, col: str, body: Any) -> int:
+        if not isinstance(body, list):
+            raise BadRequest("invalid body: bulk create expects a JSON array of objects")
+        if len(body) > MAX_BULK:
+            raise BadRequest(f"invalid body: at most {MAX_BULK} documents per bulk create")
+        items = []
+        for n, item in enumerate(body, start=1):
+            items.append(clean(item, f"invalid body: element {n}"))
+        name, perm = await self.resolve(base, col)
+        docs = [StoredDoc(new_id(), caller.account_id, caller.user_id, now_iso(), d) for d in items]
+        if docs:
+            await self.store.insert_documents(base, name, docs, perm.digits)
+        for doc in docs:
+            self._emit(DB_CREATED, base, col, doc, caller)
+        return len(docs)
+
+    # read
+    async def get(self, caller: Identity, base: Base, col: str, doc_id: str) -> dict[str, Any]:
+        name, perm = await self.resolve(base, col)
+        doc = await self.store.get_document(base, name, doc_id, _scope(caller, perm.read))
+        if doc is None:
+            raise NotFound("document not found")
+        return doc.public()
+
+    async def get_many(self, caller: Identity, base: Base, col: str, ids: Any) -> list[dict[str, Any]]:
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise BadRequest("invalid body: expected a JSON array of id strings")
+        if not ids:
+            raise BadRequest("ids list can not be empty")
+        name, perm = await self.resolve(base, col)
+        docs = await self.store.get_documents(base, name, list(dict.fromkeys(ids)), _scope(caller, perm.read))
+        return [d.public() for d in docs]
+
+    async def list(self, caller: Identity, base: Base, col: str, page: Page) -> dict[str, Any]:
+        if page.sort:
+            return await self.query(caller, base, col, [], page)
+        name, perm = await self.resolve(base, col)
+        docs, total = await self.store.list_documents(
+            base, name, _scope(caller, perm.read), page.desc, page.size, (page.page - 1) * page.size
+        )
+        return page.result([d.public() for d in docs], total)
+
+    async def _matching(self, caller: Identity, base: Base, col: str, clauses: list[Clause]) -> list[StoredDoc]:
+        name, perm = await self.resolve(base, col)
+        docs = await self.store.scan_documents(base, name, _scope(caller, perm.read))
+        if clauses:
+            match = matcher(clauses)
+            docs = [d for d in docs if match(d.data)]
+        return docs
+
+    async def query(self, caller: Identity, base: Base, col: str, raw: Any, page: Page) -> dict[str, Any]:
+        docs = await self._matching(caller, base, col, parse_clauses(raw))
+        if page.sort and page.sort not in ("created", "sb_created"):
+            if page.sort == "id":
+                docs.sort(key=lambda d: d.id, reverse=page.desc)
+            else:
+                path = check_field(page.sort, "sort")
+                docs.sort(key=lambda d: (sort_value(lookup(d.data, path)), d.created, d.id), reverse=page.desc)
+        elif page.desc:
+            docs.reverse()
+        start = (page.page - 1) * page.size
+        return page.result([d.public() for d in docs[start : start + page.size]], len(docs))
+
+    async def count(self, caller: Identity, base: Base, col: str, raw: Any) -> int:
+        clauses = parse_clauses(raw)
+        if not clauses:
+            name, perm = await self.resolve(base, col)
+            return await self.store.count_documents(base, name, _scope(caller, perm.read))
+        return len(await self._matching(caller, base, col, clauses))
+
+    # update
+    async def update(self, caller: Identity, base: Base, col: str, doc_id: str, body: Any) -> dict[str, Any]:
+        changes = clean(body)
+        name, perm = await self.resolve(base, col)
+        write = _scope(caller, perm.write)
+
+        def merge(doc: StoredDoc) -> dict[str, Any]:
+            if not _within(write, doc):
+                raise NotAuthorized()
+            return {**doc.data, **changes}
+
+        doc = await self.store.update_document(base, name, doc_id, _scope(caller, perm.read), merge)
+        if doc is None:
+            raise NotFound("document not found")
+        self._emit(DB_UPDATED, base, col, doc, caller)
+        return doc.public()
+
+    async def update_many(self, caller: Identity, base: Base, col: str, body: Any) -> int:
+        if not isinstance(body, dict):
+            raise BadRequest('invalid body: expected {"update": {...}, "clauses": [...]}')
+        clauses = parse_clauses(body.get("clauses"))
+        update = body.get("update")
+        changes = {} if update is None else clean(update, "invalid update")
+        name, perm = await self.resolve(base, col)
+        docs = await self.store.update_documents(
+            base, name, _scope(caller, perm.write), matcher(clauses), lambda d: {**d.data, **changes}
+        )
+        for doc in docs:
+            self._emit(DB_UPDATED, base, col, doc, caller)
+        return len(docs)
+
+    async def increment(self, caller: Identity, base: Base, col: str, doc_id: str, field: str, amount: Any) -> None:
+        if not isinstance(field, str) or not field:
+            raise BadRequest('invalid body: "field" must be a non-empty string')
+        if not isinstance(amount, int) or isinstance(amount, bool):
+            raise BadRequest('invalid body: "range" must be an integer')
+        check_field(field, "increment")
+        name, perm = await self.resolve(base, col)
+        write = _scope(caller, perm.write)
+
+        def add(doc: StoredDoc) -> dict[str, Any]:
+            if not _within(write, doc):
+                raise NotAuthorized()
+            current = doc.data.get(field)
+            if current is None:
+                current = 0
+            if isinstance(current, bool) or not isinstance(current, (int, float)):
+                raise BadRequest(f"invalid type for increment: field {field!r} holds {type(current).__name__}")
+            return {**doc.data, field: current + amount}
+
+        doc = await self.store.update_document(base, name, doc_id, _scope(caller, perm.read), add)
+        if doc is None:
+            raise NotFound("document not found")
+        self._emit(DB_UPDATED, base, col, doc, caller)
+
+    # delete
+    async def delete(self, caller: Identity, base: Base, col: str, doc_id: str) -> int:
+        name, perm = await self.resolve(base, col)
+        doc = await self.store.delete_document(base, name, doc_id, _scope(caller, perm.write))
+        if doc is None:
+            return 0
+        self._emit(DB_DELETED, base, col, doc, caller, deleted=True)
+        return 1
+
+    async def delete_many(self, caller: Identity, base: Base, col: str, raw: Any) -> int:
+        clauses = parse_clauses(raw)
+        name, perm = await self.resolve(base, col)
+        docs = await self.store.delete_documents(base, name, _scope(caller, perm.write), matcher(clauses))
+        for doc in docs:
+            self._emit(DB_DELETED, base, col, doc, caller, deleted=True)
+        return len(docs)
+
+    # search, indexes, collections
+    async def search(self, caller: Identity, base: Base, col: str, keywords: str) -> list[dict[str, Any]]:
+        name, perm = await self.resolve(base, col)
+        words = [w for w in keywords.split(" ") if w.strip()][:32]
+        if not words:
+            return []
+        ids = await self.store.search_text(base, name, words, 1000)
+        if not ids:
+            return []
+        docs = {d.id: d for d in await self.store.get_documents(base, name, ids, _scope(caller, perm.read))}
+        return [docs[i].public() for i in ids if i in docs]
+
+    async def index_text(self, base: Base, col: str, doc_id: str, text: str) -> None:
+        name, _ = await self.resolve(base, col)
+        await self.store.index_text(base, name, doc_id, text)
+
+    async def create_index(self, base: Base, col: str, field: str) -> None:
+        name, _ = await self.resolve(base, col, system=True)
+        check_field(field, "index")
+        await self.store.create_index(base, name, field)
+
+    async def collections(self, base: Base) -> list[str]:
+        names = set(await self.store.collections(base)) | set(SYSTEM_COLLECTIONS)
+        return sorted(names)
