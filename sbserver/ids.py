@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import threading
+import time
 import uuid
-from datetime import UTC, datetime
 
 # StaticBackend's alphabet: no l, o, I, O, 0, 1, 8.
 ALPHABET = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ2345679"
@@ -20,9 +22,40 @@ def base_name() -> str:
     return random_code(12, first="a")
 
 
+_pool = b""
+_pool_lock = threading.Lock()
+
+
+def _random16() -> bytes:
+    """16 bytes from the OS generator, read 4 KiB at a time (one syscall per 256 ids)."""
+    global _pool
+    with _pool_lock:
+        if len(_pool) < 16:
+            _pool = os.urandom(4096)
+        chunk, _pool = _pool[:16], _pool[16:]
+    return chunk
+
+
 def new_id() -> str:
+    """A random (version 4) UUID for documents, accounts and users."""
+    return str(uuid.UUID(bytes=_random16(), version=4))
+
+
+def new_secret() -> str:
+    """A UUID-shaped secret (user tokens): drawn directly from the OS generator."""
     return str(uuid.uuid4())
 
 
+_second = -1
+_second_text = ""
+
+
 def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """UTC now as RFC 3339 with microseconds, e.g. ``2026-11-28T08:15:12.123456Z`` (sorts as text)."""
+    global _second, _second_text
+    t = time.time()
+    sec = int(t)
+    if sec != _second:
+        _second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+        _second = sec
+    return f"{_second_text}.{int((t - sec) * 1_000_000):06d}Z"

@@ -33,7 +33,18 @@ def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
 
     import asyncpg
 
-    dbname = f"sbtest_{_worker_index(request.config)}"
+    # The pid keeps concurrent pytest runs on one machine (several terminals) out of each other's way.
+    dbname = f"sbtest_{_worker_index(request.config)}_{os.getpid()}"
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(PG_URL)
+        try:
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", dbname
+            )
+            await conn.execute(f'DROP DATABASE IF EXISTS "{dbname}"')
+        finally:
+            await conn.close()
 
     async def recreate() -> None:
         conn = await asyncpg.connect(PG_URL)
@@ -49,6 +60,7 @@ def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
     asyncio.run(recreate())
     base, _, _ = PG_URL.rpartition("/")
     yield f"{base}/{dbname}"
+    asyncio.run(drop())
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from sbserver.backends.cache import Cache
 from sbserver.backends.mail import Email, Mailer
 from sbserver.backends.storage import Store
 from sbserver.errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized
-from sbserver.ids import new_id, now_iso, random_code
+from sbserver.ids import new_id, new_secret, now_iso, random_code
 from sbserver.services.identity import IdentityService
 from sbserver.services.passwords import check_password, hash_password
 from sbserver.settings import Settings
@@ -57,7 +57,7 @@ class AccountService:
             raise Conflict("invalid email: this email is already registered")
         created = now_iso()
         account = Account(new_id(), email, created)
-        user = User(new_id(), account.id, email, new_id(), ROLE_OWNER, created, await hash_password(password))
+        user = User(new_id(), account.id, email, new_secret(), ROLE_OWNER, created, await hash_password(password))
         try:
             await self.store.create_account_with_user(base, account, user)
         except Conflict as exc:
@@ -110,7 +110,7 @@ class AccountService:
         require_password(password)
         if await self.store.user_by_email(base, email) is not None:
             raise Conflict("email already in use")
-        user = User(new_id(), caller.account_id, email, new_id(), ROLE_USER, now_iso(), await hash_password(password))
+        user = User(new_id(), caller.account_id, email, new_secret(), ROLE_USER, now_iso(), await hash_password(password))
         try:
             await self.store.create_user(base, user)
         except Conflict as exc:

@@ -15,7 +15,7 @@ from sbserver.backends.cache import Cache
 from sbserver.backends.mail import Email, Mailer
 from sbserver.backends.storage import Store
 from sbserver.errors import BadRequest, Conflict, Forbidden, NotFound, SBError
-from sbserver.ids import base_name, new_id, now_iso, random_code
+from sbserver.ids import base_name, new_id, new_secret, now_iso, random_code
 from sbserver.services.identity import DEV_ROOT_KEY, IdentityService
 from sbserver.services.passwords import hash_password
 from sbserver.settings import Settings
@@ -115,7 +115,7 @@ class TenancyService:
         await self.store.create_base(base)
         created = now_iso()
         account = Account(new_id(), email, created)
-        user = User(new_id(), account.id, email, new_id(), ROLE_ROOT, created, await hash_password(password))
+        user = User(new_id(), account.id, email, new_secret(), ROLE_ROOT, created, await hash_password(password))
         await self.store.create_account_with_user(base, account, user)
         return NewApp(base, email, password, self.identities.root_token_of(user))
 

@@ -30,11 +30,11 @@ class Server:
     kind: str
 
     @property
-    def services(self):  # noqa: ANN201
+    def services(self):
         return self.app.state.services
 
 
-def make_settings(kind: str, tmp_path: Path, pg_url: str | None, **overrides: object):  # noqa: ANN201
+def make_settings(kind: str, tmp_path: Path, pg_url: str | None, **overrides: object):
     env = {"APP_ENV": "dev", "JWT_SECRET": "test-secret-" + uuid.uuid4().hex}
     if kind == "pg":
         assert pg_url

@@ -83,14 +83,14 @@ def assert_error(
     return line
 
 
+def _unb64(part: str) -> Any:
+    return orjson.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
 def jwt_parts(token: str) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """Decoded header, decoded payload and the raw signature of a JWT."""
     head, body, sig = token.split(".")
-    pad = lambda s: s + "=" * (-len(s) % 4)  # noqa: E731
-    return (
-        orjson.loads(base64.urlsafe_b64decode(pad(head))),
-        orjson.loads(base64.urlsafe_b64decode(pad(body))),
-        sig,
-    )
+    return _unb64(head), _unb64(body), sig
 
 
 def b64url(data: bytes) -> str:
@@ -144,9 +144,9 @@ async def snapshot(server: Server) -> tuple[list[tuple[str, str]], list[tuple[st
 
 
 @asynccontextmanager
-async def extra_client(server: Server, *, pk: str | None = None, address: str = "127.0.0.1") -> AsyncIterator[
-    httpx.AsyncClient
-]:
+async def extra_client(
+    server: Server, *, pk: str | None = None, address: str = "127.0.0.1"
+) -> AsyncIterator[httpx.AsyncClient]:
     """A client on the same app without the default public key (or with another), from ``address``.
 
     A crash comes back as the 500 the server answers instead of being raised in the test.

