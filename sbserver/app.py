@@ -16,11 +16,12 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from sbserver.backends.bus import Bus, create_bus
 from sbserver.backends.cache import Cache, create_cache
 from sbserver.backends.mail import Mailer, create_mailer
 from sbserver.backends.storage import Store, create_store
 from sbserver.errors import SBError
-from sbserver.http import accounts, documents, misc, pages
+from sbserver.http import accounts, documents, misc, pages, realtime
 from sbserver.http.middleware import CORS, BodyLimit
 from sbserver.http.responses import error
 from sbserver.services.container import Services, build_services
@@ -52,6 +53,7 @@ def build_routes() -> list[BaseRoute]:
         *misc.routes,
         *accounts.routes,
         *documents.routes,
+        *realtime.routes,
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
 
@@ -61,12 +63,14 @@ def create_app(
     store: Store | None = None,
     cache: Cache | None = None,
     mailer: Mailer | None = None,
+    bus: Bus | None = None,
 ) -> Starlette:
     """Wire a server. Backends default to what the settings ask for; tests may pass their own."""
     services: Services = build_services(
         settings,
         store or create_store(settings),
         cache or create_cache(settings),
+        bus or create_bus(settings),
         mailer or create_mailer(settings),
     )
 
@@ -74,11 +78,15 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await services.store.open()
         await services.cache.open()
+        await services.bus.open()
+        await services.broker.start()
         try:
             if settings.is_dev and settings.create_dev_app:
                 await services.tenancy.ensure_dev_app()
             yield
         finally:
+            await services.broker.stop()
+            await services.bus.close()
             await services.cache.close()
             await services.store.close()
 

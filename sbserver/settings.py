@@ -41,6 +41,12 @@ class Settings:
     login_window_seconds: int = 900
     session_cache_seconds: float = 30.0
     create_dev_app: bool = True
+    realtime_max_connections: int = 0
+    realtime_queue_limit: int = 2000
+    realtime_rate: float = 1000.0
+    realtime_max_message: int = 64 * 1024
+    realtime_require_auth: bool = True
+    sse_keepalive_seconds: float = 20.0
     quiet: bool = False
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -137,6 +143,12 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> Setti
         login_window_seconds=_int(env, "SB_LOGIN_WINDOW_SECONDS", 900),
         session_cache_seconds=float(_int(env, "SB_SESSION_CACHE_SECONDS", 30)),
         create_dev_app=env.get("SB_CREATE_DEV_APP", "1") not in ("0", "false", "no"),
+        realtime_max_connections=_int(env, "SB_REALTIME_MAX_CONNECTIONS", 0),
+        realtime_queue_limit=_int(env, "SB_REALTIME_QUEUE_LIMIT", 2000),
+        realtime_rate=float(_int(env, "SB_REALTIME_RATE", 1000)),
+        realtime_max_message=_int(env, "SB_REALTIME_MAX_MESSAGE", 64 * 1024),
+        realtime_require_auth=env.get("SB_REALTIME_REQUIRE_AUTH", "1") not in ("0", "false", "no"),
+        sse_keepalive_seconds=float(_int(env, "SB_SSE_KEEPALIVE_SECONDS", 20)),
     )
     if overrides:
         settings = replace(settings, **overrides)  # type: ignore[arg-type]

@@ -110,7 +110,9 @@ class AccountService:
         require_password(password)
         if await self.store.user_by_email(base, email) is not None:
             raise Conflict("email already in use")
-        user = User(new_id(), caller.account_id, email, new_secret(), ROLE_USER, now_iso(), await hash_password(password))
+        user = User(
+            new_id(), caller.account_id, email, new_secret(), ROLE_USER, now_iso(), await hash_password(password)
+        )
         try:
             await self.store.create_user(base, user)
         except Conflict as exc:

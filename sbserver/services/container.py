@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sbserver.backends.bus import Bus
 from sbserver.backends.cache import Cache
 from sbserver.backends.mail import Mailer
 from sbserver.backends.storage import Store
@@ -12,6 +13,7 @@ from sbserver.services.documents import DocumentService
 from sbserver.services.events import EventBus
 from sbserver.services.forms import FormService
 from sbserver.services.identity import IdentityService
+from sbserver.services.realtime import Broker
 from sbserver.services.tenancy import TenancyService
 from sbserver.services.tokens import TokenCodec
 from sbserver.settings import Settings
@@ -22,6 +24,7 @@ class Services:
     settings: Settings
     store: Store
     cache: Cache
+    bus: Bus
     mailer: Mailer
     identities: IdentityService
     tenancy: TenancyService
@@ -29,20 +32,24 @@ class Services:
     events: EventBus
     documents: DocumentService
     forms: FormService
+    broker: Broker
 
 
-def build_services(settings: Settings, store: Store, cache: Cache, mailer: Mailer) -> Services:
+def build_services(settings: Settings, store: Store, cache: Cache, bus: Bus, mailer: Mailer) -> Services:
     events = EventBus()
     identities = IdentityService(store, cache, TokenCodec(settings.jwt_secret), settings.session_cache_seconds)
+    tenancy = TenancyService(store, cache, mailer, identities, settings)
     return Services(
         settings=settings,
         store=store,
         cache=cache,
+        bus=bus,
         mailer=mailer,
         identities=identities,
-        tenancy=TenancyService(store, cache, mailer, identities, settings),
+        tenancy=tenancy,
         accounts=AccountService(store, cache, mailer, identities, settings),
         events=events,
         documents=DocumentService(store, events, keep_suffix=settings.keep_perm_col_name),
         forms=FormService(store),
+        broker=Broker(bus, identities, tenancy, events, settings),
     )

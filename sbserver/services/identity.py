@@ -34,7 +34,7 @@ class IdentityService:
         self._resolved: dict[tuple[str, str, str], tuple[Identity, float]] = {}
 
     def issue(self, base: Base, user: User) -> str:
-        return self.codec.issue(user.id, user.token)
+        return self.codec.issue(user.id, user.token, base.id)
 
     def _cached(self, key: tuple[str, str, str]) -> Identity | None:
         hit = self._resolved.get(key)

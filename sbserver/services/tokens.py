@@ -1,6 +1,6 @@
 """Session tokens (HS256 JWTs with StaticBackend's claims) and root tokens.
 
-A session JWT carries ``token = "<userId>|<userToken>"``. Signature and ``exp`` are checked;
+A session JWT carries ``token = "<userId>|<userToken>"`` (and our extra claim ``sbb``, the app's public key). Signature and ``exp`` are checked;
 ``nbf`` is issued 30 minutes ahead, as upstream does, and deliberately never enforced.
 A root token is ``<userId>|<accountId>|<userToken>`` of a role-100 user.
 """
@@ -41,6 +41,7 @@ class SessionClaim:
     user_id: str
     user_token: str
     expires: int
+    base_pk: str = ""  # our own claim "sbb": lets /ws find the app from the token alone
 
 
 class TokenCodec:
@@ -52,7 +53,7 @@ class TokenCodec:
     def _sign(self, signing_input: bytes) -> bytes:
         return _b64(hmac.new(self._secret, signing_input, hashlib.sha256).digest())
 
-    def issue(self, user_id: str, user_token: str, now: float | None = None) -> str:
+    def issue(self, user_id: str, user_token: str, base_pk: str = "", now: float | None = None) -> str:
         now_s = int(time.time() if now is None else now)
         payload = {
             "iss": ISSUER,
@@ -62,6 +63,8 @@ class TokenCodec:
             "jti": random_code(32),
             "token": f"{user_id}|{user_token}",
         }
+        if base_pk:
+            payload["sbb"] = base_pk
         signing_input = _HEADER + b"." + _b64(orjson.dumps(payload))
         return (signing_input + b"." + self._sign(signing_input)).decode()
 
@@ -89,7 +92,8 @@ class TokenCodec:
         if not isinstance(token, str) or token.count("|") != 1:
             raise BadRequest("error validating auth key: invalid authentication token")
         user_id, user_token = token.split("|")
-        return SessionClaim(user_id, user_token, exp)
+        sbb = claims.get("sbb")
+        return SessionClaim(user_id, user_token, exp, sbb if isinstance(sbb, str) else "")
 
 
 def split_root_token(value: str) -> tuple[str, str, str]:

@@ -1,0 +1,212 @@
+"""Redis bus: PUBLISH/SUBSCRIBE shared by every process, presence in sorted sets.
+
+One subscriber connection per process carries every topic its local subscribers need; a reader
+task hands each message to the local subscribers in arrival order (Redis keeps per-channel
+order). When Redis drops, the reader reconnects with backoff and re-subscribes every topic,
+so realtime resumes without a restart; HTTP never waits on it. Presence members are scored
+with an expiry that this process refreshes while they stay, so a crashed process's members
+age out within ``MEMBER_TTL``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from sbserver.backends.bus.base import Bus, Delivery
+from sbserver.errors import StoreError
+
+log = logging.getLogger("sbserver.bus")
+MEMBER_TTL = 60.0
+REFRESH_EVERY = 20.0
+PREFIX = "sbbus:"
+
+
+class RedisBus(Bus):
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._r: aioredis.Redis | None = None
+        self._pubsub: aioredis.client.PubSub | None = None
+        self._subs: dict[str, list[Delivery]] = {}
+        self._members: dict[str, set[str]] = {}
+        self._reader: asyncio.Task[None] | None = None
+        self._refresher: asyncio.Task[None] | None = None
+        self._healthy = False
+        self._outbox: asyncio.Queue[tuple[str, bytes, asyncio.Future[None] | None]] = asyncio.Queue()
+        self._publisher: asyncio.Task[None] | None = None
+
+    @property
+    def healthy(self) -> bool:
+        return self._healthy
+
+    @property
+    def r(self) -> aioredis.Redis:
+        assert self._r is not None, "bus is not open"
+        return self._r
+
+    async def open(self) -> None:
+        self._r = aioredis.from_url(self.url, health_check_interval=10, socket_connect_timeout=3)
+        try:
+            await self._r.ping()
+        except RedisError as exc:
+            raise StoreError(f"cannot reach Redis at {self.url}: {exc}") from exc
+        self._healthy = True
+        self._reader = asyncio.create_task(self._read_forever(), name="redis-bus-reader")
+        self._refresher = asyncio.create_task(self._refresh_forever(), name="redis-bus-presence")
+        self._publisher = asyncio.create_task(self._publish_forever(), name="redis-bus-publisher")
+
+    async def close(self) -> None:
+        for task in (self._reader, self._refresher, self._publisher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._reader = self._refresher = self._publisher = None
+        if self._pubsub is not None:
+            with contextlib.suppress(Exception):
+                await self._pubsub.aclose()
+            self._pubsub = None
+        if self._members and self._r is not None:
+            with contextlib.suppress(Exception):
+                pipe = self.r.pipeline()
+                for topic, members in self._members.items():
+                    pipe.zrem(PREFIX + "members:" + topic, *members)
+                await pipe.execute()
+        self._subs.clear()
+        self._members.clear()
+        if self._r is not None:
+            await self._r.aclose()
+            self._r = None
+
+    # publishing and subscribing
+    async def publish(self, topic: str, payload: bytes) -> None:
+        # One publisher task sends everything in FIFO order (pipelined), so the order in which
+        # this process publishes is the order every subscriber sees.
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._outbox.put_nowait((topic, payload, fut))
+        await fut
+
+    async def _publish_forever(self) -> None:
+        while True:
+            batch = [await self._outbox.get()]
+            while len(batch) < 512 and not self._outbox.empty():
+                batch.append(self._outbox.get_nowait())
+            failure: Exception | None = None
+            try:
+                pipe = self.r.pipeline(transaction=False)
+                for topic, payload, _ in batch:
+                    pipe.publish(PREFIX + topic, payload)
+                await pipe.execute()
+            except (RedisError, OSError) as exc:
+                self._healthy = False
+                failure = StoreError(f"unable to publish: {exc}")
+            for _, _, fut in batch:
+                if fut is not None and not fut.done():
+                    if failure is None:
+                        fut.set_result(None)
+                    else:
+                        fut.set_exception(failure)
+
+    async def subscribe(self, topic: str, deliver: Delivery) -> Callable[[], None]:
+        subs = self._subs.setdefault(topic, [])
+        subs.append(deliver)
+        if len(subs) == 1 and self._pubsub is not None:
+            try:
+                await self._pubsub.subscribe(PREFIX + topic)
+            except RedisError:
+                self._healthy = False  # the reader re-subscribes every topic when it reconnects
+
+        def unsubscribe() -> None:
+            current = self._subs.get(topic)
+            if current and deliver in current:
+                current.remove(deliver)
+                if not current:
+                    del self._subs[topic]
+                    if self._pubsub is not None and self._healthy:
+                        task = asyncio.ensure_future(self._pubsub.unsubscribe(PREFIX + topic))
+                        task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+
+        return unsubscribe
+
+    def _dispatch(self, channel: bytes, payload: bytes) -> None:
+        topic = channel.decode()[len(PREFIX) :]
+        for fn in list(self._subs.get(topic, ())):
+            try:
+                fn(payload)
+            except Exception:
+                log.exception("subscriber of %s failed", topic)
+
+    async def _read_forever(self) -> None:
+        backoff = 0.2
+        while True:
+            pubsub = self.r.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(PREFIX + "__sbserver_keepalive__")
+                topics = [PREFIX + t for t in self._subs]
+                if topics:
+                    await pubsub.subscribe(*topics)
+                self._pubsub = pubsub
+                if not self._healthy:
+                    log.warning("redis bus reconnected; %d topics re-subscribed", len(topics))
+                self._healthy = True
+                backoff = 0.2
+                while True:
+                    msg = await pubsub.get_message(timeout=5.0)
+                    if msg is not None and msg.get("type") == "message":
+                        self._dispatch(msg["channel"], msg["data"])
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+                raise
+            except (RedisError, OSError) as exc:
+                if self._healthy:
+                    log.warning("redis bus lost its connection (%s); reconnecting", exc)
+                self._healthy = False
+                self._pubsub = None
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    # presence
+    async def join(self, topic: str, member: str) -> None:
+        self._members.setdefault(topic, set()).add(member)
+        with contextlib.suppress(RedisError):
+            await self.r.zadd(PREFIX + "members:" + topic, {member: time.time() + MEMBER_TTL})
+
+    async def leave(self, topic: str, member: str) -> None:
+        members = self._members.get(topic)
+        if members is not None:
+            members.discard(member)
+            if not members:
+                del self._members[topic]
+        with contextlib.suppress(RedisError):
+            await self.r.zrem(PREFIX + "members:" + topic, member)
+
+    async def presence(self, topic: str) -> int:
+        try:
+            return int(await self.r.zcount(PREFIX + "members:" + topic, time.time(), "+inf"))
+        except RedisError:
+            return len(self._members.get(topic, ()))
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(REFRESH_EVERY)
+            if not self._members:
+                continue
+            try:
+                expires = time.time() + MEMBER_TTL
+                pipe = self.r.pipeline(transaction=False)
+                for topic, members in list(self._members.items()):
+                    key = PREFIX + "members:" + topic
+                    pipe.zadd(key, dict.fromkeys(members, expires))
+                    pipe.zremrangebyscore(key, "-inf", time.time())
+                await pipe.execute()
+            except RedisError as exc:
+                log.warning("presence refresh failed: %s", exc)
