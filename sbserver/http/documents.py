@@ -18,7 +18,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sbserver.errors import BadRequest, InvalidJSON, NotImplementedYet, Unauthorized
-from sbserver.http.request import base_of, fields, json_body, parse_json, root_of, services, user_of
+from sbserver.http.request import (
+    base_of,
+    fields,
+    json_body,
+    parse_json,
+    root_of,
+    services,
+    user_of,
+    user_or_root_of,
+)
 from sbserver.http.responses import boolean, ok
 from sbserver.ids import new_id
 from sbserver.services.documents import Page
@@ -125,7 +134,7 @@ async def sudo_query(request: Request) -> Response:
 
 
 async def count(request: Request) -> Response:
-    base, caller = await user_of(request)
+    base, caller = await user_or_root_of(request)
     n = await services(request).documents.count(caller, base, request.path_params["col"], await _optional_json(request))
     return ok({"count": n})
 

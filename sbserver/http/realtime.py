@@ -13,11 +13,10 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from sbserver.errors import BadRequest, Forbidden, PayloadTooLarge, SBError
-from sbserver.http.request import base_of, bearer, fields, json_body, parse_json, services
+from sbserver.http.request import base_of, fields, json_body, parse_json, services, user_or_root_of
 from sbserver.http.responses import boolean
-from sbserver.services.identity import DEV_ROOT_ALIAS
 from sbserver.services.realtime import Broker, Connection, error, normalize
-from sbserver.types import Base, Identity
+from sbserver.types import Base
 
 DB_TYPES = ("db_created", "db_updated", "db_deleted")
 
@@ -143,18 +142,8 @@ async def ws_endpoint(ws: WebSocket) -> None:
             await writer
 
 
-async def _publisher(request: Request, base: Base) -> Identity:
-    """Root token or user session: a root token has two '|'; anything else is a session JWT."""
-    token = bearer(request, cookie=True)
-    ids = services(request).identities
-    if token.count("|") == 2 or token == DEV_ROOT_ALIAS:
-        return await ids.root(base, token)
-    return await ids.session(base, token)
-
-
 async def publish(request: Request) -> Response:
-    base = await base_of(request)
-    ident = await _publisher(request, base)
+    base, ident = await user_or_root_of(request)
     body: Any = await json_body(request)
     channel, kind = fields(body, "channel", "type")
     if not channel:

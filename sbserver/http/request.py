@@ -10,6 +10,7 @@ from starlette.requests import Request
 
 from sbserver.errors import BadRequest, InvalidJSON, Unauthorized
 from sbserver.services.container import Services
+from sbserver.services.identity import DEV_ROOT_ALIAS
 from sbserver.types import Base, Identity
 
 
@@ -98,3 +99,13 @@ async def root_of(request: Request) -> tuple[Base, Identity]:
 
 def client_address(request: Request) -> str:
     return request.client.host if request.client else ""
+
+
+async def user_or_root_of(request: Request) -> tuple[Base, Identity]:
+    """Routes that take either credential: a root token has two '|' (or is the dev alias)."""
+    base = await base_of(request)
+    token = bearer(request, cookie=True)
+    ids = services(request).identities
+    if token.count("|") == 2 or token == DEV_ROOT_ALIAS:
+        return base, await ids.root(base, token)
+    return base, await ids.session(base, token)

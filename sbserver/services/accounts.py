@@ -164,7 +164,7 @@ class AccountService:
             return False
         require_password(password)
         user = await self.store.user_by_email(base, email)
-        if user is None or not user.reset_code or not secrets.compare_digest(user.reset_code, code):
+        if user is None or not user.reset_code or not secrets.compare_digest(user.reset_code.encode(), code.encode()):
             return False
         done = await self.store.reset_password(base, email, code, await hash_password(password))
         if done:
@@ -212,7 +212,7 @@ class AccountService:
         expected, _, attempts = stored.partition(" ")
         if not expected or not attempts:
             raise BadRequest("invalid code")
-        if not secrets.compare_digest(expected, code):
+        if not secrets.compare_digest(expected.encode(), code.encode()):
             if len(attempts) >= MAGIC_MAX_ATTEMPTS:
                 raise TooManyRequests("maximum retry reached")
             await self.cache.set(key, f"{expected} {attempts}a", MAGIC_TTL)

@@ -62,7 +62,7 @@ class IdentityService:
             return ident
         claim = self.codec.decode(bearer)
         user = await self.store.user_by_id(base, claim.user_id)
-        if user is None or not hmac.compare_digest(user.token, claim.user_token):
+        if user is None or not hmac.compare_digest(user.token.encode(), claim.user_token.encode()):
             raise BadRequest("error validating auth key: invalid authentication token")
         ident = identity_of(base, user)
         until = min(time.monotonic() + self.ttl, time.monotonic() + (claim.expires - time.time()))
@@ -83,8 +83,8 @@ class IdentityService:
         user = await self.store.user_by_id(base, user_id)
         if (
             user is None
-            or not hmac.compare_digest(user.account_id, account_id)
-            or not hmac.compare_digest(user.token, user_token)
+            or not hmac.compare_digest(user.account_id.encode(), account_id.encode())
+            or not hmac.compare_digest(user.token.encode(), user_token.encode())
         ):
             raise BadRequest("invalid root token: no such user in this app")
         if user.role < ROLE_ROOT:

@@ -377,7 +377,8 @@ async def test_hostile_strings_do_not_crash(server: Server, bare: httpx.AsyncCli
         r = await bare.request(method, path, **kw)
         crashes.append(crash_of(r, f"{method} {path[:40]}"))
         await ping_ok(bare)
-    assert [c for c in crashes if c] == []
+    found = [c for c in crashes if c]
+    assert not found, "server errors:\n" + "\n".join(found)
     after_accounts, after_users = await snapshot(server)
     # nothing changed for the users who were already there
     assert set(before_users) <= set(after_users)

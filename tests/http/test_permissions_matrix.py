@@ -182,7 +182,6 @@ async def read_outcomes(server: Server, who: Caller, col: str, doc: dict[str, An
             out["count"] = {1: "seen", 0: "hidden"}.get(r.json()["count"], r.text)
         else:
             out["count"] = _refusal(r)
-    else:
         r = await c.post("/search", json={"col": col, "keywords": word}, headers=h)
         if r.status_code == 200:
             out["search"] = "seen" if r.json() == [doc] else "hidden" if r.json() == [] else r.text[:80]

@@ -19,7 +19,8 @@ import asyncpg
 import orjson
 
 from sbserver.backends.storage.base import Mutation, Predicate, Store
-from sbserver.errors import Conflict, StoreError
+from sbserver.backends.storage.text import candidates, keyword_words, words
+from sbserver.errors import BadRequest, Conflict, StoreError
 from sbserver.types import Account, Base, Scope, StoredDoc, Tenant, User
 
 # Versioned migrations: index + 1 is the version. Never edit a released entry; append.
@@ -95,10 +96,15 @@ BASE_MIGRATIONS: list[str] = [
         col TEXT COLLATE "C" NOT NULL,
         doc_id TEXT COLLATE "C" NOT NULL,
         body TEXT NOT NULL,
-        tsv TSVECTOR GENERATED ALWAYS AS (to_tsvector('english', body)) STORED,
+        tsv TSVECTOR GENERATED ALWAYS AS (to_tsvector('simple', body)) STORED,
         PRIMARY KEY (col, doc_id)
     );
     CREATE INDEX fts_tsv ON {s}.fts USING GIN (tsv);
+    CREATE TABLE {s}.fts_terms (
+        col TEXT COLLATE "C" NOT NULL,
+        term TEXT COLLATE "C" NOT NULL,
+        PRIMARY KEY (col, term)
+    );
     CREATE TABLE {s}.forms (
         seq BIGSERIAL PRIMARY KEY,
         form TEXT COLLATE "C" NOT NULL,
@@ -221,14 +227,10 @@ def _limit(n: int) -> int | None:
     return None if n < 0 else n
 
 
-_NON_WORD = re.compile(r"\W+")
-
-
-def ts_query(keywords: list[str]) -> str:
-    """A tsquery that ANDs every word of every keyword as a prefix term (``e-mail`` -> ``e:* & mail:*``):
-    only word characters get through, so no tsquery syntax can, and empty parts are dropped."""
-    terms = [part for k in keywords for part in _NON_WORD.split(k) if part]
-    return " & ".join(f"{w}:*" for w in terms)
+def ts_query(groups: list[list[str]]) -> str:
+    """A tsquery: every group must match; inside a group the first word as a prefix, or any fuzzy
+    candidate exactly. Words are letters and digits only, so no tsquery syntax can get through."""
+    return " & ".join("(" + " | ".join([f"{g[0]}:*", *g[1:]]) + ")" for g in groups)
 
 
 async def _migrate(conn: asyncpg.Connection, table: str, scripts: list[str], schema: str = "") -> None:
@@ -293,6 +295,9 @@ class PostgresStore(Store):
         # DuplicateSchemaError: a schema of that name exists without a row in sb.bases.
         except (asyncpg.UniqueViolationError, asyncpg.DuplicateSchemaError) as exc:
             raise Conflict("already exists") from exc
+        # A NUL character cannot be stored in PostgreSQL text; it is bad input, not a server fault.
+        except (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError) as exc:
+            raise BadRequest("invalid input: text may not contain NUL characters") from exc
         except _DB_ERRORS as exc:
             raise StoreError(f"database error: {exc}") from exc
 
@@ -593,23 +598,40 @@ class PostgresStore(Store):
 
     # full-text search
     async def index_text(self, base: Base, col: str, doc_id: str, text: str) -> None:
-        await self._execute(
-            f"INSERT INTO {_schema(base.name)}.fts (col, doc_id, body) VALUES ($1, $2, $3) "
-            "ON CONFLICT (col, doc_id) DO UPDATE SET body = EXCLUDED.body",
-            col,
-            doc_id,
-            text.replace("\x00", " "),  # PostgreSQL text cannot hold NUL; it separates words anyway
-        )
+        text = text.replace("\x00", " ")  # PostgreSQL text cannot hold NUL; it separates words anyway
+        schema = _schema(base.name)
+        async with self._conn(transaction=True) as c:
+            await c.execute(
+                f"INSERT INTO {schema}.fts (col, doc_id, body) VALUES ($1, $2, $3) "
+                "ON CONFLICT (col, doc_id) DO UPDATE SET body = EXCLUDED.body",
+                col,
+                doc_id,
+                text,
+            )
+            await c.execute(
+                f"INSERT INTO {schema}.fts_terms (col, term) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
+                col,
+                sorted(set(words(text))),
+            )
 
     async def search_text(self, base: Base, col: str, keywords: list[str], limit: int) -> list[str]:
-        query = ts_query(keywords)
-        if not query:
+        schema = _schema(base.name)
+        groups = []
+        for word in keyword_words(keywords):
+            vocab = await self._fetch(
+                f"SELECT term FROM {schema}.fts_terms WHERE col = $1 AND length(term) BETWEEN $2 AND $3",
+                col,
+                len(word) - 1,
+                len(word) + 1,
+            )
+            groups.append([word, *candidates(word, [r[0] for r in vocab])])
+        if not groups:
             return []
         rows = await self._fetch(
-            f"SELECT doc_id FROM {_schema(base.name)}.fts, to_tsquery('english', $2) AS q "
+            f"SELECT doc_id FROM {schema}.fts, to_tsquery('simple', $2) AS q "
             "WHERE col = $1 AND tsv @@ q ORDER BY ts_rank(tsv, q) DESC, doc_id LIMIT $3",
             col,
-            query,
+            ts_query(groups),
             _limit(limit),
         )
         return [r[0] for r in rows]

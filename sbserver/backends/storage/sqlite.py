@@ -17,6 +17,7 @@ import orjson
 
 from sbserver.backends.storage.base import Mutation, Predicate, Store
 from sbserver.backends.storage.sqlite_writer import Writer, connect
+from sbserver.backends.storage.text import candidates, keyword_words, words
 from sbserver.errors import Conflict, StoreError
 from sbserver.types import Account, Base, Scope, StoredDoc, Tenant, User
 
@@ -92,8 +93,14 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (base, col, field)
     );
     CREATE VIRTUAL TABLE fts USING fts5 (
-        base UNINDEXED, col UNINDEXED, doc_id UNINDEXED, body, tokenize = 'porter unicode61'
+        base UNINDEXED, col UNINDEXED, doc_id UNINDEXED, body, tokenize = 'unicode61 remove_diacritics 2'
     );
+    CREATE TABLE fts_terms (
+        base TEXT NOT NULL,
+        col TEXT NOT NULL,
+        term TEXT NOT NULL,
+        PRIMARY KEY (base, col, term)
+    ) WITHOUT ROWID;
     CREATE TABLE forms (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         base TEXT NOT NULL,
@@ -137,14 +144,15 @@ def _scope_sql(scope: Scope) -> tuple[str, tuple[str, ...]]:
     return "", ()
 
 
-def fts_query(keywords: list[str]) -> str:
-    """An FTS5 query that ANDs every keyword as a quoted prefix term (no FTS syntax gets through)."""
-    terms = []
-    for word in keywords:
-        word = "".join(ch for ch in word if ch.isprintable()).strip()
-        if word:
-            terms.append('"' + word.replace('"', '""') + '"*')
-    return " AND ".join(terms)
+def fts_query(groups: list[list[str]]) -> str:
+    """An FTS5 query: every group must match; inside a group the first word as a prefix, or any
+    fuzzy candidate exactly. Terms are quoted word characters only, so no FTS syntax gets through."""
+    parts = []
+    for group in groups:
+        head, *rest = group
+        alternatives = [f'"{head}"*'] + [f'"{t}"' for t in rest]
+        parts.append("(" + " OR ".join(alternatives) + ")")
+    return " AND ".join(parts)
 
 
 def _migrate(conn: sqlite3.Connection) -> int:
@@ -506,22 +514,31 @@ class SQLiteStore(Store):
 
     # full-text search
     async def index_text(self, base: Base, col: str, doc_id: str, text: str) -> None:
+        terms = [(base.name, col, t) for t in set(words(text))]
+
         def tx(c: sqlite3.Connection) -> None:
             c.execute("DELETE FROM fts WHERE base = ? AND col = ? AND doc_id = ?", (base.name, col, doc_id))
-            c.execute(
-                "INSERT INTO fts (base, col, doc_id, body) VALUES (?, ?, ?, ?)",
-                (base.name, col, doc_id, text),
-            )
+            c.execute("INSERT INTO fts (base, col, doc_id, body) VALUES (?, ?, ?, ?)", (base.name, col, doc_id, text))
+            c.executemany("INSERT OR IGNORE INTO fts_terms (base, col, term) VALUES (?, ?, ?)", terms)
 
         await self._write(tx)
 
     async def search_text(self, base: Base, col: str, keywords: list[str], limit: int) -> list[str]:
-        query = fts_query(keywords)
-        if not query:
+        groups = []
+        for word in keyword_words(keywords):
+            vocab = [
+                r[0]
+                for r in self._all(
+                    "SELECT term FROM fts_terms WHERE base = ? AND col = ? AND length(term) BETWEEN ? AND ?",
+                    (base.name, col, len(word) - 1, len(word) + 1),
+                )
+            ]
+            groups.append([word, *candidates(word, vocab)])
+        if not groups:
             return []
         rows = self._all(
             "SELECT doc_id FROM fts WHERE fts MATCH ? AND base = ? AND col = ? ORDER BY bm25(fts) LIMIT ?",
-            (f"body : ({query})", base.name, col, limit),
+            (f"body : ({fts_query(groups)})", base.name, col, limit),
         )
         return [r[0] for r in rows]
 
