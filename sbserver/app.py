@@ -21,7 +21,7 @@ from sbserver.backends.cache import Cache, create_cache
 from sbserver.backends.mail import Mailer, create_mailer
 from sbserver.backends.storage import Store, create_store
 from sbserver.errors import SBError
-from sbserver.http import accounts, documents, misc, pages, realtime
+from sbserver.http import accounts, documents, functions, misc, pages, realtime
 from sbserver.http.middleware import CORS, BodyLimit
 from sbserver.http.responses import error
 from sbserver.services.container import Services, build_services
@@ -54,6 +54,7 @@ def build_routes() -> list[BaseRoute]:
         *accounts.routes,
         *documents.routes,
         *realtime.routes,
+        *functions.routes,
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
 
@@ -80,11 +81,14 @@ def create_app(
         await services.cache.open()
         await services.bus.open()
         await services.broker.start()
+        await services.functions.start()
         try:
             if settings.is_dev and settings.create_dev_app:
                 await services.tenancy.ensure_dev_app()
             yield
         finally:
+            await services.functions.stop()
+            await services.http.aclose()
             await services.broker.stop()
             await services.bus.close()
             await services.cache.close()

@@ -47,6 +47,12 @@ class Settings:
     realtime_max_message: int = 64 * 1024
     realtime_require_auth: bool = True
     sse_keepalive_seconds: float = 20.0
+    function_timeout: float = 30.0
+    function_memory_mb: int = 64
+    function_workers: int = 2
+    function_history: int = 100
+    function_rate_per_minute: int = 5
+    function_poll_seconds: float = 2.0
     quiet: bool = False
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -149,6 +155,11 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> Setti
         realtime_max_message=_int(env, "SB_REALTIME_MAX_MESSAGE", 64 * 1024),
         realtime_require_auth=env.get("SB_REALTIME_REQUIRE_AUTH", "1") not in ("0", "false", "no"),
         sse_keepalive_seconds=float(_int(env, "SB_SSE_KEEPALIVE_SECONDS", 20)),
+        function_timeout=float(_int(env, "FUNCTION_TIMEOUT", _int(env, "SB_FN_TIMEOUT", 30))),
+        function_memory_mb=_int(env, "FUNCTION_MEMORY_MB", 64),
+        function_workers=_int(env, "SB_FUNCTION_WORKERS", max(1, os.cpu_count() or 1)),
+        function_history=_int(env, "SB_FUNCTION_HISTORY", 100),
+        function_rate_per_minute=_int(env, "SB_FUNCTION_RATE_PER_MINUTE", 5),
     )
     if overrides:
         settings = replace(settings, **overrides)  # type: ignore[arg-type]

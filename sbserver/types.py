@@ -119,3 +119,70 @@ class Scope:
 
 
 ALL_ROWS = Scope()
+
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+@dataclass(slots=True)
+class FunctionDef:
+    """A server-side function of one base."""
+
+    id: str
+    name: str
+    trigger: str
+    code: str
+    version: int = 1
+    last_updated: str = ""
+    last_run: str = ZERO_TIME
+    secrets: str = field(default="", repr=False)
+
+    def public(self, history: list[FunctionRun] | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "accountId": "",
+            "name": self.name,
+            "trigger": self.trigger,
+            "code": self.code,
+            "version": self.version,
+            "lastUpdated": self.last_updated,
+            "lastRun": self.last_run,
+            "history": [r.public() for r in history or []],
+        }
+        return out
+
+
+@dataclass(slots=True)
+class FunctionRun:
+    """One recorded run of a function."""
+
+    id: str
+    function_id: str
+    version: int
+    started: str
+    completed: str
+    success: bool
+    output: list[str]
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "functionId": self.function_id,
+            "version": self.version,
+            "started": self.started,
+            "completed": self.completed,
+            "success": self.success,
+            "output": self.output,
+        }
+
+
+@dataclass(slots=True)
+class Job:
+    """A durable request to run one function for one event, claimed by one process at a time."""
+
+    id: str
+    base: str  # base name
+    function_id: str
+    payload: dict[str, Any]
+    created: str
+    attempts: int = 0

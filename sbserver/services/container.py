@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import httpx
+
 from sbserver.backends.bus import Bus
 from sbserver.backends.cache import Cache
 from sbserver.backends.mail import Mailer
 from sbserver.backends.storage import Store
+from sbserver.runtime.pool import RuntimePool
 from sbserver.services.accounts import AccountService
 from sbserver.services.documents import DocumentService
 from sbserver.services.events import EventBus
+from sbserver.services.fnhelpers import Helpers
 from sbserver.services.forms import FormService
+from sbserver.services.functions import FunctionService
 from sbserver.services.identity import IdentityService
 from sbserver.services.realtime import Broker
 from sbserver.services.tenancy import TenancyService
@@ -33,12 +38,19 @@ class Services:
     documents: DocumentService
     forms: FormService
     broker: Broker
+    functions: FunctionService
+    http: httpx.AsyncClient
 
 
 def build_services(settings: Settings, store: Store, cache: Cache, bus: Bus, mailer: Mailer) -> Services:
     events = EventBus()
     identities = IdentityService(store, cache, TokenCodec(settings.jwt_secret), settings.session_cache_seconds)
     tenancy = TenancyService(store, cache, mailer, identities, settings)
+    documents = DocumentService(store, events, keep_suffix=settings.keep_perm_col_name)
+    broker = Broker(bus, identities, tenancy, events, settings)
+    http = httpx.AsyncClient(headers={"User-Agent": "sbserver-functions"})
+    pool = RuntimePool(settings.function_workers, settings.function_timeout, settings.function_memory_mb)
+    helpers = Helpers(documents, broker, cache, mailer, settings, http)
     return Services(
         settings=settings,
         store=store,
@@ -49,7 +61,9 @@ def build_services(settings: Settings, store: Store, cache: Cache, bus: Bus, mai
         tenancy=tenancy,
         accounts=AccountService(store, cache, mailer, identities, settings),
         events=events,
-        documents=DocumentService(store, events, keep_suffix=settings.keep_perm_col_name),
+        documents=documents,
         forms=FormService(store),
-        broker=Broker(bus, identities, tenancy, events, settings),
+        broker=broker,
+        functions=FunctionService(store, cache, pool, helpers, broker, events, tenancy, settings),
+        http=http,
     )

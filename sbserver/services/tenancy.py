@@ -84,6 +84,7 @@ class TenancyService:
         self.settings = settings
         self.announce = announce
         self._bases: dict[str, tuple[Base, float]] = {}
+        self._roots: dict[str, Identity] = {}
 
     async def base(self, pk: str) -> Base:
         """The active base of a public key; cached for a few seconds per process."""
@@ -102,6 +103,22 @@ class TenancyService:
         if not base.active:
             raise SBError("your account is inactive.")
         return base
+
+    async def base_by_name(self, name: str) -> Base:
+        """Bases are created with their name as public key, so the name finds them too."""
+        return await self.base(name)
+
+    async def root_identity(self, base: Base) -> Identity:
+        """The identity scheduled and system runs act as: the app's administrator."""
+        hit = self._roots.get(base.name)
+        if hit is not None:
+            return hit
+        user = await self.store.root_user(base)
+        if user is None:
+            raise NotFound("this app has no administrator")
+        ident = Identity(base.name, user.account_id, user.id, user.email, user.role, user.token)
+        self._roots[base.name] = ident
+        return ident
 
     async def _create_app(self, tenant: Tenant, email: str, name: str, password: str) -> NewApp:
         base = Base(

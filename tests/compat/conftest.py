@@ -212,10 +212,16 @@ def _run_checked(cmd: list[str], cwd: Path, what: str) -> None:
 
 
 def _js_ready() -> bool:
-    return all(
-        (JS_DIR / "node_modules" / name / "package.json").is_file()
-        for name in ("@staticbackend/js", "eventsource", "ws")
-    )
+    """node_modules holds exactly the versions package.json pins."""
+    pinned: dict[str, str] = json.loads((JS_DIR / "package.json").read_text())["dependencies"]
+    for name, version in pinned.items():
+        try:
+            installed = json.loads((JS_DIR / "node_modules" / name / "package.json").read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return False
+        if installed.get("version") != version:
+            return False
+    return True
 
 
 @pytest.fixture(scope="session")
@@ -241,7 +247,7 @@ def pyclient_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The interpreter of .venv-pyclient, created with the PyPI client on first use."""
     marker = PYCLIENT_VENV / ".sbserver-ready"
     with _exclusive(tmp_path_factory, "pyclient-venv"):
-        if not marker.is_file():
+        if not marker.is_file() or marker.read_text().strip() != PYCLIENT_REQUIREMENT:
             python3 = shutil.which("python3") or sys.executable
             if PYCLIENT_VENV.exists():
                 shutil.rmtree(PYCLIENT_VENV)
@@ -257,12 +263,12 @@ def _run_runner(cmd: list[str], server: LiveServer, scenario: str, params: dict[
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=RUNNER_TIMEOUT, cwd=HERE)
     except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"{scenario} timed out: {exc}\nserver log:\n{server.logtail()}", pytrace=False)
+        pytest.fail(f"{scenario} timed out: {exc}\nserver log:\n{server.log_tail()}", pytrace=False)
     lines = [line for line in done.stdout.splitlines() if line.strip()]
     if done.returncode != 0 or not lines:
         pytest.fail(
             f"scenario {scenario!r} failed (exit {done.returncode})\nstdout:\n{done.stdout[-4000:]}\n"
-            f"stderr:\n{done.stderr[-4000:]}\nserver log:\n{server.logtail()}",
+            f"stderr:\n{done.stderr[-4000:]}\nserver log:\n{server.log_tail()}",
             pytrace=False,
         )
     try:

@@ -31,6 +31,10 @@ class Cache(ABC):
         """Add one to a counter, starting its expiry window on first use; returns the new value."""
 
     @abstractmethod
+    async def add(self, key: str, amount: int) -> int:
+        """Atomically add ``amount`` to the integer at key (missing = 0); returns the new value."""
+
+    @abstractmethod
     async def push(self, key: str, value: str) -> None:
         """Append to the queue at key."""
 

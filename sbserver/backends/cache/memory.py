@@ -48,6 +48,16 @@ class MemoryCache(Cache):
         self._values[key] = (str(value), self._values[key][1])
         return value
 
+    async def add(self, key: str, amount: int) -> int:
+        current = self._live(key)
+        try:
+            value = int(current or 0) + amount
+        except ValueError as exc:
+            raise ValueError(f"the value at {key!r} is not an integer") from exc
+        expires = self._values[key][1] if current is not None else None
+        self._values[key] = (str(value), expires)
+        return value
+
     async def push(self, key: str, value: str) -> None:
         self._queues.setdefault(key, deque()).append(value)
 

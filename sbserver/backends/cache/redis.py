@@ -59,6 +59,12 @@ class RedisCache(Cache):
         except RedisError as exc:
             raise StoreError(f"cache error: {exc}") from exc
 
+    async def add(self, key: str, amount: int) -> int:
+        try:
+            return int(await self.r.incrby(key, amount))
+        except RedisError as exc:
+            raise StoreError(f"cache error: {exc}") from exc
+
     async def push(self, key: str, value: str) -> None:
         try:
             await self.r.rpush(key, value)

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
-from sbserver.types import Account, Base, Scope, StoredDoc, Tenant, User
+from sbserver.types import Account, Base, FunctionDef, FunctionRun, Job, Scope, StoredDoc, Tenant, User
 
 # A mutation receives the current document and returns its new data, or None to leave it as is.
 # It may raise (an SBError) to abort; it runs inside the store's write transaction.
@@ -74,6 +74,10 @@ class Store(ABC):
     @abstractmethod
     async def user_by_id(self, base: Base, user_id: str) -> User | None:
         """The user with that id."""
+
+    @abstractmethod
+    async def root_user(self, base: Base) -> User | None:
+        """The base's oldest user of role 100 or more (its administrator)."""
 
     @abstractmethod
     async def users_of_account(self, base: Base, account_id: str) -> list[User]:
@@ -172,3 +176,51 @@ class Store(ABC):
     @abstractmethod
     async def forms(self, base: Base, form: str | None, limit: int) -> list[dict[str, str]]:
         """Submissions of one form (or of all forms), newest first."""
+
+    # server-side functions
+    @abstractmethod
+    async def create_function(self, base: Base, fn: FunctionDef) -> None:
+        """Insert a function; ``Conflict`` when its name is taken in the base."""
+
+    @abstractmethod
+    async def update_function(
+        self, base: Base, fn_id: str, code: str, trigger: str, secrets: str | None, updated: str
+    ) -> FunctionDef | None:
+        """Replace code and trigger (and secrets unless None), bump the version; None if unknown."""
+
+    @abstractmethod
+    async def delete_function(self, base: Base, name: str) -> bool:
+        """Delete a function and its history by name; True if it existed."""
+
+    @abstractmethod
+    async def function_by_name(self, base: Base, name: str) -> FunctionDef | None:
+        """The function with that name."""
+
+    @abstractmethod
+    async def functions(self, base: Base) -> list[FunctionDef]:
+        """Every function of the base, by name."""
+
+    @abstractmethod
+    async def functions_for(self, base: Base, triggers: list[str]) -> list[FunctionDef]:
+        """The functions whose trigger is one of ``triggers``."""
+
+    @abstractmethod
+    async def add_run(self, base: Base, run: FunctionRun, keep: int) -> None:
+        """Record a run (setting the function's last run), keeping only its newest ``keep`` runs."""
+
+    @abstractmethod
+    async def runs(self, base: Base, fn_id: str, limit: int) -> list[FunctionRun]:
+        """The newest ``limit`` runs of a function, oldest first."""
+
+    # the durable queue of function runs (installation-wide)
+    @abstractmethod
+    async def enqueue_jobs(self, jobs: list[Job], owner: str, lease_until: float) -> None:
+        """Insert jobs already claimed by ``owner`` until ``lease_until`` (Unix seconds)."""
+
+    @abstractmethod
+    async def claim_jobs(self, owner: str, now: float, lease_until: float, limit: int) -> list[Job]:
+        """Claim up to ``limit`` jobs whose lease has expired (or never existed), oldest first."""
+
+    @abstractmethod
+    async def finish_job(self, job_id: str, base: Base | None, run: FunctionRun | None, keep: int) -> None:
+        """Remove a finished job, recording its run in the same transaction when given."""

@@ -21,7 +21,7 @@ import orjson
 from sbserver.backends.storage.base import Mutation, Predicate, Store
 from sbserver.backends.storage.text import candidates, keyword_words, words
 from sbserver.errors import BadRequest, Conflict, StoreError
-from sbserver.types import Account, Base, Scope, StoredDoc, Tenant, User
+from sbserver.types import Account, Base, FunctionDef, FunctionRun, Job, Scope, StoredDoc, Tenant, User
 
 # Versioned migrations: index + 1 is the version. Never edit a released entry; append.
 # Text columns that are sorted on use COLLATE "C" so ordering is bytewise, like SQLite's.
@@ -44,6 +44,21 @@ SYSTEM_MIGRATIONS: list[str] = [
         created TEXT COLLATE "C" NOT NULL
     );
     CREATE INDEX bases_tenant ON sb.bases (tenant_id, created);
+    """,
+    # The durable queue of function runs, shared by every process of the installation: a job is
+    # claimed by one owner until its lease expires (``lease_until``, Unix seconds).
+    """
+    CREATE TABLE sb.fn_jobs (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        base TEXT NOT NULL,
+        function_id TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created TEXT COLLATE "C" NOT NULL,
+        owner TEXT NOT NULL DEFAULT '',
+        lease_until DOUBLE PRECISION NOT NULL DEFAULT 0,
+        attempts INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX fn_jobs_lease ON sb.fn_jobs (lease_until, created);
     """,
 ]
 
@@ -113,6 +128,31 @@ BASE_MIGRATIONS: list[str] = [
     );
     CREATE INDEX forms_by_name ON {s}.forms (form, seq);
     """,
+    # Server-side functions and their run history; ``output`` is orjson text, as ``data`` above.
+    """
+    CREATE TABLE {s}.functions (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        name TEXT COLLATE "C" NOT NULL UNIQUE,
+        trigger TEXT COLLATE "C" NOT NULL,
+        code TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        last_updated TEXT NOT NULL,
+        last_run TEXT NOT NULL,
+        secrets TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX functions_trigger ON {s}.functions (trigger);
+    CREATE TABLE {s}.function_runs (
+        seq BIGSERIAL PRIMARY KEY,
+        id TEXT NOT NULL,
+        function_id TEXT COLLATE "C" NOT NULL,
+        version INTEGER NOT NULL,
+        started TEXT NOT NULL,
+        completed TEXT NOT NULL,
+        success BOOLEAN NOT NULL,
+        output TEXT NOT NULL
+    );
+    CREATE INDEX function_runs_by_fn ON {s}.function_runs (function_id, seq);
+    """,
 ]
 
 # Every migration (and base creation) holds this transaction-scoped advisory lock, so several
@@ -122,6 +162,9 @@ MIGRATION_LOCK = 0x5B5E_2F00_0001
 _USER_COLS = "id, account_id, email, token, role, created, password, reset_code"
 _BASE_COLS = "pk, name, tenant_id, whitelist, active, created"
 _DOC_COLS = "id, account_id, owner_id, created, data"
+_FN_COLS = "id, name, trigger, code, version, last_updated, last_run, secrets"
+_RUN_COLS = "id, function_id, version, started, completed, success, output"
+_JOB_COLS = "id, base, function_id, payload, created, attempts"
 
 _NAME = re.compile(r"[A-Za-z0-9_]{1,63}")  # 63: PostgreSQL silently truncates longer identifiers
 _RESERVED = frozenset({"sb", "public", "information_schema"})
@@ -208,6 +251,35 @@ def _user(row: asyncpg.Record | None) -> User | None:
 
 def _doc(row: asyncpg.Record) -> StoredDoc:
     return StoredDoc(row[0], row[1], row[2], row[3], orjson.loads(row[4]))
+
+
+def _fn(row: asyncpg.Record) -> FunctionDef:
+    return FunctionDef(*row)
+
+
+def _run(row: asyncpg.Record) -> FunctionRun:
+    return FunctionRun(row[0], row[1], row[2], row[3], row[4], row[5], orjson.loads(row[6]))
+
+
+def _job(row: asyncpg.Record) -> Job:
+    return Job(row[0], row[1], row[2], orjson.loads(row[3]), row[4], row[5])
+
+
+async def _insert_run(c: asyncpg.Connection, schema: str, run: FunctionRun, keep: int) -> None:
+    """Record a run, set the function's last run and keep its newest ``keep`` runs; the caller
+    holds the transaction."""
+    await c.execute(
+        f"INSERT INTO {schema}.function_runs ({_RUN_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        *(run.id, run.function_id, run.version, run.started, run.completed, run.success),
+        orjson.dumps(run.output).decode(),
+    )
+    await c.execute(f"UPDATE {schema}.functions SET last_run = $1 WHERE id = $2", run.completed, run.function_id)
+    await c.execute(
+        f"DELETE FROM {schema}.function_runs WHERE function_id = $1 AND seq <= ("
+        f"SELECT seq FROM {schema}.function_runs WHERE function_id = $1 ORDER BY seq DESC LIMIT 1 OFFSET $2)",
+        run.function_id,
+        max(keep, 0),  # SQLite reads a negative OFFSET as 0; PostgreSQL refuses it
+    )
 
 
 def _scope_sql(scope: Scope, first: int) -> tuple[str, tuple[str, ...]]:
@@ -656,3 +728,100 @@ class PostgresStore(Store):
         else:
             rows = await self._fetch(f"SELECT data FROM {schema}.forms ORDER BY seq DESC LIMIT $1", _limit(limit))
         return [orjson.loads(r[0]) for r in rows]
+
+    # server-side functions
+    async def create_function(self, base: Base, fn: FunctionDef) -> None:
+        await self._execute(
+            f"INSERT INTO {_schema(base.name)}.functions ({_FN_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            *(fn.id, fn.name, fn.trigger, fn.code, fn.version, fn.last_updated, fn.last_run, fn.secrets),
+        )
+
+    async def update_function(
+        self, base: Base, fn_id: str, code: str, trigger: str, secrets: str | None, updated: str
+    ) -> FunctionDef | None:
+        row = await self._fetchrow(
+            f"UPDATE {_schema(base.name)}.functions SET code = $1, trigger = $2, secrets = COALESCE($3::text, secrets), "
+            f"version = version + 1, last_updated = $4 WHERE id = $5 RETURNING {_FN_COLS}",
+            *(code, trigger, secrets, updated, fn_id),
+        )
+        return None if row is None else _fn(row)
+
+    async def delete_function(self, base: Base, name: str) -> bool:
+        schema = _schema(base.name)
+        async with self._conn(transaction=True) as c:
+            fn_id = await c.fetchval(f"DELETE FROM {schema}.functions WHERE name = $1 RETURNING id", name)
+            if fn_id is None:
+                return False
+            await c.execute(f"DELETE FROM {schema}.function_runs WHERE function_id = $1", fn_id)
+            return True
+
+    async def function_by_name(self, base: Base, name: str) -> FunctionDef | None:
+        row = await self._fetchrow(f"SELECT {_FN_COLS} FROM {_schema(base.name)}.functions WHERE name = $1", name)
+        return None if row is None else _fn(row)
+
+    async def functions(self, base: Base) -> list[FunctionDef]:
+        return [
+            _fn(r) for r in await self._fetch(f"SELECT {_FN_COLS} FROM {_schema(base.name)}.functions ORDER BY name")
+        ]
+
+    async def functions_for(self, base: Base, triggers: list[str]) -> list[FunctionDef]:
+        if not triggers:
+            return []
+        rows = await self._fetch(
+            f"SELECT {_FN_COLS} FROM {_schema(base.name)}.functions WHERE trigger = ANY($1::text[]) ORDER BY name",
+            list(triggers),
+        )
+        return [_fn(r) for r in rows]
+
+    async def add_run(self, base: Base, run: FunctionRun, keep: int) -> None:
+        schema = _schema(base.name)
+        async with self._conn(transaction=True) as c:
+            await _insert_run(c, schema, run, keep)
+
+    async def runs(self, base: Base, fn_id: str, limit: int) -> list[FunctionRun]:
+        rows = await self._fetch(
+            f"SELECT {_RUN_COLS} FROM {_schema(base.name)}.function_runs WHERE function_id = $1 "
+            "ORDER BY seq DESC LIMIT $2",
+            fn_id,
+            _limit(limit),
+        )
+        return [_run(r) for r in reversed(rows)]
+
+    # the durable queue of function runs (installation-wide, in the system schema)
+    async def enqueue_jobs(self, jobs: list[Job], owner: str, lease_until: float) -> None:
+        if not jobs:
+            return
+        rows = [
+            (j.id, j.base, j.function_id, orjson.dumps(j.payload).decode(), j.created, owner, lease_until, j.attempts)
+            for j in jobs
+        ]
+        async with self._conn(transaction=True) as c:
+            await c.executemany(
+                "INSERT INTO sb.fn_jobs (id, base, function_id, payload, created, owner, lease_until, attempts) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                rows,
+            )
+
+    async def claim_jobs(self, owner: str, now: float, lease_until: float, limit: int) -> list[Job]:
+        """One statement: SKIP LOCKED lets concurrent claimers take disjoint jobs without waiting,
+        and a job another claimer leased meanwhile fails the re-checked ``lease_until < now``."""
+        rows = await self._fetch(
+            "UPDATE sb.fn_jobs SET owner = $1, lease_until = $2, attempts = attempts + 1 "
+            "WHERE id IN (SELECT id FROM sb.fn_jobs WHERE lease_until < $3 "
+            "ORDER BY created, id LIMIT $4 FOR UPDATE SKIP LOCKED) "
+            f"RETURNING {_JOB_COLS}",
+            owner,
+            lease_until,
+            now,
+            _limit(limit),
+        )
+        jobs = [_job(r) for r in rows]
+        jobs.sort(key=lambda j: (j.created, j.id))  # RETURNING has no order; "C" collation is code-point order
+        return jobs
+
+    async def finish_job(self, job_id: str, base: Base | None, run: FunctionRun | None, keep: int) -> None:
+        schema = _schema(base.name) if base is not None and run is not None else None
+        async with self._conn(transaction=True) as c:
+            await c.execute("DELETE FROM sb.fn_jobs WHERE id = $1", job_id)
+            if schema is not None and run is not None:
+                await _insert_run(c, schema, run, keep)

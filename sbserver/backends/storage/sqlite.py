@@ -19,7 +19,7 @@ from sbserver.backends.storage.base import Mutation, Predicate, Store
 from sbserver.backends.storage.sqlite_writer import Writer, connect
 from sbserver.backends.storage.text import candidates, keyword_words, words
 from sbserver.errors import Conflict, StoreError
-from sbserver.types import Account, Base, Scope, StoredDoc, Tenant, User
+from sbserver.types import Account, Base, FunctionDef, FunctionRun, Job, Scope, StoredDoc, Tenant, User
 
 T = TypeVar("T")
 
@@ -110,6 +110,45 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX forms_by_name ON forms (base, form, seq);
     """,
+    """
+    CREATE TABLE functions (
+        base TEXT NOT NULL,
+        id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        trigger TEXT NOT NULL,
+        code TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        last_updated TEXT NOT NULL,
+        last_run TEXT NOT NULL,
+        secrets TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (base, id),
+        UNIQUE (base, name)
+    );
+    CREATE INDEX functions_trigger ON functions (base, trigger);
+    CREATE TABLE function_runs (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        base TEXT NOT NULL,
+        id TEXT NOT NULL,
+        function_id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        started TEXT NOT NULL,
+        completed TEXT NOT NULL,
+        success INTEGER NOT NULL,
+        output TEXT NOT NULL
+    );
+    CREATE INDEX function_runs_by_fn ON function_runs (base, function_id, seq);
+    CREATE TABLE fn_jobs (
+        id TEXT PRIMARY KEY,
+        base TEXT NOT NULL,
+        function_id TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created TEXT NOT NULL,
+        owner TEXT NOT NULL DEFAULT '',
+        lease_until REAL NOT NULL DEFAULT 0,
+        attempts INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX fn_jobs_lease ON fn_jobs (lease_until, created);
+    """,
 ]
 
 _USER_COLS = "id, account_id, email, token, role, created, password, reset_code"
@@ -142,6 +181,42 @@ def _scope_sql(scope: Scope) -> tuple[str, tuple[str, ...]]:
     if scope.account_id is not None:
         return " AND account_id = ?", (scope.account_id,)
     return "", ()
+
+
+_FN_COLS = "id, name, trigger, code, version, last_updated, last_run, secrets"
+_RUN_COLS = "id, function_id, version, started, completed, success, output"
+
+
+def _fn(row: Sequence[Any]) -> FunctionDef:
+    return FunctionDef(*row)
+
+
+def _run(row: Sequence[Any]) -> FunctionRun:
+    return FunctionRun(row[0], row[1], row[2], row[3], row[4], bool(row[5]), orjson.loads(row[6]))
+
+
+def _insert_run(c: sqlite3.Connection, base: Base, run: FunctionRun, keep: int) -> None:
+    c.execute(
+        f"INSERT INTO function_runs (base, {_RUN_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            base.name,
+            run.id,
+            run.function_id,
+            run.version,
+            run.started,
+            run.completed,
+            int(run.success),
+            orjson.dumps(run.output).decode(),
+        ),
+    )
+    c.execute(
+        "UPDATE functions SET last_run = ? WHERE base = ? AND id = ?", (run.completed, base.name, run.function_id)
+    )
+    c.execute(
+        "DELETE FROM function_runs WHERE base = ? AND function_id = ? AND seq <= ("
+        "SELECT seq FROM function_runs WHERE base = ? AND function_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+        (base.name, run.function_id, base.name, run.function_id, keep),
+    )
 
 
 def fts_query(groups: list[list[str]]) -> str:
@@ -296,6 +371,14 @@ class SQLiteStore(Store):
 
     async def user_by_id(self, base: Base, user_id: str) -> User | None:
         return _user(self._one(f"SELECT {_USER_COLS} FROM users WHERE base = ? AND id = ?", (base.name, user_id)))
+
+    async def root_user(self, base: Base) -> User | None:
+        return _user(
+            self._one(
+                f"SELECT {_USER_COLS} FROM users WHERE base = ? AND role >= 100 ORDER BY created, id LIMIT 1",
+                (base.name,),
+            )
+        )
 
     async def users_of_account(self, base: Base, account_id: str) -> list[User]:
         rows = self._all(
@@ -560,3 +643,108 @@ class SQLiteStore(Store):
         else:
             rows = self._all("SELECT data FROM forms WHERE base = ? ORDER BY seq DESC LIMIT ?", (base.name, limit))
         return [orjson.loads(r[0]) for r in rows]
+
+    # server-side functions
+    async def create_function(self, base: Base, fn: FunctionDef) -> None:
+        await self._write(
+            lambda c: c.execute(
+                f"INSERT INTO functions (base, {_FN_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (base.name, fn.id, fn.name, fn.trigger, fn.code, fn.version, fn.last_updated, fn.last_run, fn.secrets),
+            )
+        )
+
+    async def update_function(
+        self, base: Base, fn_id: str, code: str, trigger: str, secrets: str | None, updated: str
+    ) -> FunctionDef | None:
+        def tx(c: sqlite3.Connection) -> FunctionDef | None:
+            cur = c.execute(
+                "UPDATE functions SET code = ?, trigger = ?, secrets = COALESCE(?, secrets), version = version + 1, "
+                "last_updated = ? WHERE base = ? AND id = ?",
+                (code, trigger, secrets, updated, base.name, fn_id),
+            )
+            if not cur.rowcount:
+                return None
+            row = c.execute(
+                f"SELECT {_FN_COLS} FROM functions WHERE base = ? AND id = ?", (base.name, fn_id)
+            ).fetchone()
+            return _fn(row)
+
+        return await self._write(tx)
+
+    async def delete_function(self, base: Base, name: str) -> bool:
+        def tx(c: sqlite3.Connection) -> bool:
+            row = c.execute("SELECT id FROM functions WHERE base = ? AND name = ?", (base.name, name)).fetchone()
+            if row is None:
+                return False
+            c.execute("DELETE FROM functions WHERE base = ? AND id = ?", (base.name, row[0]))
+            c.execute("DELETE FROM function_runs WHERE base = ? AND function_id = ?", (base.name, row[0]))
+            return True
+
+        return await self._write(tx)
+
+    async def function_by_name(self, base: Base, name: str) -> FunctionDef | None:
+        row = self._one(f"SELECT {_FN_COLS} FROM functions WHERE base = ? AND name = ?", (base.name, name))
+        return None if row is None else _fn(row)
+
+    async def functions(self, base: Base) -> list[FunctionDef]:
+        return [
+            _fn(r) for r in self._all(f"SELECT {_FN_COLS} FROM functions WHERE base = ? ORDER BY name", (base.name,))
+        ]
+
+    async def functions_for(self, base: Base, triggers: list[str]) -> list[FunctionDef]:
+        if not triggers:
+            return []
+        marks = ",".join("?" * len(triggers))
+        rows = self._all(
+            f"SELECT {_FN_COLS} FROM functions WHERE base = ? AND trigger IN ({marks}) ORDER BY name",
+            (base.name, *triggers),
+        )
+        return [_fn(r) for r in rows]
+
+    async def add_run(self, base: Base, run: FunctionRun, keep: int) -> None:
+        await self._write(lambda c: _insert_run(c, base, run, keep))
+
+    async def runs(self, base: Base, fn_id: str, limit: int) -> list[FunctionRun]:
+        rows = self._all(
+            f"SELECT {_RUN_COLS} FROM function_runs WHERE base = ? AND function_id = ? ORDER BY seq DESC LIMIT ?",
+            (base.name, fn_id, limit),
+        )
+        return [_run(r) for r in reversed(rows)]
+
+    # the durable queue of function runs
+    async def enqueue_jobs(self, jobs: list[Job], owner: str, lease_until: float) -> None:
+        rows = [
+            (j.id, j.base, j.function_id, orjson.dumps(j.payload).decode(), j.created, owner, lease_until, j.attempts)
+            for j in jobs
+        ]
+        await self._write(
+            lambda c: c.executemany(
+                "INSERT INTO fn_jobs (id, base, function_id, payload, created, owner, lease_until, attempts) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        )
+
+    async def claim_jobs(self, owner: str, now: float, lease_until: float, limit: int) -> list[Job]:
+        def tx(c: sqlite3.Connection) -> list[Job]:
+            rows = c.execute(
+                "SELECT id, base, function_id, payload, created, attempts FROM fn_jobs WHERE lease_until < ? "
+                "ORDER BY created, id LIMIT ?",
+                (now, limit),
+            ).fetchall()
+            jobs = [Job(r[0], r[1], r[2], orjson.loads(r[3]), r[4], r[5] + 1) for r in rows]
+            c.executemany(
+                "UPDATE fn_jobs SET owner = ?, lease_until = ?, attempts = attempts + 1 WHERE id = ?",
+                [(owner, lease_until, j.id) for j in jobs],
+            )
+            return jobs
+
+        return await self._write(tx)
+
+    async def finish_job(self, job_id: str, base: Base | None, run: FunctionRun | None, keep: int) -> None:
+        def tx(c: sqlite3.Connection) -> None:
+            c.execute("DELETE FROM fn_jobs WHERE id = ?", (job_id,))
+            if base is not None and run is not None:
+                _insert_run(c, base, run, keep)
+
+        await self._write(tx)

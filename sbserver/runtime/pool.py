@@ -1,0 +1,197 @@
+"""The worker pool: hands runs to idle workers, bridges helper calls, enforces deadlines.
+
+Each run takes one idle worker (waiting when all are busy), sends it the code and arguments,
+then serves the worker's helper calls with ``helpers(name, args)`` on the event loop until the
+worker reports the end. A run past its deadline, or a worker that dies (memory cap reached
+past the engine's own limit), costs that worker: it is killed and replaced, and the run is
+reported as failed with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from sbserver.runtime.protocol import HEADER, MAX_FRAME, encode
+
+log = logging.getLogger("sbserver.runtime")
+
+UNDEFINED = object()  # a helper result that JavaScript should see as undefined
+Helpers = Callable[[str, list[Any]], Awaitable[Any]]
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    output: list[str] = field(default_factory=list)
+    error: str = ""
+    stage: str = ""  # "compile" (before handle ran), "run", "timeout", "crash"
+
+
+class Worker:
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        assert proc.stdin is not None and proc.stdout is not None
+        self.stdin = proc.stdin
+        self.stdout = proc.stdout
+
+    async def send(self, message: dict[str, Any]) -> None:
+        self.stdin.write(encode(message))
+        await self.stdin.drain()
+
+    async def receive(self) -> dict[str, Any]:
+        head = await self.stdout.readexactly(HEADER.size)
+        (size,) = HEADER.unpack(head)
+        if size > MAX_FRAME:
+            raise ConnectionError(f"worker sent a frame of {size} bytes")
+        value: dict[str, Any] = orjson.loads(await self.stdout.readexactly(size))
+        return value
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()
+
+
+class RuntimePool:
+    def __init__(self, size: int, timeout: float, memory_mb: int, stack_kb: int = 1024) -> None:
+        self.size = max(1, size)
+        self.timeout = timeout
+        self.memory = memory_mb * 1024 * 1024
+        self.stack = stack_kb * 1024
+        self._idle: asyncio.Queue[Worker] = asyncio.Queue()
+        self._all: set[Worker] = set()
+        self._started = False
+        self._tasks: set[asyncio.Future[None]] = set()
+
+    async def _spawn(self) -> Worker:
+        env = dict(os.environ)
+        env["PYTHONUNBUFFERED"] = "1"
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "sbserver.runtime.worker",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        worker = Worker(proc)
+        self._all.add(worker)
+        return worker
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        for _ in range(self.size):
+            self._idle.put_nowait(await self._spawn())
+
+    async def stop(self) -> None:
+        self._started = False
+        for worker in list(self._all):
+            worker.kill()
+            with contextlib.suppress(Exception):
+                await worker.proc.wait()
+        self._all.clear()
+
+    async def _replace(self, worker: Worker) -> None:
+        worker.kill()
+        self._all.discard(worker)
+        with contextlib.suppress(Exception):
+            await worker.proc.wait()
+        if self._started:
+            self._idle.put_nowait(await self._spawn())
+
+    async def run(
+        self,
+        code: str,
+        args: list[Any],
+        helpers: Helpers,
+        legacy: Any = None,
+        secrets: dict[str, str] | None = None,
+        timeout: float | None = None,
+        check: bool = False,
+    ) -> Outcome:
+        if not self._started:
+            await self.start()
+        worker = await self._idle.get()
+        outcome = Outcome(ok=False)
+        healthy = True
+        try:
+            async with asyncio.timeout(timeout or self.timeout):
+                await worker.send(
+                    {
+                        "op": "run",
+                        "code": code,
+                        "args": args,
+                        "legacy": legacy,
+                        "secrets": secrets or {},
+                        "memory": self.memory,
+                        "stack": self.stack,
+                    }
+                )
+                while True:
+                    frame = await worker.receive()
+                    op = frame.get("op")
+                    if op == "log":
+                        outcome.output.append(str(frame.get("line", "")))
+                    elif op == "call":
+                        value = await self._call(helpers, frame)
+                        await worker.send({"op": "reply", "value": value})
+                    elif op == "done":
+                        outcome.ok = bool(frame.get("ok"))
+                        outcome.error = str(frame.get("error") or "")
+                        outcome.stage = str(frame.get("stage") or "")
+                        break
+        except TimeoutError:
+            healthy = False
+            outcome.ok, outcome.stage, outcome.error = False, "timeout", "function execution timed out"
+        except (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError, OSError) as exc:
+            healthy = False
+            outcome.ok, outcome.stage = False, "crash"
+            outcome.error = "function stopped: it exceeded its memory limit or crashed" + (
+                f" ({exc.__class__.__name__})" if not isinstance(exc, asyncio.IncompleteReadError) else ""
+            )
+        except BaseException:
+            healthy = False
+            raise
+        finally:
+            if healthy:
+                self._idle.put_nowait(worker)
+            else:
+                task = asyncio.ensure_future(self._replace(worker))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        return outcome
+
+    async def check(self, code: str, timeout: float = 3.0) -> Outcome:
+        """Compile the code and find ``handle`` without running it (helpers are refused)."""
+
+        async def no_helpers(name: str, args: list[Any]) -> Any:
+            return UNDEFINED
+
+        outcome = await self.run(code, [], no_helpers, timeout=timeout, check=True)
+        if outcome.stage == "timeout":
+            outcome.error = "the code's top level did not finish loading in time"
+        return outcome
+
+    @staticmethod
+    async def _call(helpers: Helpers, frame: dict[str, Any]) -> str | None:
+        """Run one helper; its result goes back as JSON text (None = undefined)."""
+        name = str(frame.get("name", ""))
+        args = frame.get("args")
+        try:
+            value = await helpers(name, args if isinstance(args, list) else [])
+        except Exception as exc:  # a helper must answer, never break the run
+            log.exception("helper %s failed", name)
+            value = {"ok": False, "content": f"internal error in {name}(): {exc.__class__.__name__}"}
+        if value is UNDEFINED:
+            return None
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
