@@ -6,14 +6,17 @@ import argparse
 from collections.abc import Sequence
 
 from sbserver import __version__
-from sbserver.cli import server
+from sbserver.cli import function, login, server
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="backend", description="sbserver: a StaticBackend-compatible backend")
     parser.add_argument("-v", "--version", action="version", version=f"sbserver {__version__}")
+    parser.add_argument("--config", default=None, help="the config file (default ./.backend.yml)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     server.add_parser(sub)
+    login.add_parser(sub)
+    function.add_parser(sub)
     return parser
 
 

@@ -135,6 +135,7 @@ class RuntimePool:
                         "secrets": secrets or {},
                         "memory": self.memory,
                         "stack": self.stack,
+                        "check": check,
                     }
                 )
                 while True:

@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -376,7 +377,17 @@ class WSClient(Inbox):
         self.close_code: int | None = None
         self.name = "ws"
 
-    async def open(self, query: str = "", read: bool = True, **kwargs: Any) -> WSClient:
+    async def open(self, query: str = "", read: bool = True, rcvbuf: int = 0, **kwargs: Any) -> WSClient:
+        """Connect; ``read=False`` leaves every frame unread, ``rcvbuf`` shrinks the socket's receive buffer."""
+        if rcvbuf:
+            # A small fixed buffer (no autotuning up to tcp_rmem's max) makes a non-reading client
+            # push back on the server after a few frames instead of tens of megabytes.
+            host, port = self.ws_url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            sock.setblocking(False)
+            await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
+            kwargs["sock"] = sock
         self.ws = await websockets.connect(self.ws_url + query, open_timeout=5, max_size=None, **kwargs)
         if read:
             self._reader = asyncio.ensure_future(self._read())

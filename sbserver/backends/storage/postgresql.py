@@ -459,6 +459,10 @@ class PostgresStore(Store):
         sql = f"SELECT {_USER_COLS} FROM {_schema(base.name)}.users WHERE id = $1"
         return _user(await self._fetchrow(sql, user_id))
 
+    async def root_user(self, base: Base) -> User | None:
+        sql = f"SELECT {_USER_COLS} FROM {_schema(base.name)}.users WHERE role >= 100 ORDER BY created, id LIMIT 1"
+        return _user(await self._fetchrow(sql))
+
     async def users_of_account(self, base: Base, account_id: str) -> list[User]:
         sql = f"SELECT {_USER_COLS} FROM {_schema(base.name)}.users WHERE account_id = $1 ORDER BY created, id"
         return [User(*r) for r in await self._fetch(sql, account_id)]
