@@ -53,6 +53,8 @@ class Settings:
     function_history: int = 100
     function_rate_per_minute: int = 5
     function_poll_seconds: float = 2.0
+    function_lease_seconds: float = 0.0  # 0: the timeout plus 30 s
+    primary_instance: str = ""
     quiet: bool = False
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -160,6 +162,9 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> Setti
         function_workers=_int(env, "SB_FUNCTION_WORKERS", max(1, os.cpu_count() or 1)),
         function_history=_int(env, "SB_FUNCTION_HISTORY", 100),
         function_rate_per_minute=_int(env, "SB_FUNCTION_RATE_PER_MINUTE", 5),
+        function_poll_seconds=float(_int(env, "SB_FUNCTION_POLL_SECONDS", 2)),
+        function_lease_seconds=float(_int(env, "SB_FUNCTION_LEASE_SECONDS", 0)),
+        primary_instance=env.get("PRIMARY_INSTANCE_HOSTNAME", "").strip(),
     )
     if overrides:
         settings = replace(settings, **overrides)  # type: ignore[arg-type]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import socket
 import time
 from typing import Any
 from urllib.parse import parse_qsl
@@ -94,7 +95,8 @@ class FunctionService:
     async def start(self) -> None:
         self.broker.message_hooks.append(self.on_message)
         self._unsubscribe = self.events.subscribe(self.on_db_event)
-        self._poller = asyncio.create_task(self._poll_forever(), name="function-jobs")
+        if self.runs_jobs:
+            self._poller = asyncio.create_task(self._poll_forever(), name="function-jobs")
 
     async def stop(self) -> None:
         if self.on_message in self.broker.message_hooks:
@@ -265,6 +267,9 @@ class FunctionService:
                 legacy = msg if fn.trigger == kind and fn.trigger != channel else None
                 payload = {"args": args, "legacy": legacy, "identity": identity_dict(runner), "event": kind}
                 jobs.append(Job(new_id(), base.name, fn.id, payload, now_iso()))
+            if not self.runs_jobs:  # left unclaimed for the primary instance's poller
+                await self.store.enqueue_jobs(jobs, "", 0.0)
+                return
             await self.store.enqueue_jobs(jobs, self.owner, time.time() + self._lease())
         except SBError as exc:
             log.warning("functions for %s on %s not dispatched: %s", kind, channel, exc.message)
@@ -272,7 +277,13 @@ class FunctionService:
         await asyncio.gather(*(self._run_job(job) for job in jobs))
 
     def _lease(self) -> float:
-        return self.settings.function_timeout + 30.0
+        return self.settings.function_lease_seconds or self.settings.function_timeout + 30.0
+
+    @property
+    def runs_jobs(self) -> bool:
+        """False when PRIMARY_INSTANCE_HOSTNAME names another host: this process only enqueues."""
+        primary = self.settings.primary_instance
+        return not primary or primary == socket.gethostname()
 
     async def _run_job(self, job: Job) -> None:
         try:
