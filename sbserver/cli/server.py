@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sbserver.settings import Settings
 
 
 def add_parser(sub: Any) -> None:
@@ -16,6 +21,26 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--workers", type=int, default=1, help="processes to run (needs PostgreSQL and Redis past 1)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(run=run)
+
+
+async def preflight(settings: Settings) -> str:
+    """Open and close every backend once, so a bad setting is one clear line, not a traceback."""
+    from sbserver.backends.bus import create_bus
+    from sbserver.backends.cache import create_cache
+    from sbserver.backends.storage import create_store
+    from sbserver.errors import SBError
+
+    for backend in (create_store(settings), create_cache(settings), create_bus(settings)):
+        try:
+            await backend.open()
+        except SBError as exc:
+            return exc.message
+        except OSError as exc:
+            return str(exc)
+        finally:
+            with contextlib.suppress(Exception):
+                await backend.close()
+    return ""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write("several workers need DATABASE_URL (PostgreSQL) and REDIS_URL\n")
         return 2
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="%(levelname)s %(name)s: %(message)s")
+    problem = asyncio.run(preflight(settings))
+    if problem:
+        sys.stderr.write(f"sbserver cannot start: {problem}\n")
+        return 1
     store = settings.data_store if settings.data_store == "pg" else f"sqlite ({settings.sqlite_path})"
     print(
         f"sbserver on http://{settings.host}:{settings.port} — store: {store}, env: {settings.app_env}",

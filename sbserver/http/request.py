@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any
 
 import orjson
@@ -19,22 +21,71 @@ def services(request: Request) -> Services:
     return svc
 
 
+MAX_DEPTH = 128
+_LONG_INT = re.compile(rb"\d{19,}")
+INT64 = (-(2**63), 2**64 - 1)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _checked_int(text: str) -> int:
+    value = int(text)
+    if not INT64[0] <= value <= INT64[1]:
+        raise ValueError(f"the integer {text[:40]} does not fit in 64 bits")
+    return value
+
+
+def _checked_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
+
+
+_STRICT = json.JSONDecoder(parse_int=_checked_int, parse_float=_checked_float, parse_constant=_refuse_constant)
+
+
+def _depth_ok(value: Any) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return False
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return True
+
+
 def parse_json(raw: bytes) -> Any:
-    """The first JSON value of a body (trailing bytes are ignored, as upstream does)."""
+    """The first JSON value of a body (trailing bytes are ignored, as upstream does).
+
+    Refused with 400: invalid JSON, NaN/Infinity, integers past 64 bits (orjson alone would
+    silently turn them into floats), numbers out of range, nesting deeper than ``MAX_DEPTH``.
+    """
     if not raw.strip():
         raise InvalidJSON("invalid JSON body: EOF (the body is empty)")
+    value: Any
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as first:
+        if _LONG_INT.search(raw):
+            raise ValueError("long integers: take the strict path")
+        value = orjson.loads(raw)
+    except (orjson.JSONDecodeError, ValueError) as first:
+        if "recursion" in str(first).lower():
+            raise InvalidJSON(f"invalid JSON body: nested deeper than {MAX_DEPTH} levels") from first
         try:
-            value = json.JSONDecoder().raw_decode(raw.decode("utf-8").lstrip())[0]
-        except (ValueError, UnicodeDecodeError):
-            raise InvalidJSON(f"invalid JSON body: {first}") from first
-        try:
-            orjson.dumps(value)
-        except TypeError as exc:  # integers past 64 bits, NaN, Infinity
-            raise InvalidJSON(f"invalid JSON body: {exc}") from exc
-        return value
+            value = _STRICT.raw_decode(raw.decode("utf-8").lstrip())[0]
+        except RecursionError as exc:
+            raise InvalidJSON(f"invalid JSON body: nested deeper than {MAX_DEPTH} levels") from exc
+        except (ValueError, UnicodeDecodeError) as exc:
+            reason = exc if isinstance(first, ValueError) and not isinstance(first, orjson.JSONDecodeError) else first
+            raise InvalidJSON(f"invalid JSON body: {reason}") from exc
+    if (raw.count(b"[") + raw.count(b"{") > MAX_DEPTH) and not _depth_ok(value):
+        raise InvalidJSON(f"invalid JSON body: nested deeper than {MAX_DEPTH} levels")
+    return value
 
 
 async def json_body(request: Request) -> Any:

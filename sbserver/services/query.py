@@ -18,7 +18,7 @@ from sbserver.errors import BadRequest
 
 OPERATORS = ("==", "=", "!=", "<>", ">", "<", ">=", "<=", "in", "!in", "nin")
 _NUMERIC = re.compile(r"^-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
-_FIELD = re.compile(r"^[\w$@-]+(?:\.[\w$@-]+)*$")
+_FIELD = re.compile(r"^[\w-]+(?:\.[\w-]+)*$")
 MAX_CLAUSES = 64
 
 
@@ -40,7 +40,7 @@ def _describe(value: Any) -> str:
 
 def check_field(name: str, where: str) -> tuple[str, ...]:
     if not name or len(name) > 200 or not _FIELD.match(name):
-        raise BadRequest(f"invalid field name {_describe(name)} in {where}: use letters, digits, _ - $ @ and dots")
+        raise BadRequest(f"invalid field name {_describe(name)} in {where}: use letters, digits, _ - and dots")
     return tuple(name.split("."))
 
 
