@@ -8,8 +8,11 @@ each worker uses its own Redis database number.
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
 
 import pytest
 
@@ -17,6 +20,23 @@ PG_URL = os.environ.get("SB_TEST_PG_URL", "")
 REDIS_URL = os.environ.get("SB_TEST_REDIS_URL", "")
 
 STORE_KINDS = ["sqlite", "pg"] if PG_URL else ["sqlite"]
+
+
+def run_async(factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run a coroutine to completion on a fresh loop in a thread: safe inside or outside a loop."""
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(factory())
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
 
 
 def _worker_index(config: pytest.Config) -> int:
@@ -29,8 +49,6 @@ def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh PostgreSQL database for this worker (skips when SB_TEST_PG_URL is unset)."""
     if not PG_URL:
         pytest.skip("SB_TEST_PG_URL is not set")
-    import asyncio
-
     import asyncpg
 
     # The pid keeps concurrent pytest runs on one machine (several terminals) out of each other's way.
@@ -39,9 +57,7 @@ def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
     async def drop() -> None:
         conn = await asyncpg.connect(PG_URL)
         try:
-            await conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", dbname
-            )
+            await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", dbname)
             await conn.execute(f'DROP DATABASE IF EXISTS "{dbname}"')
         finally:
             await conn.close()
@@ -49,18 +65,16 @@ def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
     async def recreate() -> None:
         conn = await asyncpg.connect(PG_URL)
         try:
-            await conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", dbname
-            )
+            await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", dbname)
             await conn.execute(f'DROP DATABASE IF EXISTS "{dbname}"')
             await conn.execute(f'CREATE DATABASE "{dbname}"')
         finally:
             await conn.close()
 
-    asyncio.run(recreate())
+    run_async(recreate)
     base, _, _ = PG_URL.rpartition("/")
     yield f"{base}/{dbname}"
-    asyncio.run(drop())
+    run_async(drop)
 
 
 @pytest.fixture(scope="session")

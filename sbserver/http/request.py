@@ -83,6 +83,10 @@ def parse_json(raw: bytes) -> Any:
         except (ValueError, UnicodeDecodeError) as exc:
             reason = exc if isinstance(first, ValueError) and not isinstance(first, orjson.JSONDecodeError) else first
             raise InvalidJSON(f"invalid JSON body: {reason}") from exc
+        try:
+            orjson.dumps(value)
+        except TypeError as exc:  # lone surrogates and other text JSON allows but UTF-8 cannot hold
+            raise InvalidJSON(f"invalid JSON body: {exc}") from exc
     if (raw.count(b"[") + raw.count(b"{") > MAX_DEPTH) and not _depth_ok(value):
         raise InvalidJSON(f"invalid JSON body: nested deeper than {MAX_DEPTH} levels")
     return value

@@ -14,7 +14,6 @@ and ``cluster``: two processes on one PostgreSQL database and one Redis sharing 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -39,17 +38,13 @@ def _app_of(server: Server) -> App:
     return App(pk=r.json()["pk"], root=r.json()["rootToken"])
 
 
-def _workdir(factory: pytest.TempPathFactory, name: str) -> Path:
-    return factory.mktemp(name)
-
-
 @pytest.fixture(scope="session", params=BUS_KINDS)
 def rt_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     bus: str = request.param
     env = {"SB_SSE_KEEPALIVE_SECONDS": "1"}
     if bus == "redis":
         env["REDIS_URL"] = request.getfixturevalue("redis_url")
-    with running_server(_workdir(tmp_path_factory, f"rt-{bus}"), env, bus) as server:
+    with running_server(tmp_path_factory.mktemp(f"rt-{bus}"), env, bus) as server:
         yield server
 
 
@@ -87,7 +82,7 @@ async def realtime_on() -> AsyncIterator[MakeRealtime]:
 def limits_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """Messages of at most 1000 bytes, 20 commands a second per connection."""
     env = {"SB_REALTIME_MAX_MESSAGE": "1000", "SB_REALTIME_RATE": "20"}
-    with running_server(_workdir(tmp_path_factory, "rt-limits"), env) as server:
+    with running_server(tmp_path_factory.mktemp("rt-limits"), env) as server:
         yield server
 
 
@@ -95,32 +90,30 @@ def limits_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def slow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A connection more than 50 envelopes behind is cut off."""
     env = {"SB_REALTIME_QUEUE_LIMIT": "50"}
-    with running_server(_workdir(tmp_path_factory, "rt-slow"), env) as server:
+    with running_server(tmp_path_factory.mktemp("rt-slow"), env) as server:
         yield server
 
 
 @pytest.fixture(scope="session")
 def connlimit_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with running_server(_workdir(tmp_path_factory, "rt-connlimit"), {"SB_REALTIME_MAX_CONNECTIONS": "2"}) as server:
+    with running_server(tmp_path_factory.mktemp("rt-connlimit"), {"SB_REALTIME_MAX_CONNECTIONS": "2"}) as server:
         yield server
 
 
 @pytest.fixture(scope="session")
 def outage_server(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Server]:
     """A Redis-bus server whose Redis connections a test may cut."""
-    with running_server(_workdir(tmp_path_factory, "rt-outage"), {"REDIS_URL": redis_url}, "redis") as server:
+    with running_server(tmp_path_factory.mktemp("rt-outage"), {"REDIS_URL": redis_url}, "redis") as server:
         yield server
 
 
 @pytest.fixture(scope="session")
-def cluster(
-    tmp_path_factory: pytest.TempPathFactory, redis_url: str, pg_url: str
-) -> Iterator[tuple[Server, Server]]:
+def cluster(tmp_path_factory: pytest.TempPathFactory, redis_url: str, pg_url: str) -> Iterator[tuple[Server, Server]]:
     """Two processes sharing one PostgreSQL database, one Redis and one JWT secret."""
     database = _fresh_database(pg_url, "rt")
     env = {"DATA_STORE": "pg", "DATABASE_URL": database, "REDIS_URL": redis_url}
     with (
-        running_server(_workdir(tmp_path_factory, "rt-p1"), env, "redis") as p1,
-        running_server(_workdir(tmp_path_factory, "rt-p2"), env, "redis") as p2,
+        running_server(tmp_path_factory.mktemp("rt-p1"), env, "redis") as p1,
+        running_server(tmp_path_factory.mktemp("rt-p2"), env, "redis") as p2,
     ):
         yield p1, p2

@@ -195,6 +195,15 @@ def check_envelope(env: Any) -> dict[str, Any]:
     return env
 
 
+def assert_error(env: dict[str, Any], text: str | None = None, startswith: str = "") -> None:
+    """An ``error`` envelope: the reason in ``data``, every other field empty (spec 04 §8)."""
+    assert env["type"] == "error", env
+    assert env["data"] and env["data"].startswith(startswith), env
+    if text is not None:
+        assert env["data"] == text, env
+    assert env["sid"] == env["channel"] == env["token"] == env["base"] == "", env
+
+
 def matches(env: dict[str, Any], type: str | None, fields: Mapping[str, Any]) -> bool:
     return (type is None or env.get("type") == type) and all(env.get(k) == v for k, v in fields.items())
 
@@ -231,8 +240,8 @@ class Inbox:
 
     async def expect(self, type: str | None = None, timeout: float = TIMEOUT, **fields: Any) -> dict[str, Any]:
         """The first envelope (pending or new) of ``type`` with ``fields``; others stay pending."""
-        for i, env in enumerate(self.pending):
-            if matches(env, type, fields):
+        for i, old in enumerate(self.pending):
+            if matches(old, type, fields):
                 return self.pending.pop(i)
         deadline = time.monotonic() + timeout
         while True:
@@ -436,7 +445,7 @@ class WSClient(Inbox):
     async def close(self) -> None:
         if self.ws is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.ws.close(), 3)
+                await asyncio.wait_for(self.ws.close(), 1)
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(BaseException):

@@ -128,4 +128,3 @@ async def test_r42_publish_turns_object_data_into_json_text(rt: Realtime) -> Non
     assert r.status_code == 200 and r.text == "true", r.text
     got = await member.expect("custom")
     assert isinstance(got["data"], str) and json.loads(got["data"]) == payload, got
-
