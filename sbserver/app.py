@@ -21,7 +21,7 @@ from sbserver.backends.cache import Cache, create_cache
 from sbserver.backends.mail import Mailer, create_mailer
 from sbserver.backends.storage import Store, create_store
 from sbserver.errors import SBError
-from sbserver.http import accounts, documents, functions, misc, pages, realtime
+from sbserver.http import accounts, documents, functions, misc, pages, realtime, tasks
 from sbserver.http.middleware import CORS, BodyLimit
 from sbserver.http.responses import error
 from sbserver.services.container import Services, build_services
@@ -55,6 +55,7 @@ def build_routes() -> list[BaseRoute]:
         *documents.routes,
         *realtime.routes,
         *functions.routes,
+        *tasks.routes,
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
 
@@ -82,11 +83,13 @@ def create_app(
         await services.bus.open()
         await services.broker.start()
         await services.functions.start()
+        await services.tasks.start()
         try:
             if settings.is_dev and settings.create_dev_app:
                 await services.tenancy.ensure_dev_app()
             yield
         finally:
+            await services.tasks.stop()
             await services.functions.stop()
             await services.http.aclose()
             await services.broker.stop()

@@ -55,6 +55,8 @@ class Settings:
     function_poll_seconds: float = 2.0
     function_lease_seconds: float = 0.0  # 0: the timeout plus 30 s
     primary_instance: str = ""
+    scheduler_enabled: bool = True
+    scheduler_timezone: str = "UTC"
     quiet: bool = False
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -165,6 +167,8 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> Setti
         function_poll_seconds=float(_int(env, "SB_FUNCTION_POLL_SECONDS", 2)),
         function_lease_seconds=float(_int(env, "SB_FUNCTION_LEASE_SECONDS", 0)),
         primary_instance=env.get("PRIMARY_INSTANCE_HOSTNAME", "").strip(),
+        scheduler_enabled=env.get("SB_SCHEDULER", "1") not in ("0", "false", "no"),
+        scheduler_timezone=env.get("SB_SCHEDULER_TIMEZONE", "UTC").strip() or "UTC",
     )
     if overrides:
         settings = replace(settings, **overrides)  # type: ignore[arg-type]

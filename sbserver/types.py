@@ -186,3 +186,69 @@ class Job:
     payload: dict[str, Any]
     created: str
     attempts: int = 0
+
+
+@dataclass(slots=True)
+class Task:
+    """A scheduled task of one base. Times are Unix seconds except ``last`` (RFC 3339)."""
+
+    id: str
+    base: str  # base name
+    name: str
+    type: str  # function | message | http
+    value: str
+    meta: str
+    interval: str
+    timezone: str = "UTC"
+    enabled: bool = True
+    last: str = ZERO_TIME
+    next_run: float = 0.0
+    anchor: float = 0.0  # creation time: @every schedules count from it
+    running_until: float = 0.0  # a run holds the task until then (or until it finishes)
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "type": self.type,
+            "value": self.value,
+            "meta": self.meta,
+            "interval": self.interval,
+            "last": self.last,
+            "base": self.base,
+            "timezone": self.timezone,
+            "enabled": self.enabled,
+            "next": _rfc3339(self.next_run) if self.enabled and self.next_run else ZERO_TIME,
+        }
+
+
+@dataclass(slots=True)
+class TaskRun:
+    """One tick of a task: run, failed, or skipped because the previous run was still going."""
+
+    id: str
+    task_id: str
+    due: float
+    started: str
+    completed: str
+    outcome: str  # success | failed | skipped
+    error: str = ""
+    output: list[str] = field(default_factory=list)
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "taskId": self.task_id,
+            "due": _rfc3339(self.due),
+            "started": self.started,
+            "completed": self.completed,
+            "outcome": self.outcome,
+            "error": self.error,
+            "output": self.output,
+        }
+
+
+def _rfc3339(t: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(t, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

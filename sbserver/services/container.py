@@ -19,6 +19,7 @@ from sbserver.services.forms import FormService
 from sbserver.services.functions import FunctionService
 from sbserver.services.identity import IdentityService
 from sbserver.services.realtime import Broker
+from sbserver.services.tasks import TaskService
 from sbserver.services.tenancy import TenancyService
 from sbserver.services.tokens import TokenCodec
 from sbserver.settings import Settings
@@ -39,6 +40,7 @@ class Services:
     forms: FormService
     broker: Broker
     functions: FunctionService
+    tasks: TaskService
     http: httpx.AsyncClient
 
 
@@ -51,6 +53,7 @@ def build_services(settings: Settings, store: Store, cache: Cache, bus: Bus, mai
     http = httpx.AsyncClient(headers={"User-Agent": "sbserver-functions"})
     pool = RuntimePool(settings.function_workers, settings.function_timeout, settings.function_memory_mb)
     helpers = Helpers(documents, broker, cache, mailer, settings, http)
+    functions = FunctionService(store, cache, pool, helpers, broker, events, tenancy, settings)
     return Services(
         settings=settings,
         store=store,
@@ -64,6 +67,7 @@ def build_services(settings: Settings, store: Store, cache: Cache, bus: Bus, mai
         documents=documents,
         forms=FormService(store),
         broker=broker,
-        functions=FunctionService(store, cache, pool, helpers, broker, events, tenancy, settings),
+        functions=functions,
+        tasks=TaskService(store, functions, broker, tenancy, http, settings),
         http=http,
     )

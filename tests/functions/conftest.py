@@ -26,6 +26,7 @@ import pytest
 from sbserver.app import create_app
 from tests.compat.conftest import _fresh_database
 from tests.conftest import PG_URL, REDIS_URL, STORE_KINDS
+from tests.functions.local_http import LocalHTTP, serve
 from tests.functions.support import FnApi, Process, server_process
 from tests.http.conftest import DEV_PK, Server, make_settings
 
@@ -115,3 +116,9 @@ def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
 async def live_fn(live: Process) -> AsyncIterator[FnApi]:
     async with httpx.AsyncClient(timeout=30) as http:
         yield await FnApi(http, "", "", live.url).new_app()
+
+
+@pytest.fixture(scope="session")
+def local_http() -> Iterator[LocalHTTP]:
+    """An HTTP server on 127.0.0.1 recording the requests functions make with ``fetch``."""
+    yield from serve()

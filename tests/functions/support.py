@@ -189,8 +189,12 @@ class FnApi:
 
     async def create(self, token: str, col: str, doc: Any) -> Any:
         r = await self.request("POST", f"/db/{col}", token, json=doc)
-        assert r.status_code == 200, f"POST /db/{col} answered {r.status_code}: {r.text}"
+        assert r.status_code == 201, f"POST /db/{col} answered {r.status_code}: {r.text}"
         return r.json()
+
+    async def create_bulk(self, token: str, col: str, docs: list[Any]) -> None:
+        r = await self.request("POST", f"/db/{col}", token, params={"bulk": "1"}, json=docs)
+        assert r.status_code == 201 and r.text == "true", f"POST /db/{col}?bulk=1 answered {r.status_code}: {r.text}"
 
     async def register(self, email: str | None = None) -> User:
         email = email or unique_email()

@@ -1,0 +1,303 @@
+"""Spec 10 items 51-66 and 68-70: running functions through /fn/exec and the helpers they call.
+
+A function reports what it saw with ``log(JSON.stringify(...))``; the test reads the line back
+from the recorded run. /fn/exec failures are 500 with StaticBackend's texts (spec 05 §2).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any
+
+import pytest
+
+from tests.functions.conftest import InProcess, MakeFn
+from tests.functions.local_http import LocalHTTP
+from tests.functions.support import RFC3339, ZERO_TIME, FnApi, logged, unique
+
+REPORT_ARGS = """function handle(body, qs, headers) {
+  log(JSON.stringify({n: arguments.length, body: body, qs: qs,
+                      ct: headers["Content-Type"], pk: headers["Sb-Public-Key"]}));
+}"""
+
+
+async def report(fn: FnApi, code: str, body: Any = None, name: str = "", **kw: Any) -> list[Any]:
+    """Add ``code`` as a web function, run it as a new user, return the JSON values it logged."""
+    name = name or unique("f")
+    await fn.add_ok(name, "web", code)
+    user = await fn.register()
+    run = await fn.exec_ok(name, user.jwt, body, **kw)
+    assert run["success"], run
+    return logged(run)
+
+
+async def test_f51_exec_passes_the_json_body_and_answers_empty_200(fn: FnApi) -> None:
+    [seen] = await report(fn, REPORT_ARGS, {"a": 1})
+    assert seen["n"] == 3 and seen["body"] == {"a": 1}, seen
+    assert seen["pk"] == [fn.pk], seen
+
+
+async def test_f52_query_values_and_headers_are_arrays(fn: FnApi) -> None:
+    [seen] = await report(fn, REPORT_ARGS, {"a": 1}, params=[("x", "1"), ("x", "2")])
+    assert seen["qs"] == {"x": ["1", "2"]}, seen
+    assert seen["ct"] == ["application/json"], seen
+
+
+async def test_f53_json_with_a_charset_parameter_is_parsed(fn: FnApi) -> None:
+    [seen] = await report(
+        fn, REPORT_ARGS, content=b'{"a":2}', headers={"Content-Type": "application/json; charset=utf-8"}
+    )
+    assert seen["body"] == {"a": 2}, seen
+    assert seen["ct"] == ["application/json; charset=utf-8"], seen
+
+
+async def test_f54_form_fields_are_joined_with_comma_space(fn: FnApi) -> None:
+    [seen] = await report(
+        fn, REPORT_ARGS, content=b"a=1&a=2&b=z", headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert seen["body"] == {"a": "1, 2", "b": "z"}, seen
+    assert seen["n"] == 3
+
+
+async def test_f51_other_bodies_are_a_string_and_empty_json_is_null(fn: FnApi) -> None:
+    name = unique("f")
+    await fn.add_ok(name, "web", REPORT_ARGS)
+    user = await fn.register()
+    run = await fn.exec_ok(name, user.jwt, content=b"plain words", headers={"Content-Type": "text/plain"})
+    assert logged(run)[0]["body"] == "plain words" and logged(run)[0]["n"] == 3, run
+    run = await fn.exec_ok(name, user.jwt, content=b"", headers={"Content-Type": "application/json"})
+    assert logged(run)[0]["body"] is None, run
+
+
+async def test_f55_exec_of_a_missing_function_is_refused(fn: FnApi) -> None:
+    """Spec 10 says 500; decision 3 of spec 00 makes a missing function 404 (as /fn/info)."""
+    user = await fn.register()
+    r = await fn.exec("nosuchfn", user.jwt, {})
+    assert r.status_code == 404, r.text
+    assert "not found" in r.text
+
+
+async def test_f55_exec_of_code_without_handle_is_500(env: InProcess) -> None:
+    """The save-time check refuses such code, so it is stored directly (code saved by an older version)."""
+    from sbserver.types import FunctionDef
+
+    fn = env.api
+    await env.store.create_function(
+        await env.base(), FunctionDef("id-f55", "f55", "web", "function main() {}", 1, "2024-01-01T00:00:00Z")
+    )
+    user = await fn.register()
+    r = await fn.exec("f55", user.jwt, {})
+    assert r.status_code == 500, r.text
+    assert r.text == 'unable to find function "handle"\n'
+    runs = await fn.runs("f55", 1)
+    assert runs[0]["success"] is False
+    assert runs[0]["output"] == ["Function started", 'unable to find function "handle"'], runs
+
+
+async def test_f55_exec_of_throwing_code_is_500(fn: FnApi) -> None:
+    await fn.add_ok("f55throw", "web", 'function handle() { throw new Error("boom55"); }')
+    user = await fn.register()
+    r = await fn.exec("f55throw", user.jwt, {})
+    assert r.status_code == 500, r.text
+    assert r.text.startswith("error executing your function:"), r.text
+    assert "boom55" in r.text and r.text.endswith("\n") and r.text.count("\n") == 1
+
+
+async def test_f56_a_successful_run_is_recorded(fn: FnApi) -> None:
+    await fn.add_ok("f56", "web", 'function handle() { log("middle"); }')
+    assert (await fn.info("f56"))["lastRun"] == ZERO_TIME
+    user = await fn.register()
+    run = await fn.exec_ok("f56", user.jwt, {})
+    assert run["success"] is True
+    assert run["output"] == ["Function started", "middle", "Function completed"]
+    assert run["version"] == 1 and run["functionId"] == (await fn.info("f56"))["id"]
+    assert re.match(RFC3339, run["started"]) and re.match(RFC3339, run["completed"]), run
+    assert run["started"] <= run["completed"]
+    info = await fn.info("f56")
+    assert info["lastRun"] != ZERO_TIME and re.match(RFC3339, info["lastRun"]), info
+    # a second run lands last (history is oldest first)
+    second = await fn.exec_ok("f56", user.jwt, {})
+    history = (await fn.info("f56"))["history"]
+    assert [h["id"] for h in history] == [run["id"], second["id"]]
+
+
+async def test_f57_a_thrown_error_is_the_last_output_line(fn: FnApi) -> None:
+    await fn.add_ok("f57", "web", 'function handle() { log("before"); null.x; }')
+    user = await fn.register()
+    r = await fn.exec("f57", user.jwt, {})
+    assert r.status_code == 500, r.text
+    [run] = await fn.runs("f57", 1)
+    assert run["success"] is False
+    assert run["output"][:2] == ["Function started", "before"], run
+    assert "TypeError" in run["output"][-1], run
+    assert r.text.rstrip("\n").endswith(run["output"][-1]), (r.text, run)
+
+
+async def test_f58_log_joins_like_go_sprint(fn: FnApi) -> None:
+    await fn.add_ok("f58", "web", 'function handle() { log("a", "b"); log(1, 2); log(); log("x", 1); }')
+    user = await fn.register()
+    run = await fn.exec_ok("f58", user.jwt, {})
+    assert run["output"] == ["Function started", "ab", "1 2", "x1", "Function completed"], run
+
+
+async def test_f59_create_and_its_argument_check(fn: FnApi) -> None:
+    code = 'function handle() { log(JSON.stringify(create("col59", {x: 1}))); log(JSON.stringify(create("col59"))); }'
+    created, refused = await report(fn, code, {})
+    assert created["ok"] is True, created
+    assert created["content"]["x"] == 1 and created["content"]["id"] and created["content"]["accountId"], created
+    assert refused["ok"] is False and refused["content"].startswith("argument missmatch"), refused
+
+
+DB_TOUR = """function handle(body) {
+  var col = body.col;
+  var c = create(col, {x: 1, tag: "t"});
+  var id = c.content.id;
+  log(JSON.stringify(getById(col, id)));
+  log(JSON.stringify(update(col, id, {x: 2})));
+  log(JSON.stringify(query(col, [["x", "==", 2]])));
+  log(JSON.stringify(list(col)));
+  log(JSON.stringify(del(col, id)));
+  log(JSON.stringify(getById(col, id)));
+}"""
+
+
+async def test_f60_database_helpers_answer_ok_with_documented_shapes(fn: FnApi) -> None:
+    got, updated, queried, listed, deleted, gone = await report(fn, DB_TOUR, {"col": "col60"})
+    assert got["ok"] and got["content"]["x"] == 1 and got["content"]["tag"] == "t", got
+    doc_id = got["content"]["id"]
+    assert updated["ok"] and updated["content"]["x"] == 2 and updated["content"]["id"] == doc_id, updated
+    for page in (queried, listed):
+        assert page["ok"], page
+        assert {"page", "size", "total", "results"} <= set(page["content"]), page
+        assert page["content"]["total"] == 1 and page["content"]["results"][0]["id"] == doc_id, page
+    assert deleted == {"ok": True, "content": 1}, deleted
+    assert gone["ok"] is False and gone["content"].startswith("error calling get(): "), gone
+
+
+async def test_f60_list_without_params_returns_25(fn: FnApi) -> None:
+    user = await fn.register()
+    await fn.create_bulk(user.jwt, "col60b", [{"i": i} for i in range(30)])
+    await fn.add_ok("f60", "web", 'function handle() { log(JSON.stringify(list("col60b"))); }')
+    run = await fn.exec_ok("f60", user.jwt, {})
+    [page] = logged(run)
+    assert page["ok"], page
+    assert page["content"]["page"] == 1 and page["content"]["size"] == 25 and page["content"]["total"] == 30
+    assert [d["i"] for d in page["content"]["results"]] == list(range(25)), page
+
+
+async def test_f61_list_honours_its_paging_parameters(fn: FnApi) -> None:
+    user = await fn.register()
+    await fn.create_bulk(user.jwt, "col61", [{"i": i} for i in range(5)])
+    code = """function handle() {
+      log(JSON.stringify(list("col61", {size: 2})));
+      log(JSON.stringify(list("col61", {size: 2, page: 2})));
+      log(JSON.stringify(query("col61", [["i", ">=", 0]], {size: 2, sortBy: "i", sortDescending: true})));
+    }"""
+    await fn.add_ok("f61", "web", code)
+    run = await fn.exec_ok("f61", user.jwt, {})
+    first, second, desc = logged(run)
+    assert [d["i"] for d in first["content"]["results"]] == [0, 1], first
+    assert [d["i"] for d in second["content"]["results"]] == [2, 3], second
+    assert [d["i"] for d in desc["content"]["results"]] == [4, 3], desc
+
+
+async def test_f62_exec_creates_with_the_callers_account(fn: FnApi) -> None:
+    await fn.add_ok("f62", "web", 'function handle() { log(JSON.stringify(create("items62", {v: 1}))); }')
+    user = await fn.register()
+    run = await fn.exec_ok("f62", user.jwt, {})
+    [created] = logged(run)
+    assert created["content"]["accountId"] == user.account_id, created
+    r = await fn.request("GET", f"/db/items62/{created['content']['id']}", user.jwt)
+    assert r.status_code == 200 and r.json()["accountId"] == user.account_id, r.text
+    other = await fn.register()
+    r = await fn.request("GET", f"/db/items62/{created['content']['id']}", other.jwt)
+    assert r.status_code >= 400, f"another account read the doc: {r.status_code} {r.text}"
+
+
+async def test_f63_fetch_honours_method_headers_and_body(fn: FnApi, local_http: LocalHTTP) -> None:
+    code = """function handle(body) {
+      log(JSON.stringify(fetch(body.url, {method: "POST", headers: {"X-A": "1"}, body: "z"})));
+      log(JSON.stringify(fetch(body.url + "?second=1", {method: "PUT", body: {k: "v"}})));
+      log(JSON.stringify(fetch(body.url + "?third=1")));
+    }"""
+    posted, put, got = await report(fn, code, {"url": local_http.url + "/hook"})
+    assert posted == {"ok": True, "content": {"status": 201, "body": "answer to POST"}}, posted
+    assert put["content"]["status"] == 201 and got["content"]["body"] == "answer to GET", (put, got)
+    first, second, third = local_http.requests[-3:]
+    assert first["method"] == "POST" and first["path"] == "/hook" and first["body"] == "z", first
+    assert first["headers"].get("x-a") == "1", first
+    assert second["method"] == "PUT" and json.loads(second["body"]) == {"k": "v"}, second
+    assert second["headers"].get("content-type") == "application/json", second
+    assert third["method"] == "GET" and third["body"] == "", third
+
+
+async def test_f64_fetch_without_url(fn: FnApi) -> None:
+    await fn.add_ok("f64", "web", 'function handle() { log(JSON.stringify(fetch(""))); log(typeof fetch()); }')
+    user = await fn.register()
+    run = await fn.exec_ok("f64", user.jwt, {})
+    assert json.loads(run["output"][1]) == {"ok": False, "content": "the url should not be blank"}, run
+    assert run["output"][2] == "undefined", run
+
+
+async def test_f65_cache_survives_between_runs(fn: FnApi) -> None:
+    await fn.add_ok("f65set", "web", 'function handle() { log(JSON.stringify(cacheSet("k65", "v"))); }')
+    code = 'function handle() { log(JSON.stringify(cacheGet("k65"))); log(JSON.stringify(cacheGet("missing65"))); }'
+    await fn.add_ok("f65get", "web", code)
+    user = await fn.register()
+    [stored] = logged(await fn.exec_ok("f65set", user.jwt, {}))
+    assert stored["ok"] is True, stored
+    got, missing = logged(await fn.exec_ok("f65get", user.jwt, {}))
+    assert got == {"ok": True, "content": "v"}, got
+    assert missing == {"ok": True, "content": ""}, missing
+
+
+async def test_f65_cache_keys_are_per_app(fn: FnApi) -> None:
+    other = await fn.new_app()
+    await fn.add_ok("f65a", "web", 'function handle() { cacheSet("shared65", "mine"); }')
+    await other.add_ok("f65b", "web", 'function handle() { log(JSON.stringify(cacheGet("shared65"))); }')
+    await fn.exec_ok("f65a", (await fn.register()).jwt, {})
+    run = await other.exec_ok("f65b", (await other.register()).jwt, {})
+    assert logged(run) == [{"ok": True, "content": ""}], run
+
+
+async def test_f66_inc_and_dec(fn: FnApi) -> None:
+    code = 'function handle() { log(JSON.stringify(inc("n66", 5))); log(JSON.stringify(dec("n66", 2))); }'
+    up, down = await report(fn, code, {})
+    assert up == {"ok": True, "content": 5}, up
+    assert down == {"ok": True, "content": 3}, down
+
+
+async def test_f68_send_mail_with_the_dev_provider_prints_it(fn: FnApi, capsys: pytest.CaptureFixture[str]) -> None:
+    code = """function handle() {
+      log(JSON.stringify(sendMail({from: "a@example.com", to: "b68@example.com", subject: "Hello 68",
+                                   htmlBody: "<p>hi</p>", textBody: "text body 68"})));
+    }"""
+    [sent] = await report(fn, code, {})
+    assert sent == {"ok": True} or sent == {"ok": True, "content": None}, sent
+    out = capsys.readouterr().out
+    assert "b68@example.com" in out and "Hello 68" in out, out
+
+
+async def test_f69_an_infinite_loop_is_stopped_at_the_timeout(make_fn: MakeFn) -> None:
+    async with make_fn(function_timeout=2.0) as env:
+        fn = env.api
+        await fn.add_ok("f69", "web", "function handle() { while (true) {} }")
+        user = await fn.register()
+        start = time.monotonic()
+        r = await fn.exec("f69", user.jwt, {})
+        took = time.monotonic() - start
+        assert r.status_code == 500 and r.text == "function execution timed out\n", r.text
+        assert 1.5 <= took < 10, took
+        [run] = await fn.runs("f69", 1)
+        assert run["success"] is False and run["output"][-1] == "function execution timed out", run
+        # the server keeps serving functions after replacing the stuck worker
+        await fn.add_ok("f69ok", "web", 'function handle() { log("still here"); }')
+        assert (await fn.exec_ok("f69ok", user.jwt, {}))["output"][1] == "still here"
+
+
+async def test_f70_no_set_timeout_and_no_require(fn: FnApi) -> None:
+    code = "function handle() { log(JSON.stringify([typeof setTimeout, typeof setInterval, typeof require, typeof module])); }"
+    [types] = await report(fn, code, {})
+    assert types == ["undefined"] * 4, types
