@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import signal
 from collections.abc import Sequence
 
 from sbserver import __version__
-from sbserver.cli import function, login, server
+from sbserver.cli import function, login, server, task
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,10 +18,13 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_parser(sub)
     login.add_parser(sub)
     function.add_parser(sub)
+    task.add_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if hasattr(signal, "SIGPIPE"):  # `backend task list | head` ends quietly
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):

@@ -218,7 +218,13 @@ def test_update_bulk_and_delete_bulk(run_db: Runner) -> None:
     assert sorted(without_system(d)["n"] for d in updated["results"]) == [1, 2]
     for doc in updated["results"]:
         # merged, not replaced (upstream SQLite replaced the data; spec 03 section 10)
-        assert without_system(doc) == {"title": "keep", "done": True, "tag": BULK_MARKER, "n": doc["n"], "archived": True}
+        assert without_system(doc) == {
+            "title": "keep",
+            "done": True,
+            "tag": BULK_MARKER,
+            "n": doc["n"],
+            "archived": True,
+        }
     assert ok(out["updatedNone"]) == 0
     assert refused(out["badUpdateClause"]) == "the 1 query clause's operator: ~ is not supported at the moment\n"
 

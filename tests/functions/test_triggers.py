@@ -1,0 +1,174 @@
+"""Spec 10 items 73-79: what triggers a function, in-process on every store kind.
+
+Messages come from ``/publish`` and database writes (the same hook chat messages go through);
+the chat transports themselves are exercised on a real server in ``test_realtime.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+from sbserver.types import FunctionDef
+from tests.functions.conftest import InProcess, MakeFn
+from tests.functions.support import ECHO_ARGS, FnApi, logged, unique
+
+MARK = 'function handle() { log("ran"); }'
+
+
+def args_of(run: dict) -> dict:
+    [seen] = logged(run)
+    return seen
+
+
+async def test_f73_db_trigger_gets_channel_type_doc_and_its_update_persists(fn: FnApi) -> None:
+    code = """function handle(channel, type, data) {
+      log(JSON.stringify({n: arguments.length, channel: channel, type: type, data: data}));
+      if (type === "db_created") {
+        var r = update("coltrigger", data.id, {seen: true});
+        log(JSON.stringify({updated: r.ok}));
+      }
+    }"""
+    await fn.add_ok("f73", "db-coltrigger", code)
+    user = await fn.register()
+    doc = await fn.create(user.jwt, "coltrigger", {"title": "a"})
+    runs = await fn.runs("f73", 2)  # db_created, then db_updated caused by the function itself
+    created = logged(runs[0])
+    assert created[0]["n"] == 3 and created[0]["channel"] == "db-coltrigger", created
+    assert created[0]["type"] == "db_created" and created[0]["data"]["id"] == doc["id"], created
+    assert created[0]["data"]["title"] == "a", created
+    assert created[1] == {"updated": True}, created
+    r = await fn.request("GET", f"/db/coltrigger/{doc['id']}", user.jwt)
+    assert r.status_code == 200 and r.json()["seen"] is True, r.text
+    updated = logged(runs[1])
+    assert updated[0]["type"] == "db_updated" and updated[0]["data"]["seen"] is True, updated
+    runs = await fn.settled("f73", 2)
+    # a delete reaches the function with the id as data
+    r = await fn.request("DELETE", f"/db/coltrigger/{doc['id']}", user.jwt)
+    assert r.status_code == 200, r.text
+    runs = await fn.runs("f73", 3)
+    deleted = logged(runs[2])[0]
+    assert deleted["type"] == "db_deleted" and deleted["data"] == doc["id"], deleted
+
+
+async def test_f74_type_trigger_db_created_runs_for_any_collection_with_three_args(fn: FnApi) -> None:
+    await fn.add_ok("f74", "db_created", ECHO_ARGS)
+    user = await fn.register()
+    one = await fn.create(user.jwt, "col74a", {"v": 1})
+    two = await fn.create(user.jwt, "col74b", {"v": 2})
+    runs = await fn.settled("f74", 2)
+    seen = sorted((args_of(r) for r in runs), key=lambda s: s["a"])
+    assert [s["n"] for s in seen] == [3, 3], seen
+    assert [(s["a"], s["b"], s["c"]["id"]) for s in seen] == [
+        ("db-col74a", "db_created", one["id"]),
+        ("db-col74b", "db_created", two["id"]),
+    ], seen
+
+
+async def test_f75_channel_trigger_runs_on_a_published_custom_type(fn: FnApi) -> None:
+    await fn.add_ok("f75", "custom-channel", ECHO_ARGS)
+    user = await fn.register()
+    await fn.publish(user.jwt, "custom-channel", "do-something-custom", {"k": 75})
+    [run] = await fn.settled("f75", 1)
+    assert args_of(run) == {"n": 3, "a": "custom-channel", "b": "do-something-custom", "c": {"k": 75}}, run
+    # a root token may publish too (scheduler and admin tools do)
+    await fn.publish(fn.root, "custom-channel", "do-something-custom", "plain")
+    runs = await fn.settled("f75", 2)
+    assert args_of(runs[-1])["c"] == "plain", runs
+
+
+async def test_f76_custom_types_are_limited_to_5_per_user_per_minute(fn: FnApi) -> None:
+    custom, chat, col = unique("c76"), unique("chat76"), unique("col76")
+    await fn.add_ok("f76", custom, MARK)
+    await fn.add_ok("f76chat", chat, MARK)
+    await fn.add_ok("f76db", f"db-{col}", MARK)
+    user, other = await fn.register(), await fn.register()
+    for i in range(7):
+        await fn.publish(user.jwt, custom, "custom-type", str(i))
+    await fn.settled("f76", 5, extra=1.0)
+    # the same user, past the limit: chan_out and database events still trigger every time
+    for i in range(7):
+        await fn.publish(user.jwt, chat, "chan_out", str(i))
+    await fn.create_bulk(user.jwt, col, [{"i": i} for i in range(7)])
+    await fn.settled("f76chat", 7)
+    await fn.settled("f76db", 7)
+    # and the bucket is the user's: another user still gets a run
+    await fn.publish(other.jwt, custom, "custom-type", "other")
+    await fn.settled("f76", 6)
+
+
+async def test_f77_functions_of_one_app_ignore_messages_of_another(fn: FnApi) -> None:
+    other = await fn.new_app()
+    channel, col = unique("shared77"), unique("col77")
+    await fn.add_ok("f77", channel, MARK)
+    await fn.add_ok("f77db", f"db-{col}", MARK)
+    await other.add_ok("f77", channel, MARK)
+    await other.add_ok("f77db", f"db-{col}", MARK)
+    user = await other.register()
+    await other.publish(user.jwt, channel, "chan_out", "x")
+    await other.create(user.jwt, col, {"v": 1})
+    await other.settled("f77", 1)
+    await other.settled("f77db", 1)
+    assert (await fn.info("f77"))["history"] == []
+    assert (await fn.info("f77db"))["history"] == []
+
+
+async def test_f78_another_primary_instance_means_no_triggered_runs_here(make_fn: MakeFn) -> None:
+    async with make_fn(primary_instance="other-host", function_poll_seconds=0.2) as env:
+        fn = env.api
+        channel, col = unique("c78"), unique("col78")
+        await fn.add_ok("f78", channel, MARK)
+        await fn.add_ok("f78db", f"db-{col}", MARK)
+        await fn.add_ok("f78type", "chan_out", MARK)
+        user = await fn.register()
+        await fn.publish(user.jwt, channel, "chan_out", "x")
+        await fn.create(user.jwt, col, {"v": 1})
+        await asyncio.sleep(1.5)  # several poll periods
+        for name in ("f78", "f78db", "f78type"):
+            assert (await fn.info(name))["history"] == [], name
+        # /fn/exec is a request, not a trigger: it still runs here
+        await fn.add_ok("f78web", "web", MARK)
+        assert (await fn.exec_ok("f78web", user.jwt, {}))["output"][1] == "ran"
+
+
+async def test_f79_a_triggered_function_that_does_not_compile_records_a_failed_run(env: InProcess) -> None:
+    """The save-time check refuses such code, so it is stored directly (code saved by an older version)."""
+    fn = env.api
+    base = await env.base()
+    channel = unique("c79")
+    broken = "function handle(channel, type, data) {\n  log(;\n}\n"
+    await env.store.create_function(base, FunctionDef("id-f79", "f79", channel, broken, 1, "2024-01-01T00:00:00Z"))
+    await env.store.create_function(
+        base, FunctionDef("id-f79b", "f79nohandle", channel, "var x = 1;", 1, "2024-01-01T00:00:00Z")
+    )
+    user = await fn.register()
+    await fn.publish(user.jwt, channel, "chan_out", "x")
+    [run] = await fn.settled("f79", 1)
+    assert run["success"] is False, run
+    assert run["output"][0] == "Function started" and len(run["output"]) == 2, run
+    assert "SyntaxError" in run["output"][1], run
+    [run] = await fn.settled("f79nohandle", 1)
+    assert run["success"] is False and run["output"] == ["Function started", 'unable to find function "handle"'], run
+    assert (await fn.info("f79"))["lastRun"] != "0001-01-01T00:00:00Z"
+
+
+async def test_f72_channel_trigger_via_publish_gets_three_args(fn: FnApi) -> None:
+    """Item 72 through /publish; the chat transports are in test_realtime."""
+    code = "function handle(channel, type, data) { log(JSON.stringify({n: arguments.length, a: channel, b: type, c: data})); }"
+    await fn.add_ok("f72", "lobby", code)
+    user = await fn.register()
+    await fn.publish(user.jwt, "lobby", "chan_out", json.dumps({"from": "a", "body": "hi"}))
+    [run] = await fn.settled("f72", 1)
+    seen = args_of(run)
+    assert (seen["n"], seen["a"], seen["b"], seen["c"]) == (3, "lobby", "chan_out", {"from": "a", "body": "hi"})
+
+
+async def test_f74_a_function_matching_channel_and_type_runs_once(fn: FnApi) -> None:
+    """Spec 05 §3: a trigger equal to both the channel and the type of a message runs once."""
+    await fn.add_ok("f74both", "same74", ECHO_ARGS)
+    user = await fn.register()
+    start = time.monotonic()
+    await fn.publish(user.jwt, "same74", "same74", "x")
+    await fn.settled("f74both", 1)
+    assert time.monotonic() - start < 10
