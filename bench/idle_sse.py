@@ -37,15 +37,14 @@ def rss_kb(pid: int) -> int:
 
 async def hold(url: str, ready: asyncio.Event, counter: list[int], n: int, stop: asyncio.Event) -> None:
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
-    async with httpx.AsyncClient(timeout=None, limits=limits) as client:
-        async with client.stream("GET", url) as resp:
-            async for line in resp.aiter_lines():
-                if line.startswith("data:"):
-                    counter[0] += 1
-                    if counter[0] >= n:
-                        ready.set()
-                    break
-            await stop.wait()
+    async with httpx.AsyncClient(timeout=None, limits=limits) as client, client.stream("GET", url) as resp:
+        async for line in resp.aiter_lines():
+            if line.startswith("data:"):
+                counter[0] += 1
+                if counter[0] >= n:
+                    ready.set()
+                break
+        await stop.wait()
 
 
 async def main_async(port: int, n: int, pid: int) -> tuple[int, int]:
@@ -77,7 +76,9 @@ def main() -> int:
     env = dict(os.environ, JWT_SECRET="bench", SB_SSE_KEEPALIVE_SECONDS="30")
     proc = subprocess.Popen(
         ["taskset", "-c", "0", backend, "server", "--port", str(port), "--data-dir", data],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         for _ in range(100):
@@ -92,8 +93,10 @@ def main() -> int:
         proc.wait(10)
         shutil.rmtree(data, ignore_errors=True)
     per = (after - before) / a.connections
-    print(f"idle SSE connections: {a.connections}; server RSS {before / 1024:.1f} MB -> {after / 1024:.1f} MB; "
-          f"{per:.1f} KB per connection (target < 20 KB)")
+    print(
+        f"idle SSE connections: {a.connections}; server RSS {before / 1024:.1f} MB -> {after / 1024:.1f} MB; "
+        f"{per:.1f} KB per connection (target < 20 KB)"
+    )
     return 0
 
 

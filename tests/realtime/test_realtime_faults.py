@@ -14,14 +14,11 @@ import time
 
 import websockets
 
+from tests.realtime.clients import TIMEOUT, SSEClient, WSClient, assert_error
 from tests.realtime.conftest import MakeRealtime
 from tests.realtime.support import (
-    TIMEOUT,
     Realtime,
     Server,
-    SSEClient,
-    WSClient,
-    assert_error,
     forge_jwt,
     jwt_claims,
     kill_redis_clients,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from tests.realtime.support import Realtime, SSEClient, forge_jwt, jwt_claims, unique
+from tests.realtime.clients import SSEClient
+from tests.realtime.support import Realtime, forge_jwt, jwt_claims, unique
 
 
 async def test_r01_connect_answers_an_event_stream(rt: Realtime) -> None:

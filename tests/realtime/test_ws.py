@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 
-from tests.realtime.support import Realtime, WSClient, unique
+from tests.realtime.clients import WSClient
+from tests.realtime.support import Realtime, unique
 
 
 async def test_r29_ws_upgrades_without_public_key_and_sends_init(rt: Realtime) -> None:

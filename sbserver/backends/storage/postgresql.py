@@ -21,7 +21,7 @@ import orjson
 from sbserver.backends.storage.base import Mutation, Predicate, Store
 from sbserver.backends.storage.text import candidates, keyword_words, words
 from sbserver.errors import BadRequest, Conflict, StoreError
-from sbserver.types import Account, Base, FunctionDef, FunctionRun, Job, Scope, StoredDoc, Tenant, User
+from sbserver.types import Account, Base, FunctionDef, FunctionRun, Job, Scope, StoredDoc, Task, TaskRun, Tenant, User
 
 # Versioned migrations: index + 1 is the version. Never edit a released entry; append.
 # Text columns that are sorted on use COLLATE "C" so ordering is bytewise, like SQLite's.
@@ -59,6 +59,40 @@ SYSTEM_MIGRATIONS: list[str] = [
         attempts INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX fn_jobs_lease ON sb.fn_jobs (lease_until, created);
+    """,
+    # Scheduled tasks of every base and their run history, shared by every process: a tick is
+    # taken by a compare-and-set on ``next_run``; ``running_until`` (Unix seconds) is the hold
+    # of the run in progress. ``output`` is orjson text, as function runs' output.
+    """
+    CREATE TABLE sb.tasks (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        base TEXT COLLATE "C" NOT NULL,
+        name TEXT COLLATE "C" NOT NULL,
+        type TEXT NOT NULL,
+        value TEXT NOT NULL,
+        meta TEXT NOT NULL,
+        interval TEXT NOT NULL,
+        timezone TEXT NOT NULL,
+        enabled BOOLEAN NOT NULL,
+        last TEXT NOT NULL,
+        next_run DOUBLE PRECISION NOT NULL,
+        anchor DOUBLE PRECISION NOT NULL,
+        running_until DOUBLE PRECISION NOT NULL DEFAULT 0
+    );
+    CREATE INDEX tasks_by_base ON sb.tasks (base, name);
+    CREATE INDEX tasks_due ON sb.tasks (enabled, next_run);
+    CREATE TABLE sb.task_runs (
+        seq BIGSERIAL PRIMARY KEY,
+        id TEXT COLLATE "C" NOT NULL,
+        task_id TEXT COLLATE "C" NOT NULL,
+        due DOUBLE PRECISION NOT NULL,
+        started TEXT NOT NULL,
+        completed TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        error TEXT NOT NULL,
+        output TEXT NOT NULL
+    );
+    CREATE INDEX task_runs_by_task ON sb.task_runs (task_id, seq);
     """,
 ]
 
@@ -165,6 +199,8 @@ _DOC_COLS = "id, account_id, owner_id, created, data"
 _FN_COLS = "id, name, trigger, code, version, last_updated, last_run, secrets"
 _RUN_COLS = "id, function_id, version, started, completed, success, output"
 _JOB_COLS = "id, base, function_id, payload, created, attempts"
+_TASK_COLS = "id, base, name, type, value, meta, interval, timezone, enabled, last, next_run, anchor, running_until"
+_TASK_RUN_COLS = "id, task_id, due, started, completed, outcome, error, output"
 
 _NAME = re.compile(r"[A-Za-z0-9_]{1,63}")  # 63: PostgreSQL silently truncates longer identifiers
 _RESERVED = frozenset({"sb", "public", "information_schema"})
@@ -278,6 +314,29 @@ async def _insert_run(c: asyncpg.Connection, schema: str, run: FunctionRun, keep
         f"DELETE FROM {schema}.function_runs WHERE function_id = $1 AND seq <= ("
         f"SELECT seq FROM {schema}.function_runs WHERE function_id = $1 ORDER BY seq DESC LIMIT 1 OFFSET $2)",
         run.function_id,
+        max(keep, 0),  # SQLite reads a negative OFFSET as 0; PostgreSQL refuses it
+    )
+
+
+def _task(row: asyncpg.Record) -> Task:
+    return Task(*row)
+
+
+def _task_run(row: asyncpg.Record) -> TaskRun:
+    return TaskRun(*row[:7], orjson.loads(row[7]))
+
+
+async def _insert_task_run(c: asyncpg.Connection, run: TaskRun, keep: int) -> None:
+    """Record a task run and keep the task's newest ``keep`` runs; the caller holds the transaction."""
+    await c.execute(
+        f"INSERT INTO sb.task_runs ({_TASK_RUN_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        *(run.id, run.task_id, run.due, run.started, run.completed, run.outcome, run.error),
+        orjson.dumps(run.output).decode(),
+    )
+    await c.execute(
+        "DELETE FROM sb.task_runs WHERE task_id = $1 AND seq <= ("
+        "SELECT seq FROM sb.task_runs WHERE task_id = $1 ORDER BY seq DESC LIMIT 1 OFFSET $2)",
+        run.task_id,
         max(keep, 0),  # SQLite reads a negative OFFSET as 0; PostgreSQL refuses it
     )
 
@@ -829,3 +888,88 @@ class PostgresStore(Store):
             await c.execute("DELETE FROM sb.fn_jobs WHERE id = $1", job_id)
             if schema is not None and run is not None:
                 await _insert_run(c, schema, run, keep)
+
+    # scheduled tasks (installation-wide, in the system schema)
+    async def create_task(self, task: Task) -> None:
+        await self._execute(
+            f"INSERT INTO sb.tasks ({_TASK_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            *(task.id, task.base, task.name, task.type, task.value, task.meta, task.interval, task.timezone),
+            *(task.enabled, task.last, task.next_run, task.anchor, task.running_until),
+        )
+
+    async def update_task(self, task: Task) -> bool:
+        status = await self._execute(
+            "UPDATE sb.tasks SET name = $1, type = $2, value = $3, meta = $4, interval = $5, timezone = $6, "
+            "enabled = $7, next_run = $8 WHERE id = $9 AND base = $10",
+            *(task.name, task.type, task.value, task.meta, task.interval, task.timezone, task.enabled),
+            *(task.next_run, task.id, task.base),
+        )
+        return _count(status) > 0
+
+    async def delete_task(self, base: Base, task_id: str) -> bool:
+        async with self._conn(transaction=True) as c:
+            status = await c.execute("DELETE FROM sb.tasks WHERE id = $1 AND base = $2", task_id, base.name)
+            if not _count(status):
+                return False
+            await c.execute("DELETE FROM sb.task_runs WHERE task_id = $1", task_id)
+            return True
+
+    async def task(self, base: Base, task_id: str) -> Task | None:
+        row = await self._fetchrow(f"SELECT {_TASK_COLS} FROM sb.tasks WHERE id = $1 AND base = $2", task_id, base.name)
+        return None if row is None else _task(row)
+
+    async def tasks(self, base: Base) -> list[Task]:
+        rows = await self._fetch(f"SELECT {_TASK_COLS} FROM sb.tasks WHERE base = $1 ORDER BY name, id", base.name)
+        return [_task(r) for r in rows]
+
+    async def due_tasks(self, now: float, limit: int) -> list[Task]:
+        rows = await self._fetch(
+            f"SELECT {_TASK_COLS} FROM sb.tasks WHERE enabled AND next_run <= $1 ORDER BY next_run, id LIMIT $2",
+            now,
+            _limit(limit),
+        )
+        return [_task(r) for r in rows]
+
+    async def next_due(self) -> float | None:
+        row = await self._fetchrow("SELECT MIN(next_run) FROM sb.tasks WHERE enabled")
+        return None if row is None or row[0] is None else float(row[0])
+
+    async def claim_task(
+        self, task_id: str, due: float, next_run: float, last: str, running_until: float, now: float
+    ) -> bool:
+        """One conditional UPDATE: a concurrent claimer of the same tick waits for the row lock,
+        then re-checks the condition against the committed row, where ``next_run`` has moved on."""
+        status = await self._execute(
+            "UPDATE sb.tasks SET next_run = $1, last = $2, running_until = $3 "
+            "WHERE id = $4 AND next_run = $5 AND enabled AND running_until <= $6",
+            *(next_run, last, running_until, task_id, due, now),
+        )
+        return _count(status) > 0
+
+    async def skip_task(self, task_id: str, due: float, next_run: float, run: TaskRun, keep: int) -> bool:
+        async with self._conn(transaction=True) as c:
+            status = await c.execute(
+                "UPDATE sb.tasks SET next_run = $1 WHERE id = $2 AND next_run = $3 AND enabled",
+                next_run,
+                task_id,
+                due,
+            )
+            if not _count(status):
+                return False
+            await _insert_task_run(c, run, keep)
+            return True
+
+    async def finish_task(self, task_id: str, run: TaskRun, keep: int) -> None:
+        async with self._conn(transaction=True) as c:
+            # The UPDATE locks the row, so a concurrent delete_task waits and then removes this run too.
+            status = await c.execute("UPDATE sb.tasks SET running_until = 0 WHERE id = $1", task_id)
+            if _count(status):
+                await _insert_task_run(c, run, keep)
+
+    async def task_runs(self, task_id: str, limit: int) -> list[TaskRun]:
+        rows = await self._fetch(
+            f"SELECT {_TASK_RUN_COLS} FROM sb.task_runs WHERE task_id = $1 ORDER BY seq DESC LIMIT $2",
+            task_id,
+            _limit(limit),
+        )
+        return [_task_run(r) for r in reversed(rows)]
