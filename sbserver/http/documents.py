@@ -109,7 +109,7 @@ async def _dispatch(request: Request, sudo: bool) -> Response:
         return ok(await docs.delete(caller, base, col, doc_id))
     if doc_id:
         return ok(await docs.get(caller, base, col, doc_id))
-    return ok(await docs.list(caller, base, col, _page(request)))
+    return ok(await docs.list_page(caller, base, col, _page(request)))
 
 
 async def db(request: Request) -> Response:
@@ -150,7 +150,7 @@ async def increment(request: Request) -> Response:
         base,
         request.path_params["col"],
         request.path_params["id"],
-        lowered.get("field"),
+        lowered.get("field", ""),
         lowered.get("range"),
     )
     return boolean(True)

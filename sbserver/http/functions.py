@@ -60,7 +60,7 @@ async def info(request: Request) -> Response:
 
 async def list_functions(request: Request) -> Response:
     base, _ = await root_of(request)
-    return ok(await services(request).functions.list(base))
+    return ok(await services(request).functions.all(base))
 
 
 def _canonical(name: str) -> str:

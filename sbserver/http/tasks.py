@@ -16,7 +16,7 @@ async def tasks(request: Request) -> Response:
     svc = services(request).tasks
     if request.method == "POST":
         return ok((await svc.create(base, await json_body(request))).public())
-    return ok([t.public() for t in await svc.list(base)])
+    return ok([t.public() for t in await svc.all(base)])
 
 
 async def one_task(request: Request) -> Response:

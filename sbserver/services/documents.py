@@ -164,7 +164,7 @@ class DocumentService:
         docs = await self.store.get_documents(base, name, list(dict.fromkeys(ids)), _scope(caller, perm.read))
         return [d.public() for d in docs]
 
-    async def list(self, caller: Identity, base: Base, col: str, page: Page) -> dict[str, Any]:
+    async def list_page(self, caller: Identity, base: Base, col: str, page: Page) -> dict[str, Any]:
         if page.sort:
             return await self.query(caller, base, col, [], page)
         name, perm = await self.resolve(base, col)

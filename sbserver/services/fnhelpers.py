@@ -96,7 +96,7 @@ class Helpers:
         self._table: dict[str, Callable[[HelperContext, list[Any]], Awaitable[Any]]] = {
             "create": self.create,
             "createBulk": self.create_bulk,
-            "list": self.list,
+            "list": self.list_docs,
             "query": self.query,
             "getById": self.get_by_id,
             "getByIds": self.get_by_ids,
@@ -153,13 +153,13 @@ class Helpers:
         except SBError as exc:
             return fail(f"error calling createBulk(): {exc.message}")
 
-    async def list(self, ctx: HelperContext, args: list[Any]) -> Any:
+    async def list_docs(self, ctx: HelperContext, args: list[Any]) -> Any:
         if not args:
             raise Refusal("argument missmatch: you need at least 1 argument for list(col[, params])")
         col = string(args, 0)
         try:
             return ok(
-                await self.documents.list(ctx.identity, ctx.base, col, page_of(args[1] if len(args) > 1 else None))
+                await self.documents.list_page(ctx.identity, ctx.base, col, page_of(args[1] if len(args) > 1 else None))
             )
         except SBError as exc:
             return fail(f"error executing list: {exc.message}")

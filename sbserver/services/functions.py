@@ -159,7 +159,7 @@ class FunctionService:
         fn = await self.get(base, name)
         return fn.public(await self.store.runs(base, fn.id, self.history))
 
-    async def list(self, base: Base) -> list[dict[str, Any]]:
+    async def all(self, base: Base) -> list[dict[str, Any]]:
         return [fn.public() for fn in await self.store.functions(base)]
 
     # running

@@ -88,7 +88,7 @@ def _is_number(v: Any) -> bool:
 
 def _as_number(v: Any) -> float | int | None:
     if _is_number(v):
-        return v  # type: ignore[no-any-return]
+        return v  # type: ignore[no-any-return,unused-ignore]
     if isinstance(v, str) and _NUMERIC.match(v.strip()):
         try:
             return float(v) if any(c in v for c in ".eE") else int(v)

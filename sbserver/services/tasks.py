@@ -189,7 +189,7 @@ class TaskService:
             raise NotFound("task not found")
         return task
 
-    async def list(self, base: Base) -> list[Task]:
+    async def all(self, base: Base) -> list[Task]:
         return await self.store.tasks(base)
 
     async def runs(self, base: Base, task_id: str) -> list[TaskRun]:
@@ -278,10 +278,12 @@ class TaskService:
             meta = parse_meta(task.meta)
             if task.type == "function":
                 data = meta_text(meta.get("data"))
-                run = await self.functions.run_task(base, task.value, task.name, message_data(data) if data else None)
-                output, ok = run.output, run.success
+                fn_run = await self.functions.run_task(
+                    base, task.value, task.name, message_data(data) if data else None
+                )
+                output, ok = fn_run.output, fn_run.success
                 if not ok:
-                    error = run.output[-1] if run.output else "the function failed"
+                    error = fn_run.output[-1] if fn_run.output else "the function failed"
             elif task.type == "message":
                 root = await self.tenancy.root_identity(base)
                 await self.broker.publish(

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+import asyncpg
 import pytest
 
 from sbserver.backends.storage import postgresql, sqlite
@@ -125,7 +126,7 @@ async def test_values_round_trip_identically(store: Store) -> None:
     assert got is not None
     assert got.enabled is False
     assert isinstance(got.next_run, float)
-    assert [t for t in await store.tasks(base)] == [task]
+    assert await store.tasks(base) == [task]
 
 
 async def test_tasks_are_per_base_and_ordered_by_name_then_id(store: Store) -> None:
@@ -149,7 +150,7 @@ async def test_tasks_are_per_base_and_ordered_by_name_then_id(store: Store) -> N
 
 
 async def test_update_replaces_definition_and_schedule_only(store: Store) -> None:
-    base = await_base = new_base()
+    base = new_base()
     task = await make_task(store, base, "old", last=LAST, running_until=T0 + 30)
     changed = replace(
         task,
@@ -167,7 +168,7 @@ async def test_update_replaces_definition_and_schedule_only(store: Store) -> Non
         running_until=0.0,
     )
     assert await store.update_task(changed) is True
-    assert await store.task(await_base, task.id) == replace(
+    assert await store.task(base, task.id) == replace(
         changed, last=task.last, anchor=task.anchor, running_until=task.running_until
     )
 
@@ -442,7 +443,9 @@ async def test_concurrent_claimers_win_each_tick_exactly_once(new_store: Callabl
         task = await make_task(stores[0], base, next_run=ticks[0])
         for i, due in enumerate(ticks):
             nxt = due + 60
-            won = await asyncio.gather(*(s.claim_task(task.id, due, nxt, f"p{k}", 0.0, due) for k, s in enumerate(stores)))
+            won = await asyncio.gather(
+                *(s.claim_task(task.id, due, nxt, f"p{k}", 0.0, due) for k, s in enumerate(stores))
+            )
             assert won.count(True) == 1, f"tick {i} won {won.count(True)} times"
         got = await stores[1].task(base, task.id)
         assert got is not None
@@ -513,18 +516,47 @@ async def test_concurrent_claimers_of_many_due_tasks(new_store: Callable[[], Sto
 async def test_tasks_migration_reaches_a_database_made_before_it(
     new_store: Callable[[], Store], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A database written by a server without the tasks migration gets it on the next open."""
-    with monkeypatch.context() as m:
-        m.setattr(postgresql, "SYSTEM_MIGRATIONS", postgresql.SYSTEM_MIGRATIONS[:2])
-        m.setattr(sqlite, "MIGRATIONS", sqlite.MIGRATIONS[:3])
-        old = new_store()
-        await old.open()
-        await old.close()
-    s = new_store()
-    await s.open()
+    """A database written by a server without the tasks migration gets it on the next open.
+
+    PostgreSQL: on a database of its own, since the worker's database is migrated already."""
+    make: Callable[[], Store] = new_store
+    probe = new_store()
+    fresh = ""
+    if isinstance(probe, postgresql.PostgresStore):
+        root, _, dbname = probe.dsn.rpartition("/")
+        fresh = f"{dbname}_tasks"
+        admin = await asyncpg.connect(probe.dsn)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{fresh}"')
+            await admin.execute(f'CREATE DATABASE "{fresh}"')
+        finally:
+            await admin.close()
+        url = f"{root}/{fresh}"
+
+        def make() -> Store:
+            return postgresql.PostgresStore(url)
+
     try:
-        base = new_base()
-        task = await make_task(s, base)
-        assert await s.task(base, task.id) == task
+        with monkeypatch.context() as m:
+            m.setattr(postgresql, "SYSTEM_MIGRATIONS", postgresql.SYSTEM_MIGRATIONS[:2])
+            m.setattr(sqlite, "MIGRATIONS", sqlite.MIGRATIONS[:3])
+            old = make()
+            await old.open()
+            await old.close()
+        s = make()
+        await s.open()
+        try:
+            base = new_base()
+            task = await make_task(s, base)
+            assert await s.task(base, task.id) == task
+            await s.finish_task(task.id, run_of(task, 0), 10)
+            assert [r.due for r in await s.task_runs(task.id, 10)] == [T0]
+        finally:
+            await s.close()
     finally:
-        await s.close()
+        if fresh:
+            admin = await asyncpg.connect(probe.dsn)
+            try:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{fresh}" WITH (FORCE)')
+            finally:
+                await admin.close()

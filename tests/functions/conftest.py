@@ -24,11 +24,13 @@ import httpx
 import pytest
 
 from sbserver.app import create_app
-from tests.compat.conftest import _fresh_database
+from tests.compat.conftest import _fresh_database, js_client_dir
 from tests.conftest import PG_URL, REDIS_URL, STORE_KINDS
 from tests.functions.local_http import LocalHTTP, serve
 from tests.functions.support import FnApi, Process, server_process
 from tests.http.conftest import DEV_PK, Server, make_settings
+
+__all__ = ["js_client_dir"]  # the compat suite's fixture: installs @staticbackend/js when needed
 
 LIVE_KINDS = ["sqlite", "pg"] if PG_URL and REDIS_URL else ["sqlite"]
 FAST = {"function_workers": 2, "function_poll_seconds": 0.5}

@@ -33,7 +33,8 @@ class RedisCache(Cache):
 
     async def get(self, key: str) -> str | None:
         try:
-            return await self.r.get(key)
+            value = await self.r.get(key)
+            return None if value is None else str(value)
         except RedisError as exc:
             raise StoreError(f"cache error: {exc}") from exc
 
@@ -73,6 +74,7 @@ class RedisCache(Cache):
 
     async def pop(self, key: str) -> str | None:
         try:
-            return await self.r.lpop(key)
+            value = await self.r.lpop(key)
+            return None if value is None else str(value)
         except RedisError as exc:
             raise StoreError(f"cache error: {exc}") from exc

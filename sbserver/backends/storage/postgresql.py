@@ -323,7 +323,7 @@ def _task(row: asyncpg.Record) -> Task:
 
 
 def _task_run(row: asyncpg.Record) -> TaskRun:
-    return TaskRun(*row[:7], orjson.loads(row[7]))
+    return TaskRun(row[0], row[1], row[2], row[3], row[4], row[5], row[6], orjson.loads(row[7]))
 
 
 async def _insert_task_run(c: asyncpg.Connection, run: TaskRun, keep: int) -> None:

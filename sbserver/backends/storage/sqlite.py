@@ -255,11 +255,11 @@ _TASK_RUN_COLS = "id, task_id, due, started, completed, outcome, error, output"
 
 
 def _task(row: Sequence[Any]) -> Task:
-    return Task(*row[:8], bool(row[8]), *row[9:])
+    return Task(*row[:8], bool(row[8]), *row[9:])  # type: ignore[call-arg,misc,unused-ignore]
 
 
 def _task_run(row: Sequence[Any]) -> TaskRun:
-    return TaskRun(*row[:7], orjson.loads(row[7]))
+    return TaskRun(*row[:7], orjson.loads(row[7]))  # type: ignore[call-arg,misc,unused-ignore]
 
 
 def _insert_task_run(c: sqlite3.Connection, run: TaskRun, keep: int) -> None:
