@@ -75,7 +75,14 @@ class EventStream(Response):
 async def sse_connect(request: Request) -> Response:
     base = await base_of(request)
     b = broker(request)
-    conn = b.connect("sse", base)
+    try:
+        conn = b.connect("sse", base)
+    except SBError as exc:  # connection limit: say so on the stream, then close it
+        return Response(
+            b"data: " + error(exc.message) + b"\n\n",
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache"},
+        )
     return EventStream(b, conn, services(request).settings.sse_keepalive_seconds)
 
 
@@ -118,7 +125,8 @@ async def ws_endpoint(ws: WebSocket) -> None:
             for payload in batch:
                 await ws.send_text(payload.decode())
         if ws.client_state == WebSocketState.CONNECTED:
-            await ws.close(code=1008)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(code=1008), 5.0)
 
     writer = asyncio.ensure_future(write())
     try:

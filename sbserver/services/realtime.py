@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from sbserver.backends.bus import Bus
-from sbserver.errors import SBError
+from sbserver.errors import BadRequest, SBError
 from sbserver.ids import new_id, random_code
 from sbserver.services.events import DB_DELETED, DbEvent, EventBus
 from sbserver.services.identity import IdentityService
@@ -79,7 +79,7 @@ def as_text(value: Any) -> str:
 def normalize(raw: Any) -> dict[str, str]:
     """A client command: missing keys and nulls become "", non-string data becomes JSON text."""
     if not isinstance(raw, dict):
-        raise SBError("invalid message: expected a JSON object")
+        raise BadRequest("invalid message: expected a JSON object")
     return {k: as_text(raw.get(k)) for k in ("sid", "type", "data", "channel", "token")}
 
 
@@ -101,6 +101,7 @@ class Connection:
         self._outbox: deque[bytes] = deque()
         self._ready = asyncio.Event()
         self._limit = limit
+        self.on_overflow: Callable[[Connection], None] | None = None
         self._rate = rate
         self._allowance = rate * 2
         self._last = time.monotonic()
@@ -113,6 +114,8 @@ class Connection:
             self._outbox.clear()
             self._outbox.append(error("you are too far behind: connection closed, please reconnect"))
             self.closed = True
+            if self.on_overflow is not None:
+                self.on_overflow(self)
         else:
             self._outbox.append(payload)
         self._ready.set()
@@ -203,6 +206,7 @@ class Broker:
             self.settings.realtime_rate,
         )
         self.connections[conn.sid] = conn
+        conn.on_overflow = lambda c: self._spawn(self.disconnect(c))  # unsubscribe at once, not when it reads
         conn.push(orjson.dumps(envelope("init", conn.sid)))
         return conn
 

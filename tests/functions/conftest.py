@@ -1,10 +1,10 @@
 """Fixtures of the functions tests.
 
-``fn``: a fresh app on an in-process server, on every store kind (SQLite always, PostgreSQL when
-``SB_TEST_PG_URL`` is set). ``make_fn`` starts further in-process servers with settings overrides
-(a short timeout, another primary instance ...). Every test gets apps of its own (through
-``/account/init``): on PostgreSQL the database lives for the whole session, so the dev app is
-shared and is only read.
+``fn``: a fresh app (through ``/account/init``) on an in-process server shared by the worker's
+session, on every store kind (SQLite always, PostgreSQL when ``SB_TEST_PG_URL`` is set). Modules
+using it run their tests in the session's event loop (``pytestmark``). ``make_fn`` starts a server
+of its own with settings overrides (a short timeout, another primary instance ...). The dev app
+is shared and is only read.
 
 ``live``: a real server process per xdist worker, for what needs SSE/WebSocket or a real socket:
 SQLite with the in-process bus always, PostgreSQL with Redis when both test URLs are set.
@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+import pytest_asyncio
 
 from sbserver.app import create_app
 from tests.compat.conftest import _fresh_database, js_client_dir
@@ -60,42 +61,65 @@ class InProcess:
         return base
 
 
-MakeFn = Callable[..., AbstractAsyncContextManager[InProcess]]
+@asynccontextmanager
+async def in_process(kind: str, data_dir: Path, pg_url: str | None, **overrides: object) -> AsyncIterator[Server]:
+    app = create_app(make_settings(kind, data_dir, pg_url, **{**FAST, **overrides}))
+    app.state.services.tenancy.announce = lambda text: None
+    async with app.router.lifespan_context(app):
+        dev = await app.state.services.tenancy.dev_app()
+        assert dev is not None
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=30) as client:
+            yield Server(app, client, dev, kind)
 
 
-@pytest.fixture(params=STORE_KINDS)
-def make_fn(request: pytest.FixtureRequest, tmp_path: Path) -> MakeFn:
-    """``async with make_fn(**settings_overrides) as env``: an in-process server on each store kind."""
-    kind = request.param
-    pg_url = request.getfixturevalue("pg_url") if kind == "pg" else None
-    counter = itertools.count()
-
-    @asynccontextmanager
-    async def start(**overrides: object) -> AsyncIterator[InProcess]:
-        settings = make_settings(kind, tmp_path / f"app{next(counter)}", pg_url, **{**FAST, **overrides})
-        app = create_app(settings)
-        app.state.services.tenancy.announce = lambda text: None
-        async with app.router.lifespan_context(app):
-            dev = await app.state.services.tenancy.dev_app()
-            assert dev is not None
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=30) as client:
-                server = Server(app, client, dev, kind)
-                api = await FnApi(client, DEV_PK, dev.root_token).new_app()
-                yield InProcess(server, api)
-
-    return start
+@pytest.fixture(scope="session", params=STORE_KINDS)
+def store_kind(request: pytest.FixtureRequest) -> tuple[str, str | None]:
+    """The store kind and, for PostgreSQL, this worker's database (created outside any event loop)."""
+    kind: str = request.param
+    return kind, request.getfixturevalue("pg_url") if kind == "pg" else None
 
 
-@pytest.fixture
-async def env(make_fn: MakeFn) -> AsyncIterator[InProcess]:
-    async with make_fn() as started:
-        yield started
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def shared_server(
+    store_kind: tuple[str, str | None], tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Server]:
+    """One in-process server per store kind for the worker's session (its worker pool stays warm)."""
+    kind, pg_url = store_kind
+    async with in_process(kind, tmp_path_factory.mktemp(f"fn-inproc-{kind}"), pg_url) as server:
+        yield server
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def env(shared_server: Server) -> InProcess:
+    """A fresh app on the shared in-process server (tests using it run in the session's event loop)."""
+    return InProcess(shared_server, await FnApi(shared_server.client, DEV_PK, shared_server.dev.root_token).new_app())
 
 
 @pytest.fixture
 def fn(env: InProcess) -> FnApi:
     return env.api
+
+
+MakeFn = Callable[..., AbstractAsyncContextManager[InProcess]]
+
+
+@pytest.fixture(params=STORE_KINDS)
+def make_fn(request: pytest.FixtureRequest, tmp_path: Path) -> MakeFn:
+    """``async with make_fn(**settings_overrides) as env``: a server of its own, on each store kind.
+
+    On PostgreSQL it gets a database of its own: its job queue must not be seen by the shared server.
+    """
+    kind = request.param
+    pg_url = _fresh_database(request.getfixturevalue("pg_url"), "fnmake") if kind == "pg" else None
+    counter = itertools.count()
+
+    @asynccontextmanager
+    async def start(**overrides: object) -> AsyncIterator[InProcess]:
+        async with in_process(kind, tmp_path / f"app{next(counter)}", pg_url, **overrides) as server:
+            yield InProcess(server, await FnApi(server.client, DEV_PK, server.dev.root_token).new_app())
+
+    return start
 
 
 @pytest.fixture(scope="session", params=LIVE_KINDS)

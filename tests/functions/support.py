@@ -73,7 +73,7 @@ def logged(run: Mapping[str, Any]) -> list[Any]:
     """The JSON values a run logged (lines that are not JSON are skipped)."""
     out = []
     for line in run["output"]:
-        if line[:1] in "{[\"" or line in ("true", "false", "null") or line[:1].isdigit():
+        if line[:1] in '{["' or line in ("true", "false", "null") or line[:1].isdigit():
             with contextlib.suppress(ValueError):
                 out.append(json.loads(line))
     return out

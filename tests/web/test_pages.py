@@ -145,9 +145,15 @@ def web_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
 # --- the browser -----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser() -> Iterator[Any]:
-    """Debian's Chromium, headless, launched once per worker."""
+    """Debian's headless Chromium, launched for one test.
+
+    Per test, not per session: sync Playwright keeps an asyncio loop running in this thread
+    while it is started, and other fixtures of the worker (``pg_url``, ``live_server``) call
+    ``asyncio.run``. A new browser per test also means each test sees what a first visit
+    triggers: Chromium reports a failed fetch of the tab icon once per browser process.
+    """
     if not CHROMIUM.is_file():
         message = f"{CHROMIUM} is missing: run `make test-deps` (apt-get install chromium)"
         if os.environ.get("CI"):
@@ -183,7 +189,7 @@ def recorder() -> Recorder:
 
 @pytest.fixture
 def page(browser: Any, web_server: LiveServer, recorder: Recorder) -> Iterator[Any]:
-    """A fresh browser context and page, reporting what it logs to ``recorder``."""
+    """A page of the test's browser, reporting what it logs to ``recorder``."""
     context = browser.new_context(base_url=web_server.url, viewport={"width": 1024, "height": 900})
     tab = context.new_page()
     tab.set_default_timeout(15_000)

@@ -39,6 +39,9 @@ class RedisBus(Bus):
         self._refresher: asyncio.Task[None] | None = None
         self._healthy = False
         self._outbox: asyncio.Queue[tuple[str, bytes, asyncio.Future[None] | None]] = asyncio.Queue()
+        self._confirmed: dict[str, asyncio.Event] = {}  # topics Redis has confirmed for our pubsub
+        self._sync_lock = asyncio.Lock()
+        self._connected = asyncio.Event()
         self._publisher: asyncio.Task[None] | None = None
 
     @property
@@ -51,7 +54,7 @@ class RedisBus(Bus):
         return self._r
 
     async def open(self) -> None:
-        self._r = aioredis.from_url(self.url, health_check_interval=10, socket_connect_timeout=3)
+        self._r = aioredis.from_url(self.url, health_check_interval=10, socket_connect_timeout=3, socket_timeout=10)
         try:
             await self._r.ping()
         except RedisError as exc:
@@ -60,28 +63,33 @@ class RedisBus(Bus):
         self._reader = asyncio.create_task(self._read_forever(), name="redis-bus-reader")
         self._refresher = asyncio.create_task(self._refresh_forever(), name="redis-bus-presence")
         self._publisher = asyncio.create_task(self._publish_forever(), name="redis-bus-publisher")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._connected.wait(), 5.0)
 
     async def close(self) -> None:
+        # Every step is bounded: a half-dead connection must not keep a server from stopping.
         for task in (self._reader, self._refresher, self._publisher):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+                    await asyncio.wait_for(task, 2.0)
         self._reader = self._refresher = self._publisher = None
         if self._pubsub is not None:
             with contextlib.suppress(Exception):
-                await self._pubsub.aclose()
+                await asyncio.wait_for(self._pubsub.aclose(), 2.0)
             self._pubsub = None
         if self._members and self._r is not None:
             with contextlib.suppress(Exception):
                 pipe = self.r.pipeline()
                 for topic, members in self._members.items():
                     pipe.zrem(PREFIX + "members:" + topic, *members)
-                await pipe.execute()
+                await asyncio.wait_for(pipe.execute(), 2.0)
         self._subs.clear()
         self._members.clear()
+        self._confirmed.clear()
         if self._r is not None:
-            await self._r.aclose()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._r.aclose(), 2.0)
             self._r = None
 
     # publishing and subscribing
@@ -103,6 +111,7 @@ class RedisBus(Bus):
                 for topic, payload, _ in batch:
                     pipe.publish(PREFIX + topic, payload)
                 await pipe.execute()
+                self._healthy = True
             except (RedisError, OSError) as exc:
                 self._healthy = False
                 failure = StoreError(f"unable to publish: {exc}")
@@ -114,13 +123,8 @@ class RedisBus(Bus):
                         fut.set_exception(failure)
 
     async def subscribe(self, topic: str, deliver: Delivery) -> Callable[[], None]:
-        subs = self._subs.setdefault(topic, [])
-        subs.append(deliver)
-        if len(subs) == 1 and self._pubsub is not None:
-            try:
-                await self._pubsub.subscribe(PREFIX + topic)
-            except RedisError:
-                self._healthy = False  # the reader re-subscribes every topic when it reconnects
+        self._subs.setdefault(topic, []).append(deliver)
+        await self._sync(topic)
 
         def unsubscribe() -> None:
             current = self._subs.get(topic)
@@ -128,11 +132,31 @@ class RedisBus(Bus):
                 current.remove(deliver)
                 if not current:
                     del self._subs[topic]
-                    if self._pubsub is not None and self._healthy:
-                        task = asyncio.ensure_future(self._pubsub.unsubscribe(PREFIX + topic))
-                        task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+                    task = asyncio.ensure_future(self._sync(topic))
+                    task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
 
         return unsubscribe
+
+    async def _sync(self, topic: str) -> None:
+        """Make Redis's subscription of ``topic`` match the local subscribers, in call order;
+        a new subscription returns once Redis has confirmed it (so nothing published after
+        ``subscribe`` returns is missed)."""
+        async with self._sync_lock:
+            pubsub = self._pubsub
+            if pubsub is None:
+                return  # the reader subscribes every wanted topic when it (re)connects
+            wanted = topic in self._subs
+            active = topic in self._confirmed
+            try:
+                if wanted and not active:
+                    event = self._confirmed.setdefault(topic, asyncio.Event())
+                    await pubsub.subscribe(PREFIX + topic)
+                    await asyncio.wait_for(event.wait(), 5.0)
+                elif not wanted and active:
+                    self._confirmed.pop(topic, None)
+                    await pubsub.unsubscribe(PREFIX + topic)
+            except (RedisError, OSError, TimeoutError) as exc:
+                log.warning("redis bus: could not (un)subscribe %s: %s", topic, exc)
 
     def _dispatch(self, channel: bytes, payload: bytes) -> None:
         topic = channel.decode()[len(PREFIX) :]
@@ -145,21 +169,32 @@ class RedisBus(Bus):
     async def _read_forever(self) -> None:
         backoff = 0.2
         while True:
-            pubsub = self.r.pubsub(ignore_subscribe_messages=True)
+            pubsub = self.r.pubsub()
             try:
+                self._confirmed.clear()
                 await pubsub.subscribe(PREFIX + "__sbserver_keepalive__")
                 topics = [PREFIX + t for t in self._subs]
+                for t in self._subs:
+                    self._confirmed.setdefault(t, asyncio.Event())
                 if topics:
                     await pubsub.subscribe(*topics)
                 self._pubsub = pubsub
+                self._connected.set()
                 if not self._healthy:
                     log.warning("redis bus reconnected; %d topics re-subscribed", len(topics))
                 self._healthy = True
                 backoff = 0.2
                 while True:
                     msg = await pubsub.get_message(timeout=5.0)
-                    if msg is not None and msg.get("type") == "message":
+                    if msg is None:
+                        continue
+                    kind = msg.get("type")
+                    if kind == "message":
                         self._dispatch(msg["channel"], msg["data"])
+                    elif kind == "subscribe":
+                        event = self._confirmed.get(msg["channel"].decode()[len(PREFIX) :])
+                        if event is not None:
+                            event.set()
             except asyncio.CancelledError:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()

@@ -345,7 +345,13 @@ const scenarios = {
     for (const [id, text] of Object.entries(texts)) {
       fnRuns.push(await raw("POST", `/fn/sudoexec/${fnName}`, { token: rootToken, body: { col: privateCol, id, text } }));
     }
-    const fnInfo = await raw("GET", `/fn/info/${fnName}`, { token: rootToken });
+    // Runs are recorded in the background once they answered: wait (a little) for both.
+    let fnInfo;
+    for (let tries = 0; tries < 50; tries++) {
+      fnInfo = await raw("GET", `/fn/info/${fnName}`, { token: rootToken });
+      if (fnInfo.status !== 200 || JSON.parse(fnInfo.body).history.length >= fnRuns.length) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
     const s = (token, keywords) => bk.search(token, privateCol, keywords);
     const result = {
       first,
