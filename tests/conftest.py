@@ -54,17 +54,30 @@ def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
     # The pid keeps concurrent pytest runs on one machine (several terminals) out of each other's way.
     dbname = f"sbtest_{_worker_index(request.config)}_{os.getpid()}"
 
+    async def drop_all(conn: Any, names: list[str]) -> None:
+        for name in names:
+            await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
     async def drop() -> None:
+        """This run's database and the ones fixtures derived from it (``<name>_compat`` ...)."""
         conn = await asyncpg.connect(PG_URL)
         try:
-            await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", dbname)
-            await conn.execute(f'DROP DATABASE IF EXISTS "{dbname}"')
+            rows = await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE 'sbtest%'")
+            await drop_all(conn, [r[0] for r in rows if r[0] == dbname or r[0].startswith(dbname + "_")])
         finally:
             await conn.close()
 
     async def recreate() -> None:
         conn = await asyncpg.connect(PG_URL)
         try:
+            # Databases left by runs that were killed (their pid is gone) are dropped too.
+            stale = []
+            for row in await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE 'sbtest\\_%'"):
+                parts = row[0].split("_")
+                if len(parts) >= 3 and parts[2].isdigit() and not os.path.exists(f"/proc/{parts[2]}"):
+                    stale.append(row[0])
+            await drop_all(conn, stale)
             await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", dbname)
             await conn.execute(f'DROP DATABASE IF EXISTS "{dbname}"')
             await conn.execute(f'CREATE DATABASE "{dbname}"')

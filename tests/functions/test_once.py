@@ -58,9 +58,9 @@ class Cluster:
     env: dict[str, str]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Cluster]:
-    """P1 and P2, shared by this module's tests (each test uses an app of its own)."""
+    """P1 and P2 for the worker's session (each test uses an app of its own)."""
     pg_url: str = request.getfixturevalue("pg_url")
     redis_url: str = request.getfixturevalue("redis_url")
     database = _fresh_database(pg_url, "fnonce")

@@ -23,7 +23,7 @@ PING_BOUND = 2.0
 T = TypeVar("T")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def safe_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
     env = {"FUNCTION_TIMEOUT": "2", "FUNCTION_MEMORY_MB": "16", "SB_FUNCTION_WORKERS": "2"}
     with server_process(tmp_path_factory.mktemp("fn-safety"), env) as proc:

@@ -88,39 +88,45 @@ class Sched:
 
 
 MakeSched = Callable[..., AbstractAsyncContextManager[Sched]]
+_hosts = itertools.count()
+
+
+@asynccontextmanager
+async def open_node(
+    kind: str, data_dir: Path, pg_url: str | None, clock: FakeClock, **overrides: Any
+) -> AsyncIterator[Node]:
+    """One in-process app on the store ``data_dir`` (SQLite) or ``pg_url`` names, ticking on ``clock``."""
+    app = create_app(make_settings(kind, data_dir, pg_url, **{**IN_PROCESS, **overrides}))
+    app.state.services.tenancy.announce = lambda text: None
+    app.state.services.tasks.clock = clock
+    async with app.router.lifespan_context(app):
+        dev = await app.state.services.tenancy.dev_app()
+        assert dev is not None
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url=f"http://node{next(_hosts)}",
+            headers={"SB-PUBLIC-KEY": DEV_PK},
+            timeout=30,
+        ) as client:
+            yield Node(Server(app, client, dev, kind))
 
 
 @pytest.fixture(params=STORE_KINDS)
 def make_sched(request: pytest.FixtureRequest, tmp_path: Path) -> MakeSched:
-    """``async with make_sched(nodes=1, api=None, keep=False, **overrides) as sched``."""
+    """``async with make_sched(nodes=1, api=None, keep=False, start=T0, **overrides) as sched``."""
     kind: str = request.param
     pg_url = request.getfixturevalue("pg_url") if kind == "pg" else None
-    counter = itertools.count()
 
     @asynccontextmanager
     async def open_apps(
         nodes: int = 1, api: TaskApi | None = None, keep: bool = False, start: float = T0, **overrides: Any
     ) -> AsyncIterator[Sched]:
         clock = FakeClock(start)
-        settings = {**IN_PROCESS, **overrides}
-        opened: list[Node] = []
         async with AsyncExitStack() as stack:
-            for _ in range(nodes):
-                app = create_app(make_settings(kind, tmp_path / "shared", pg_url, **settings))
-                app.state.services.tenancy.announce = lambda text: None
-                app.state.services.tasks.clock = clock
-                await stack.enter_async_context(app.router.lifespan_context(app))
-                dev = await app.state.services.tenancy.dev_app()
-                assert dev is not None
-                client = await stack.enter_async_context(
-                    httpx.AsyncClient(
-                        transport=httpx.ASGITransport(app=app),
-                        base_url=f"http://node{next(counter)}",
-                        headers={"SB-PUBLIC-KEY": DEV_PK},
-                        timeout=30,
-                    )
-                )
-                opened.append(Node(Server(app, client, dev, kind)))
+            opened = [
+                await stack.enter_async_context(open_node(kind, tmp_path / "shared", pg_url, clock, **overrides))
+                for _ in range(nodes)
+            ]
             first = opened[0].client
             own = api.on(first) if api is not None else await TaskApi(first, DEV_PK, "").new_app()
             sched = Sched(opened, clock, own, kind)

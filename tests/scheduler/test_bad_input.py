@@ -1,20 +1,43 @@
 """Bad task input: 400 with a clear one-line reason, nothing stored; 404 and credentials.
 
-Each test sends a list of cases to one in-process app (on every store kind) and reports every
-case that went wrong at once. A refused request leaves the app's task list as it was.
+One in-process app per store kind serves the whole module (each test gets a fresh app, i.e.
+base, on it); each test sends a list of cases and reports every case that went wrong at once.
+A refused request leaves the app's task list as it was.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
+from tests.conftest import STORE_KINDS
 from tests.http.helpers import assert_error
-from tests.scheduler.conftest import Sched
-from tests.scheduler.support import ECHO_FN, TaskApi, unique
+from tests.scheduler.conftest import T0, Node, open_node
+from tests.scheduler.support import ECHO_FN, FakeClock, TaskApi, unique
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.asyncio(loop_scope="module")]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=STORE_KINDS)
+async def node(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Node]:
+    kind: str = request.param
+    pg_url = request.getfixturevalue("pg_url") if kind == "pg" else None
+    async with open_node(kind, tmp_path_factory.mktemp("bad-input"), pg_url, FakeClock(T0)) as opened:
+        yield opened
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def api(node: Node) -> AsyncIterator[TaskApi]:
+    """A fresh app on the module's server; its tasks are deleted afterwards."""
+    fresh = await TaskApi(node.client, "", "").new_app()
+    try:
+        yield fresh
+    finally:
+        await fresh.cleanup()
+
 
 CHANNEL = '{"channel":"c","data":"x"}'
 
@@ -41,9 +64,9 @@ async def _refused(api: TaskApi, cases: list[tuple[str, Any, str]]) -> None:
     assert await api.tasks() == before
 
 
-async def test_invalid_intervals_are_refused(sched: Sched) -> None:
+async def test_invalid_intervals_are_refused(api: TaskApi) -> None:
     await _refused(
-        sched.api,
+        api,
         [
             ("4 fields", message(interval="* * * *"), "invalid interval: "),
             ("minute 61", message(interval="61 * * * *"), "invalid interval: "),
@@ -67,8 +90,7 @@ async def test_invalid_intervals_are_refused(sched: Sched) -> None:
     )
 
 
-async def test_unknown_type_and_function_are_refused(sched: Sched) -> None:
-    api = sched.api
+async def test_unknown_type_and_function_are_refused(api: TaskApi) -> None:
     await _refused(
         api,
         [
@@ -87,9 +109,9 @@ async def test_unknown_type_and_function_are_refused(sched: Sched) -> None:
     await _refused(api, [("another app's function", message(type="function", value=fn, meta=""), "invalid task")])
 
 
-async def test_malformed_meta_is_refused(sched: Sched) -> None:
+async def test_malformed_meta_is_refused(api: TaskApi) -> None:
     await _refused(
-        sched.api,
+        api,
         [
             ("meta not JSON", message(meta="{nope"), "invalid meta"),
             ("meta an array", message(meta="[1, 2]"), "invalid meta"),
@@ -106,9 +128,9 @@ async def test_malformed_meta_is_refused(sched: Sched) -> None:
     )
 
 
-async def test_http_value_must_be_a_url(sched: Sched) -> None:
+async def test_http_value_must_be_a_url(api: TaskApi) -> None:
     await _refused(
-        sched.api,
+        api,
         [
             ("not a URL", http(value="not a url"), "invalid task"),
             ("ftp", http(value="ftp://127.0.0.1/file"), "invalid task"),
@@ -118,9 +140,9 @@ async def test_http_value_must_be_a_url(sched: Sched) -> None:
     )
 
 
-async def test_wrong_field_types_are_refused(sched: Sched) -> None:
+async def test_wrong_field_types_are_refused(api: TaskApi) -> None:
     await _refused(
-        sched.api,
+        api,
         [
             ("name a number", message(name=5), 'invalid field "name"'),
             ("type a list", message(type=["message"]), 'invalid field "type"'),
@@ -135,8 +157,7 @@ async def test_wrong_field_types_are_refused(sched: Sched) -> None:
     )
 
 
-async def test_updates_are_validated_and_leave_the_task_unchanged(sched: Sched) -> None:
-    api = sched.api
+async def test_updates_are_validated_and_leave_the_task_unchanged(api: TaskApi) -> None:
     task = await api.add_task(unique("m"), "message", "ping", "@every 1m", CHANNEL)
     problems = []
     for label, changes, prefix in [
@@ -154,8 +175,7 @@ async def test_updates_are_validated_and_leave_the_task_unchanged(sched: Sched) 
     assert await api.task(task["id"]) == task
 
 
-async def test_unknown_task_is_404_on_every_route(sched: Sched) -> None:
-    api = sched.api
+async def test_unknown_task_is_404_on_every_route(api: TaskApi) -> None:
     missing = unique("missing")
     for method, path, body in [
         ("GET", f"/task/{missing}", None),
@@ -175,8 +195,7 @@ async def test_unknown_task_is_404_on_every_route(sched: Sched) -> None:
     await other.cleanup()
 
 
-async def test_a_session_token_is_not_a_root_token(sched: Sched) -> None:
-    api = sched.api
+async def test_a_session_token_is_not_a_root_token(api: TaskApi) -> None:
     r = await api.request(
         "POST", "/register", token="", json={"email": f"{unique('u')}@x.example", "password": "pw-123456"}
     )

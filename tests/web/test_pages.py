@@ -63,24 +63,25 @@ def _free_port() -> int:
         return port
 
 
-def _fresh_database(url: str, suffix: str) -> str:
-    """An empty database next to the one ``url`` names (dropped and created again)."""
+def _database(url: str, suffix: str, *, create: bool) -> str:
+    """Drop the database next to the one ``url`` names, then create it empty again if asked."""
     import asyncpg
 
     base, _, dbname = url.rpartition("/")
-    fresh = f"{dbname.split('?', 1)[0]}_{suffix}"
+    name = f"{dbname.split('?', 1)[0]}_{suffix}"
 
-    async def recreate() -> None:
+    async def run() -> None:
         conn = await asyncpg.connect(url)
         try:
-            await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", fresh)
-            await conn.execute(f'DROP DATABASE IF EXISTS "{fresh}"')
-            await conn.execute(f'CREATE DATABASE "{fresh}"')
+            await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            if create:
+                await conn.execute(f'CREATE DATABASE "{name}"')
         finally:
             await conn.close()
 
-    asyncio.run(recreate())
-    return f"{base}/{fresh}"
+    asyncio.run(run())
+    return f"{base}/{name}"
 
 
 def _env(kind: str, database_url: str) -> dict[str, str]:
@@ -117,7 +118,8 @@ def _ready(proc: subprocess.Popen[bytes], url: str) -> bool:
 def web_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """A real server process on the parametrised store kind, shared by this worker's page tests."""
     kind: str = request.param
-    database_url = _fresh_database(request.getfixturevalue("pg_url"), "web") if kind == "pg" else ""
+    pg_url = request.getfixturevalue("pg_url") if kind == "pg" else ""
+    database_url = _database(pg_url, "web", create=True) if pg_url else ""
     workdir = tmp_path_factory.mktemp(f"web-{kind}")
     log_path = workdir / "server.log"
     env = _env(kind, database_url)
@@ -140,6 +142,8 @@ def web_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         yield LiveServer(url=url, kind=kind, log_path=log_path)
     finally:
         _stop(proc)
+        if pg_url:
+            _database(pg_url, "web", create=False)
 
 
 # --- the browser -----------------------------------------------------------------------------
