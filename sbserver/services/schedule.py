@@ -65,6 +65,48 @@ class Schedule:
         return float(nxt.timestamp())
 
 
+_MONTHS = {
+    m: i
+    for i, m in enumerate(["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], start=1)
+}
+_DAYS = {d: i for i, d in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"])}
+# (name, low, high, names) for minute hour day-of-month month day-of-week; seconds prepended when given
+_FIELDS = [
+    ("minute", 0, 59, {}),
+    ("hour", 0, 23, {}),
+    ("day of month", 1, 31, {}),
+    ("month", 1, 12, _MONTHS),
+    ("day of week", 0, 6, _DAYS),
+]
+_SECONDS = ("second", 0, 59, {})
+
+
+def _check_field(text: str, name: str, low: int, high: int, names: dict[str, int]) -> None:
+    """Standard cron only: numbers or names in range, ``*``/``?``, lists, ranges low-high, steps."""
+
+    def value(token: str) -> int:
+        upper = token.upper()
+        if upper in names:
+            return names[upper]
+        if not token.isdigit():
+            raise ValueError(f"{name} field: {token!r} is not a number")
+        n = int(token)
+        if not low <= n <= high:
+            raise ValueError(f"{name} field: {n} is outside {low}-{high}")
+        return n
+
+    for part in text.split(","):
+        body, _, step = part.partition("/")
+        if step and (not step.isdigit() or int(step) == 0):
+            raise ValueError(f"{name} field: step {step!r} must be a positive number")
+        if body in ("*", "?"):
+            continue
+        first, dash, last = body.partition("-")
+        a = value(first)
+        if dash and a > value(last):
+            raise ValueError(f"{name} field: range {body!r} goes backwards")
+
+
 def parse(expression: str, tz: str = "UTC") -> Schedule:
     """Validate a schedule; 400 ``invalid interval: <detail>`` otherwise."""
     expr = " ".join(expression.split())
@@ -89,13 +131,19 @@ def parse(expression: str, tz: str = "UTC") -> Schedule:
     if cron.startswith("@"):
         raise BadRequest(f"invalid interval: unknown shorthand {expr!r} (use @hourly, @daily, @every 30s, ...)")
     fields = cron.split(" ")
-    if len(fields) == 6:  # leading seconds field -> croniter's trailing seconds
-        cron = " ".join([*fields[1:], fields[0]])
-    elif len(fields) != 5:
+    if len(fields) not in (5, 6):
         raise BadRequest(
             f"invalid interval: {expr!r} has {len(fields)} fields; use 5 (minute hour day month weekday) "
             "or 6 with a leading seconds field"
         )
+    specs = [_SECONDS, *_FIELDS] if len(fields) == 6 else _FIELDS
+    try:
+        for text, (name, low, high, names) in zip(fields, specs, strict=True):
+            _check_field(text, name, low, high, names)
+    except ValueError as exc:
+        raise BadRequest(f"invalid interval: {expr!r}: {exc}") from exc
+    if len(fields) == 6:  # leading seconds field -> croniter's trailing seconds
+        cron = " ".join([*fields[1:], fields[0]])
     cron = cron.replace("?", "*")
     try:
         if not croniter.is_valid(cron):

@@ -275,6 +275,11 @@ class TaskService:
         ok = False
         try:
             base = await self.tenancy.base_by_name(task.base)
+            # The definition as it is now: an edit committed before this tick was claimed wins.
+            fresh = await self.store.task(base, task.id)
+            if fresh is None:
+                raise NotFound("the task was deleted")
+            task = fresh
             meta = parse_meta(task.meta)
             if task.type == "function":
                 data = meta_text(meta.get("data"))

@@ -124,6 +124,7 @@ def make_fn(request: pytest.FixtureRequest, tmp_path: Path) -> MakeFn:
 
 @pytest.fixture(scope="session", params=LIVE_KINDS)
 def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
+    """A server process for the worker's session (a database of its own on PostgreSQL)."""
     kind: str = request.param
     settings = {"SB_FUNCTION_WORKERS": "2", "SB_FUNCTION_POLL_SECONDS": "1"}
     if kind == "pg":
@@ -140,6 +141,7 @@ def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
 
 @pytest.fixture
 async def live_fn(live: Process) -> AsyncIterator[FnApi]:
+    """A fresh app on ``live``."""
     async with httpx.AsyncClient(timeout=30) as http:
         yield await FnApi(http, "", "", live.url).new_app()
 

@@ -3,9 +3,8 @@
 :class:`FnApi` drives one app of one server (in-process over ASGI or a real process over TCP)
 with its root token: ``add`` / ``update`` / ``info`` / ``exec`` / ``publish`` and, above all,
 ``runs(name, n)``, which polls ``/fn/info`` until the function has ``n`` recorded runs (history is
-written after the response, and triggered runs happen in the background). ``quiet(name)``
-proves a function did NOT run: it waits for a sentinel function triggered afterwards first, so
-the check does not pass merely because the server was slow.
+written after the response, and triggered runs happen in the background); ``settled(name, n)``
+also waits a little longer to see that no further run comes.
 
 Functions report what they saw through ``log(JSON.stringify(...))``; :func:`logged` reads those
 lines back from a run's output.
@@ -130,7 +129,7 @@ class FnApi:
         body: dict[str, Any] = r.json()
         return body
 
-    async def list(self) -> list[dict[str, Any]]:
+    async def functions(self) -> list[dict[str, Any]]:
         r = await self.request("GET", "/fn", self.root)
         assert r.status_code == 200, f"/fn answered {r.status_code}: {r.text}"
         assert r.headers["content-type"] == JSON_TYPE, r.headers
@@ -165,22 +164,13 @@ class FnApi:
                 raise AssertionError(f"{name}: {len(history)} run(s) after {timeout}s, want {n}: {history[-3:]}")
             await asyncio.sleep(0.05)
 
-    async def settled(self, name: str, n: int, extra: float = 0.5) -> list[dict[str, Any]]:
+    async def settled(self, name: str, n: int, extra: float = 0.3) -> list[dict[str, Any]]:
         """Exactly ``n`` runs: wait for them, then a little longer to see that no more come."""
         await self.runs(name, n)
         await asyncio.sleep(extra)
         history = (await self.info(name))["history"]
         assert len(history) == n, f"{name}: {len(history)} runs, want exactly {n}: {history}"
         return history
-
-    async def quiet(self, name: str, sentinel: str, trigger_sentinel: Any) -> None:
-        """``name`` has no run even after ``sentinel`` (triggered later by ``trigger_sentinel()``) ran."""
-        before = len((await self.info(sentinel))["history"])
-        await trigger_sentinel()
-        await self.runs(sentinel, before + 1)
-        await asyncio.sleep(0.3)
-        history = (await self.info(name))["history"]
-        assert history == [], f"{name} ran but must not have: {history}"
 
     # realtime and data
     async def publish(self, token: str, channel: str, type: str, data: Any = "x") -> None:

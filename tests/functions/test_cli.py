@@ -11,7 +11,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from tests.functions.support import FnApi
@@ -48,9 +47,7 @@ async def test_f92_sudoexec_run_is_the_last_history_entry_within_2s(live_fn: FnA
     await live_fn.add_ok("f92", "web", CODE)
     r = await live_fn.sudo_exec("f92", {"x": 1})
     assert r.status_code == 200 and r.content == b"", r.text
-    start = time.monotonic()
-    history = await live_fn.runs("f92", 1, timeout=2.0)
-    assert time.monotonic() - start < 2.0
+    history = await live_fn.runs("f92", 1, timeout=2.0)  # fails past 2 s
     assert history[-1]["output"] == ["Function started", "x is1", '{"x":1}', "Function completed"], history
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import re
 
+import httpx
 import pytest
 
 from tests.functions.conftest import InProcess
-from tests.functions.support import ECHO_ARGS, JSON_TYPE, RFC3339, ZERO_TIME, FnApi, unique
+from tests.functions.support import ECHO_ARGS, JSON_TYPE, RFC3339, ZERO_TIME, FnApi, logged, unique
 from tests.http.conftest import DEV_EMAIL, DEV_PASSWORD, DEV_PK
 
 # The shared in-process server lives in the session's event loop (see conftest).
@@ -21,7 +22,7 @@ LOG_V = 'function handle(channel, type, data) { log("%s"); }'
 FIELDS = {"id", "accountId", "name", "trigger", "code", "version", "lastUpdated", "lastRun", "history"}
 
 
-def assert_plain_error(r, status: int, text: str | None = None, startswith: str | None = None) -> str:
+def assert_plain_error(r: httpx.Response, status: int, text: str | None = None, startswith: str | None = None) -> str:
     assert r.status_code == status, f"expected {status}, got {r.status_code}: {r.text!r}"
     assert r.text.endswith("\n") and r.text.count("\n") == 1, repr(r.text)
     line: str = r.text[:-1]
@@ -36,7 +37,7 @@ async def test_f43_add_returns_empty_200_and_lists_version_1(fn: FnApi) -> None:
     r = await fn.add("f43", "web", ECHO_ARGS)
     assert r.status_code == 200, r.text
     assert r.content == b""
-    listed = await fn.list()
+    listed = await fn.functions()
     assert [f["name"] for f in listed] == ["f43"]
     assert listed[0]["version"] == 1 and listed[0]["trigger"] == "web" and listed[0]["code"] == ECHO_ARGS
 
@@ -47,7 +48,7 @@ async def test_f43_add_with_an_existing_name_is_409(fn: FnApi) -> None:
     assert_plain_error(r, 409, "function name already exists")
     info = await fn.info("f43dup")
     assert info["trigger"] == "web" and info["code"] == ECHO_ARGS and info["version"] == 1
-    assert len(await fn.list()) == 1
+    assert len(await fn.functions()) == 1
 
 
 async def test_f43_syntax_error_at_save_is_400_with_the_line(fn: FnApi) -> None:
@@ -55,7 +56,7 @@ async def test_f43_syntax_error_at_save_is_400_with_the_line(fn: FnApi) -> None:
     r = await fn.add("f43syntax", "web", code)
     line = assert_plain_error(r, 400, startswith="invalid function code: SyntaxError: ")
     assert re.search(r"\(line 2\)$", line), line
-    assert await fn.list() == []
+    assert await fn.functions() == []
     assert (await fn.info_response("f43syntax")).status_code == 404
 
 
@@ -63,14 +64,14 @@ async def test_f43_code_without_handle_at_save_is_400(fn: FnApi) -> None:
     r = await fn.add("f43nohandle", "web", "function main(body) { log(body); }")
     line = assert_plain_error(r, 400, startswith="invalid function code: ")
     assert 'unable to find function "handle"' in line, line
-    assert await fn.list() == []
+    assert await fn.functions() == []
 
 
 async def test_f44_add_with_a_user_session_token_is_400(fn: FnApi) -> None:
     user = await fn.register()
     r = await fn.request("POST", "/fn/add", user.jwt, json={"name": "f44", "trigger": "web", "code": ECHO_ARGS})
     assert_plain_error(r, 400)
-    assert await fn.list() == []
+    assert await fn.functions() == []
 
 
 async def test_f45_info_has_every_field(fn: FnApi) -> None:
@@ -114,7 +115,7 @@ async def test_f47_delete_by_both_routes_then_info_is_404_and_delete_again_is_20
     assert r.content == b""
     r = await fn.info_response("f47")
     assert_plain_error(r, 404)
-    assert await fn.list() == []
+    assert await fn.functions() == []
     r = await fn.request("GET", f"/fn/{route}/f47", fn.root)
     assert r.status_code == 200, r.text
     # the name is free again, and the new function has no history of the old one
@@ -134,8 +135,7 @@ async def test_f48_function_added_after_a_message_on_its_channel_runs_on_the_nex
     await fn.publish(user.jwt, channel, "chan_out", "second")
     runs = await fn.settled("f48", 1)
     assert runs[0]["success"], runs
-    seen = [v for line in runs[0]["output"] if line.startswith("{") for v in [line]]
-    assert '"c":"second"' in seen[0], runs
+    assert logged(runs[0]) == [{"n": 3, "a": channel, "b": "chan_out", "c": "second"}], runs
 
 
 async def test_f48_db_trigger_added_after_a_write_runs_on_the_next_write(fn: FnApi) -> None:
@@ -145,7 +145,8 @@ async def test_f48_db_trigger_added_after_a_write_runs_on_the_next_write(fn: FnA
     await fn.add_ok("f48db", f"db-{col}", ECHO_ARGS)
     doc = await fn.create(user.jwt, col, {"n": 2})
     runs = await fn.settled("f48db", 1)
-    assert doc["id"] in runs[0]["output"][1], runs
+    [seen] = logged(runs[0])
+    assert (seen["a"], seen["b"], seen["c"]["id"]) == (f"db-{col}", "db_created", doc["id"]), runs
 
 
 async def test_f49_updated_code_runs_on_the_very_next_event(fn: FnApi) -> None:
@@ -242,7 +243,7 @@ async def test_f94_secrets_are_stored_usable_and_never_shown(fn: FnApi) -> None:
     code = "function handle(body) { log(JSON.stringify({k: secrets.API_KEY, b: secrets.B})); }"
     r = await fn.add("f94", "web", code, secrets="API_KEY=x%20y&B=2")
     assert r.status_code == 200, r.text
-    for shown in (await fn.info("f94"), (await fn.list())[0]):
+    for shown in (await fn.info("f94"), (await fn.functions())[0]):
         assert shown.get("secrets", "") == "", shown
         assert "x y" not in str(shown) and "API_KEY=" not in str(shown)
     user = await fn.register()

@@ -41,11 +41,11 @@ DERIVE = """function handle(channel, type, data) {
   log(JSON.stringify(r.ok));
 }"""
 
-# Busy for about 2.5 s before it writes: long enough to kill its process in the middle.
+# Busy for about 1.5 s before it writes: long enough to kill its process in the middle.
 SLOW_DERIVE = """function handle(channel, type, data) {
   if (type !== "db_created") return;
   var t = Date.now();
-  while (Date.now() - t < 2500) {}
+  while (Date.now() - t < 1500) {}
   create("derived", {src: data.id});
 }"""
 
@@ -129,7 +129,7 @@ async def test_50_source_documents_over_two_processes_derive_exactly_50(apis: tu
     ids = await asyncio.gather(*(make(i) for i in range(50)))
     docs = await wait_derived(one, 50, timeout=30)
     assert len(docs) == 50, f"{len(docs)} derived documents after 30 s"
-    await asyncio.sleep(4)  # past a lease and several polls: nothing runs a second time
+    await asyncio.sleep(3.5)  # past a lease and several polls: nothing runs a second time
     docs = await derived(two)
     srcs = [d["src"] for d in docs]
     assert len(srcs) == 50 and sorted(srcs) == sorted(ids), (
@@ -181,19 +181,21 @@ async def test_no_run_is_lost_when_its_process_dies(
 
     with server_process(tmp_path_factory.mktemp("fn-once-p3"), cluster.env) as p3:
         three = FnApi(one.http, one.pk, one.root, p3.url)
+        await one.add_ok("warm", "web", "function handle() {}")
+        await three.exec_ok("warm", user.jwt, {})  # P3's worker is up: the next run starts at once
         doc = await three.create(user.jwt, "src", {"n": 1})  # P3 queues the job, claimed by itself, and runs it
         deadline = time.monotonic() + 10
         while not await pg(cluster.database, "SELECT id FROM sb.fn_jobs WHERE function_id = $1", slow_fn["id"]):
             assert time.monotonic() < deadline, "P3 never queued the job"
             await asyncio.sleep(0.05)
-        await asyncio.sleep(0.5)  # the run is now in its busy loop on P3
+        await asyncio.sleep(0.3)  # the run is now in its busy loop on P3
         os.kill(p3.pid, signal.SIGKILL)
         p3.proc.wait(timeout=10)
 
     want = sorted([orphan, doc["id"]])
     docs = await wait_derived(two, 2, timeout=20)
     assert sorted(d["src"] for d in docs) == want, docs
-    await asyncio.sleep(4)  # P3's orphaned worker cannot write, and P1/P2 do not run anything twice
+    await asyncio.sleep(3.5)  # P3's orphaned worker cannot write, and P1/P2 do not run anything twice
     docs = await derived(one)
     assert sorted(d["src"] for d in docs) == want, f"{len(docs)} derived documents, want 2: {docs}"
     [from_orphan] = [d for d in docs if d["src"] == orphan]

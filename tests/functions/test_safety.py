@@ -158,8 +158,8 @@ async def test_a_function_cannot_read_another_apps_data(safe: FnApi) -> None:
       log(JSON.stringify(cacheGet("k")));
     }"""
     await safe.add_ok("snoop", "web", code)
-    run = await safe.sudo_exec("snoop", {"id": doc["id"]})  # even as this app's root
-    assert run.status_code == 200, run.text
+    r = await safe.sudo_exec("snoop", {"id": doc["id"]})  # even as this app's root
+    assert r.status_code == 200, r.text
     [run] = await safe.runs("snoop", 1)
     got, listed, queried, updated, cached = logged(run)
     assert got["ok"] is False, got

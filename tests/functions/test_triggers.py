@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from sbserver.settings import from_env
 from sbserver.types import FunctionDef
 from tests.functions.conftest import InProcess, MakeFn
 from tests.functions.support import ECHO_ARGS, FnApi, logged, unique
@@ -120,6 +121,7 @@ async def test_f77_functions_of_one_app_ignore_messages_of_another(fn: FnApi) ->
 
 
 async def test_f78_another_primary_instance_means_no_triggered_runs_here(make_fn: MakeFn) -> None:
+    assert from_env({"PRIMARY_INSTANCE_HOSTNAME": "other-host", "JWT_SECRET": "x"}).primary_instance == "other-host"
     async with make_fn(primary_instance="other-host", function_poll_seconds=0.2) as env:
         fn = env.api
         channel, col = unique("c78"), unique("col78")

@@ -9,7 +9,7 @@
 //
 // WebSocket: the client's connectWS init handler calls the SSE `send` (spec 04 §5.2), which does
 // nothing without an SSE connection, so `auth` is never sent and onAuth never fires. When that
-// happens (we wait 1 s after init), this script sends the auth frame itself over the client's own
+// happens (we wait 500 ms after init), this script sends the auth frame itself over the client's own
 // socket, exactly as the WebSocket-era client did: {sid, token: null, type: "auth", data: <jwt>}.
 // Everything else goes through connectWS/sendWS. The output says whether the fallback was used.
 import { createRequire } from "node:module";
@@ -74,7 +74,7 @@ async function connectWS(u) {
     (m) => u.inbox.push(m),
   );
   await waitFor("WS init", () => u.bk.wsId);
-  await sleep(1000);
+  await sleep(500);
   if (!u.authed) {
     u.manualAuth = true;
     u.bk.ws.send(JSON.stringify({ sid: u.bk.wsId, token: null, type: "auth", data: u.token }));

@@ -90,6 +90,22 @@ async def test_invalid_intervals_are_refused(api: TaskApi) -> None:
     )
 
 
+async def test_syntax_outside_the_standard_cron_is_refused(api: TaskApi) -> None:
+    """Spec 06 §2: robfig/cron's standard parser: weekdays 0-6, ranges a-b with a <= b, and no
+    Quartz extensions (L, W, #). The issue's "standard 5-field cron" is that syntax."""
+    await _refused(
+        api,
+        [
+            ("weekday 7", message(interval="0 0 * * 7"), "invalid interval: "),
+            ("reversed minute range", message(interval="5-1 * * * *"), "invalid interval: "),
+            ("reversed hour range", message(interval="0 22-2 * * *"), "invalid interval: "),
+            ("last day L", message(interval="0 0 L * *"), "invalid interval: "),
+            ("nearest weekday W", message(interval="0 0 1W * *"), "invalid interval: "),
+            ("nth weekday #", message(interval="0 0 * * MON#1"), "invalid interval: "),
+        ],
+    )
+
+
 async def test_unknown_type_and_function_are_refused(api: TaskApi) -> None:
     await _refused(
         api,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -101,15 +100,23 @@ async def test_s82_message_task_reaches_channel_members_every_interval(live_api:
         task = await api.add_task(
             unique("msg"), "message", "ping", "@every 1s", f'{{"channel":"{channel}","data":"x"}}'
         )
-        first = await member.expect("ping", timeout=4)
-        t1 = time.monotonic()
-        second = await member.expect("ping", timeout=4)
-        t2 = time.monotonic()
-        for env in (first, second):
+        pings = [await member.expect("ping", timeout=4), await member.expect("ping", timeout=4)]
+        # Stop it, let the last tick land, then compare: one message per recorded run.
+        await api.update_task(task["id"], enabled=False)
+        await asyncio.sleep(0.5)
+        while True:
+            try:
+                pings.append(await member.expect("ping", timeout=0.3))
+            except AssertionError:
+                break
+        runs = await api.runs(task["id"])
+        assert [r["outcome"] for r in runs] == ["success"] * len(runs), runs
+        assert len(pings) == len(runs), f"{len(pings)} messages for {len(runs)} runs: {runs}"
+        assert len({r["due"] for r in runs}) == len(runs), runs
+        for env in pings:
             assert (env["type"], env["channel"], env["data"]) == ("ping", channel, "x"), env
             assert env["sid"] == task["id"], env
             assert env["token"] == "", f"a delivered message carries no token: {env}"
-        assert t2 - t1 > 0.5, "two messages for one tick"
         # A chan_in message task arrives as chan_out, like any chan_in.
         chan_in = await api.add_task(unique("in"), "message", "chan_in", "@every 1s", f'{{"channel":"{channel}"}}')
         env = await member.expect("chan_out", timeout=4, sid=chan_in["id"])
@@ -133,6 +140,20 @@ async def test_s83_http_task_posts_then_publishes_the_response(live_api: TaskApi
     seen = echo_args(history[0])
     assert seen["args"] == [reply_channel, "http_response", {"path": path, "n": 1}], seen
     await api.delete_task(task["id"])
+
+
+async def test_s83_transport_error_is_recorded_and_nothing_is_published(sched: Sched) -> None:
+    api = sched.api
+    published: list[dict[str, Any]] = []
+    sched.nodes[0].server.services.broker.message_hooks.append(lambda base, msg, ident: published.append(msg))
+    name = unique("down")
+    task = await api.add_task(name, "http", "http://127.0.0.1:9/nothing-listens-here", "@every 1m")
+    runs = _only(await sched.tick(T0 + 60), task["id"])
+    assert [r.outcome for r in runs] == ["failed"], runs
+    assert runs[0].error.startswith("request failed"), runs
+    assert [m for m in published if m.get("channel") == f"{name}-http-response"] == []
+    recorded = await api.runs(task["id"])
+    assert [r["outcome"] for r in recorded] == ["failed"] and recorded[0]["error"], recorded
 
 
 # --- 84: http bodies ------------------------------------------------------------------------

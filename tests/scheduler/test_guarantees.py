@@ -234,3 +234,22 @@ async def test_deleting_prevents_the_tick_on_every_instance(pair: Sched) -> None
     assert _ran(await pair.tick(T0 + 120, on=(0, 1)), task["id"]) == []
     assert await pair.api.history(fn) == []
     assert [t["id"] for t in await pair.api.tasks()] == [control["id"]]
+
+
+async def test_editing_the_definition_takes_effect_on_every_instance(pair: Sched) -> None:
+    """An edit of what a task does (its value and meta, same interval) committed after another
+    instance read the due list but before its tick: that tick runs the NEW definition (spec 06
+    §5: an update takes effect on every process without restart)."""
+    task = await pair.api.add_task(unique("m"), "message", "old_type", "@every 1m", '{"channel":"old"}')
+    pair.clock.set(T0 + 30)
+    await _stale_due_list(pair, 1, T0 + 60)
+    await pair.api.update_task(task["id"], value="new_type", meta='{"channel":"new"}')
+    published: list[dict[str, Any]] = []
+    pair.nodes[1].server.services.broker.message_hooks.append(lambda base, msg, ident: published.append(msg))
+    runs = _ran(await pair.tick(T0 + 60, on=(1,)), task["id"])
+    ran = [(m["type"], m["channel"]) for m in published if m.get("sid") == task["id"]]
+    assert ran in ([("new_type", "new")], []), f"the old definition ran after the edit: {ran} {runs}"
+    if not ran:  # the tick was refused: the next one runs the new definition
+        await pair.tick(T0 + 120, on=(1,))
+        ran = [(m["type"], m["channel"]) for m in published if m.get("sid") == task["id"]]
+        assert ran == [("new_type", "new")], ran

@@ -46,7 +46,7 @@ async def test_message_task_reaches_the_real_js_client(live_api: TaskApi, js_cli
         api.pk,
         user.jwt,
         channel,
-        "2.6",
+        "3",
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -55,7 +55,7 @@ async def test_message_task_reaches_the_real_js_client(live_api: TaskApi, js_cli
     result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
     assert result["joined"], result
     pings = [m for m in result["messages"] if m["type"] == "ping"]
-    assert len(pings) >= 2, f"{len(pings)} task message(s) in 2.6 s: {result['messages']}"
+    assert len(pings) >= 2, f"{len(pings)} task message(s) in 3 s: {result['messages']}"
     for msg in pings:
         assert {k: msg[k] for k in ("type", "channel", "data")} == {"type": "ping", "channel": channel, "data": "hello"}
         assert msg["sid"] == task["id"], msg
