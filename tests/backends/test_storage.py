@@ -362,9 +362,7 @@ async def test_reset_password(store: Store) -> None:
 async def test_values_round_trip_identically(store: Store) -> None:
     tenant = await make_tenant(store, email=f"tënant-{uuid.uuid4().hex[:8]}@exämple.org", created="x")
     assert await store.tenant_by_email(tenant.email) == tenant
-    base = await make_base(
-        store, tenant.id, whitelist=("ünï.test", "*"), created="2024-05-01 10:00:00.123456+02:00"
-    )
+    base = await make_base(store, tenant.id, whitelist=("ünï.test", "*"), created="2024-05-01 10:00:00.123456+02:00")
     assert await store.base_by_pk(base.id) == base
     odd = [
         f"用户-{uuid.uuid4().hex[:8]}@例子.公司",
