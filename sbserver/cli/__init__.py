@@ -23,10 +23,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    if hasattr(signal, "SIGPIPE"):  # `backend task list | head` ends quietly
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command != "server" and hasattr(signal, "SIGPIPE"):
+        # `backend task list | head` ends quietly; never for the server, whose sockets would kill it
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     if not getattr(args, "run", None):
         parser.print_help()
         return 2

@@ -74,6 +74,16 @@ async def test_f51_other_bodies_are_a_string_and_empty_json_is_null(fn: FnApi) -
     assert logged(run)[0]["body"] is None, run
 
 
+async def test_f51_a_malformed_json_body_is_refused_before_the_run(fn: FnApi) -> None:
+    """Spec 05 §2 says 500 ``error preparing argument: ...``; decision 3 makes bad input 400."""
+    name = unique("f")
+    await fn.add_ok(name, "web", REPORT_ARGS)
+    user = await fn.register()
+    r = await fn.exec(name, user.jwt, content=b'{"a":', headers={"Content-Type": "application/json"})
+    assert r.status_code == 400, r.text
+    assert r.text.startswith("error preparing argument: ") and r.text.count("\n") == 1, r.text
+
+
 async def test_f55_exec_of_a_missing_function_is_refused(fn: FnApi) -> None:
     """Spec 10 says 500; decision 3 of spec 00 makes a missing function 404 (as /fn/info)."""
     user = await fn.register()
