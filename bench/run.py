@@ -35,7 +35,9 @@ SYSTEMS = {
     "baseline": ("baseline", "", {}),
     "pocketbase": ("pocketbase", "", {}),
     "sqlite": ("staticbackend", "sqlite", {}),
-    "pg": ("staticbackend", "pg", {"DATA_STORE": "pg"}),
+    # synchronous_commit off, as the harness's own PostgreSQL cluster runs: no fsync per commit,
+    # like SQLite in WAL mode with synchronous=NORMAL (what PocketBase and the baseline use)
+    "pg": ("staticbackend", "pg", {"DATA_STORE": "pg", "SB_PG_SYNCHRONOUS_COMMIT": "off"}),
 }
 
 

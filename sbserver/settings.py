@@ -55,6 +55,7 @@ class Settings:
     function_poll_seconds: float = 2.0
     function_lease_seconds: float = 0.0  # 0: the timeout plus 30 s
     primary_instance: str = ""
+    pg_synchronous_commit: bool = True
     scheduler_enabled: bool = True
     scheduler_timezone: str = "UTC"
     quiet: bool = False
@@ -168,6 +169,7 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> Setti
         function_lease_seconds=float(_int(env, "SB_FUNCTION_LEASE_SECONDS", 0)),
         primary_instance=env.get("PRIMARY_INSTANCE_HOSTNAME", "").strip(),
         scheduler_enabled=env.get("SB_SCHEDULER", "1") not in ("0", "false", "no"),
+        pg_synchronous_commit=env.get("SB_PG_SYNCHRONOUS_COMMIT", "on").lower() not in ("off", "0", "false", "no"),
         scheduler_timezone=env.get("SB_SCHEDULER_TIMEZONE", "UTC").strip() or "UTC",
     )
     if overrides:

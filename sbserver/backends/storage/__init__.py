@@ -15,7 +15,7 @@ def create_store(settings: Settings) -> Store:
     if settings.data_store == "pg":
         from sbserver.backends.storage.postgresql import PostgresStore
 
-        return PostgresStore(settings.database_url)
+        return PostgresStore(settings.database_url, synchronous_commit=settings.pg_synchronous_commit)
     from sbserver.backends.storage.sqlite import SQLiteStore
 
     return SQLiteStore(settings.sqlite_path)

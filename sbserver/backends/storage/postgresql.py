@@ -381,15 +381,19 @@ async def _migrate(conn: asyncpg.Connection, table: str, scripts: list[str], sch
 class PostgresStore(Store):
     kind = "pg"
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, synchronous_commit: bool = True) -> None:
         self.dsn = dsn
+        self.synchronous_commit = synchronous_commit
         self._pool: asyncpg.Pool | None = None
+        self._known: set[tuple[str, str]] = set()  # (base, collection) already registered
 
     # plumbing
     async def open(self) -> None:
         """Create the pool, then apply system migrations and every base's pending migrations."""
         url, kwargs = connect_args(self.dsn)
         try:
+            if not self.synchronous_commit:  # like SQLite's WAL + synchronous=NORMAL: no fsync per commit
+                kwargs.setdefault("server_settings", {})["synchronous_commit"] = "off"
             self._pool = await asyncpg.create_pool(url, min_size=1, max_size=10, **kwargs)
         except _DB_ERRORS as exc:
             raise StoreError(f"database error: cannot connect: {exc}") from exc
@@ -563,6 +567,10 @@ class PostgresStore(Store):
         schema = _schema(base.name)
         rows = [(col, d.id, d.account_id, d.owner_id, d.created, orjson.dumps(d.data).decode()) for d in docs]
         created = docs[0].created if docs else ""
+        insert = f"INSERT INTO {schema}.documents (col, {_DOC_COLS}) VALUES ($1, $2, $3, $4, $5, $6)"
+        if (base.name, col) in self._known and len(rows) == 1:
+            await self._execute(insert, *rows[0])  # the hot path: one statement, one round trip
+            return
         async with self._conn(transaction=True) as c:
             await c.execute(
                 f"INSERT INTO {schema}.collections (name, perm, created) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
@@ -571,10 +579,8 @@ class PostgresStore(Store):
                 created,
             )
             if rows:
-                await c.executemany(
-                    f"INSERT INTO {schema}.documents (col, {_DOC_COLS}) VALUES ($1, $2, $3, $4, $5, $6)",
-                    rows,
-                )
+                await c.executemany(insert, rows)
+        self._known.add((base.name, col))
 
     async def get_document(self, base: Base, col: str, doc_id: str, scope: Scope) -> StoredDoc | None:
         extra, params = _scope_sql(scope, 3)
