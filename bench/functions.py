@@ -1,0 +1,93 @@
+"""Function benchmarks, in process on the embedded store (no HTTP in the way):
+
+* overhead of an empty function run (worker round trip, fresh QuickJS context);
+* event -> function throughput: N documents created, a function triggered by each creation
+  writes a derived document; reports derived documents/s and the lag p50/p99.
+
+    python bench/functions.py [--docs 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from sbserver.app import create_app
+from sbserver.settings import from_env
+from sbserver.types import Identity
+
+DERIVE = """
+function handle(channel, type, doc) {
+  var res = create("derived_700_", {src: doc.id, t0: doc.t0, t1: Date.now()});
+  if (!res.ok) { log("create failed", res.content); }
+}
+"""
+
+
+async def main_async(docs: int) -> None:
+    data = Path(tempfile.mkdtemp(prefix="sb-fn-"))
+    app = create_app(from_env({"APP_ENV": "dev", "JWT_SECRET": "bench"}, data_dir=data))
+    svc = app.state.services
+    svc.tenancy.announce = lambda text: None
+    async with app.router.lifespan_context(app):
+        base = await svc.tenancy.base("dev_memory_pk")
+        root = await svc.tenancy.root_identity(base)
+        pool = svc.functions.pool
+
+        async def no_helpers(name: str, args: list[object]) -> object:
+            return {"ok": True}
+
+        for _ in range(50):
+            await pool.run("function handle(){}", [], no_helpers)
+        n = 1000
+        t = time.perf_counter()
+        for _ in range(n):
+            await pool.run("function handle(){}", [], no_helpers)
+        empty = (time.perf_counter() - t) / n * 1000
+        print(f"empty function run: {empty:.2f} ms per run, sequential ({1000 / empty:.0f} runs/s on one worker)")
+
+        await svc.functions.add(base, "derive", "db-src_700_", DERIVE, "")
+        user = Identity(base.name, root.account_id, root.user_id, root.email, 50, root.user_token)
+        t0 = time.time()
+        sem = asyncio.Semaphore(32)
+
+        async def make(i: int) -> None:
+            async with sem:
+                await svc.documents.create(user, base, "src_700_", {"i": i, "t0": time.time() * 1000})
+
+        await asyncio.gather(*(make(i) for i in range(docs)))
+        created = time.time()
+        deadline = time.time() + 120
+        count = 0
+        while time.time() < deadline:
+            count = await svc.store.count_documents(base, "derived_700_", await _all_scope())
+            if count >= docs:
+                break
+            await asyncio.sleep(0.05)
+        done = time.time()
+        derived = await svc.store.scan_documents(base, "derived_700_", await _all_scope())
+        lags = sorted(d.data["t1"] - d.data["t0"] for d in derived)
+        print(f"event -> function: {docs} docs created in {created - t0:.2f} s; {count} derived; "
+              f"{count / (done - t0):.0f} derived/s; lag p50 {statistics.median(lags):.0f} ms, "
+              f"p99 {lags[int(0.99 * (len(lags) - 1))]:.0f} ms")
+
+
+async def _all_scope():  # noqa: ANN202
+    from sbserver.types import ALL_ROWS
+
+    return ALL_ROWS
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--docs", type=int, default=2000)
+    asyncio.run(main_async(ap.parse_args().docs))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
