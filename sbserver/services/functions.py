@@ -90,6 +90,11 @@ class FunctionService:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._poller: asyncio.Task[None] | None = None
         self._unsubscribe: Any = None
+        # One process alone (no Redis): it sees every function change, so it may keep the
+        # trigger table in memory, dropped on each change. With several processes every event
+        # asks the store, so an edit anywhere takes effect on the next event everywhere.
+        self._local_cache = not settings.redis_url
+        self._triggers: dict[str, dict[str, list[FunctionDef]]] = {}
 
     # lifecycle
     async def start(self) -> None:
@@ -133,6 +138,7 @@ class FunctionService:
             await self.store.create_function(base, fn)
         except Conflict as exc:
             raise Conflict("function name already exists") from exc
+        self._triggers.pop(base.name, None)
         return fn
 
     async def update(self, base: Base, fn_id: str, trigger: str, code: str, secrets: str | None) -> FunctionDef:
@@ -142,12 +148,29 @@ class FunctionService:
             raise BadRequest("invalid trigger: it must not be empty (use web for HTTP-only functions)")
         await self._check_code(code)
         fn = await self.store.update_function(base, fn_id, code, trigger.strip(), secrets, now_iso())
+        self._triggers.pop(base.name, None)
         if fn is None:
             raise NotFound("function not found")
         return fn
 
     async def delete(self, base: Base, name: str) -> None:
         await self.store.delete_function(base, name)
+        self._triggers.pop(base.name, None)
+
+    async def _matching(self, base: Base, keys: list[str]) -> list[FunctionDef]:
+        if not self._local_cache:
+            return await self.store.functions_for(base, keys)
+        table = self._triggers.get(base.name)
+        if table is None:
+            table = {}
+            for fn in await self.store.functions(base):
+                table.setdefault(fn.trigger, []).append(fn)
+            self._triggers[base.name] = table
+        found: dict[str, FunctionDef] = {}
+        for key in keys:
+            for fn in table.get(key, ()):
+                found[fn.id] = fn
+        return sorted(found.values(), key=lambda f: f.name)
 
     async def get(self, base: Base, name: str) -> FunctionDef:
         fn = await self.store.function_by_name(base, name)
@@ -257,7 +280,7 @@ class FunctionService:
     async def _dispatch(self, base: Base, msg: dict[str, Any], ident: Identity | None) -> None:
         channel, kind = msg.get("channel", ""), msg["type"]
         try:
-            fns = await self.store.functions_for(base, [t for t in dict.fromkeys([channel, kind]) if t])
+            fns = await self._matching(base, [t for t in dict.fromkeys([channel, kind]) if t])
             if not fns or await self._rate_limited(base, msg, ident):
                 return
             runner = ident or await self.tenancy.root_identity(base)
@@ -274,7 +297,7 @@ class FunctionService:
         except SBError as exc:
             log.warning("functions for %s on %s not dispatched: %s", kind, channel, exc.message)
             return
-        await asyncio.gather(*(self._run_job(job) for job in jobs))
+        await asyncio.gather(*(self._run_job(job, fn) for job, fn in zip(jobs, fns, strict=True)))
 
     def _lease(self) -> float:
         return self.settings.function_lease_seconds or self.settings.function_timeout + 30.0
@@ -285,10 +308,12 @@ class FunctionService:
         primary = self.settings.primary_instance
         return not primary or primary == socket.gethostname()
 
-    async def _run_job(self, job: Job) -> None:
+    async def _run_job(self, job: Job, fn: FunctionDef | None = None) -> None:
+        """Run one claimed job; ``fn`` is given when this process just enqueued it."""
         try:
             base = await self.tenancy.base_by_name(job.base)
-            fn = next((f for f in await self.store.functions(base) if f.id == job.function_id), None)
+            if fn is None:
+                fn = next((f for f in await self.store.functions(base) if f.id == job.function_id), None)
             if fn is None:  # deleted since the event: nothing to run
                 await self.store.finish_job(job.id, None, None, self.history)
                 return
