@@ -18,7 +18,7 @@ from pathlib import Path
 
 from sbserver.app import create_app
 from sbserver.settings import from_env
-from sbserver.types import Identity
+from sbserver.types import ALL_ROWS, Identity
 
 DERIVE = """
 function handle(channel, type, doc) {
@@ -64,22 +64,18 @@ async def main_async(docs: int) -> None:
         deadline = time.time() + 120
         count = 0
         while time.time() < deadline:
-            count = await svc.store.count_documents(base, "derived_700_", await _all_scope())
+            count = await svc.store.count_documents(base, "derived_700_", ALL_ROWS)
             if count >= docs:
                 break
             await asyncio.sleep(0.05)
         done = time.time()
-        derived = await svc.store.scan_documents(base, "derived_700_", await _all_scope())
+        derived = await svc.store.scan_documents(base, "derived_700_", ALL_ROWS)
         lags = sorted(d.data["t1"] - d.data["t0"] for d in derived)
-        print(f"event -> function: {docs} docs created in {created - t0:.2f} s; {count} derived; "
-              f"{count / (done - t0):.0f} derived/s; lag p50 {statistics.median(lags):.0f} ms, "
-              f"p99 {lags[int(0.99 * (len(lags) - 1))]:.0f} ms")
-
-
-async def _all_scope():  # noqa: ANN202
-    from sbserver.types import ALL_ROWS
-
-    return ALL_ROWS
+        print(
+            f"event -> function: {docs} docs created in {created - t0:.2f} s; {count} derived; "
+            f"{count / (done - t0):.0f} derived/s; lag p50 {statistics.median(lags):.0f} ms, "
+            f"p99 {lags[int(0.99 * (len(lags) - 1))]:.0f} ms"
+        )
 
 
 def main() -> int:

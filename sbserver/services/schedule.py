@@ -71,14 +71,15 @@ _MONTHS = {
 }
 _DAYS = {d: i for i, d in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"])}
 # (name, low, high, names) for minute hour day-of-month month day-of-week; seconds prepended when given
-_FIELDS = [
+FieldSpec = tuple[str, int, int, dict[str, int]]
+_FIELDS: list[FieldSpec] = [
     ("minute", 0, 59, {}),
     ("hour", 0, 23, {}),
     ("day of month", 1, 31, {}),
     ("month", 1, 12, _MONTHS),
     ("day of week", 0, 6, _DAYS),
 ]
-_SECONDS = ("second", 0, 59, {})
+_SECONDS: FieldSpec = ("second", 0, 59, {})
 
 
 def _check_field(text: str, name: str, low: int, high: int, names: dict[str, int]) -> None:
