@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 
-from sbserver.cli.config import Config
+from sbserver.cli.config import Config, load
 
 
 class CLIError(Exception):
@@ -64,3 +66,19 @@ class Client:
         self.cfg.authToken = str(token or "")
         self.cfg.save()
         return self.cfg.authToken
+
+
+Command = Callable[[argparse.Namespace, Client], int]
+
+
+def command(fn: Command) -> Callable[[argparse.Namespace], int]:
+    """A subcommand run with a client for the loaded config; failures print ``ERROR ▶`` and exit 1."""
+
+    def wrapped(args: argparse.Namespace) -> int:
+        try:
+            return int(fn(args, Client(load(args.config))))
+        except (CLIError, OSError) as exc:
+            error(str(exc))
+            return 1
+
+    return wrapped

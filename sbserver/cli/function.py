@@ -10,8 +10,7 @@ from typing import Any
 
 import orjson
 
-from sbserver.cli.client import Client, CLIError, error, success
-from sbserver.cli.config import load
+from sbserver.cli.client import Client, CLIError, command, success
 
 
 def add_parser(sub: Any) -> None:
@@ -42,27 +41,13 @@ def add_parser(sub: Any) -> None:
     c.set_defaults(run=run_function)
 
 
-def _guard(fn: Any) -> Any:
-    def wrapped(args: argparse.Namespace) -> int:
-        try:
-            return int(fn(args, Client(load(args.config))))
-        except CLIError as exc:
-            error(str(exc))
-            return 1
-        except OSError as exc:
-            error(str(exc))
-            return 1
-
-    return wrapped
-
-
 def _where(name: str, trigger: str) -> str:
     if trigger == "web":
         return f"Function URL: [your_domain]/fn/exec/{name}"
     return f"Function will trigger on topic: {trigger}"
 
 
-@_guard
+@command
 def add(args: argparse.Namespace, client: Client) -> int:
     body = {"name": args.name, "trigger": args.trigger, "code": Path(args.source).read_text()}
     if args.secrets is not None:
@@ -73,7 +58,7 @@ def add(args: argparse.Namespace, client: Client) -> int:
     return 0
 
 
-@_guard
+@command
 def update(args: argparse.Namespace, client: Client) -> int:
     current = client.call("GET", f"/fn/info/{args.name}", client.root()) or {}
     body = {
@@ -90,7 +75,7 @@ def update(args: argparse.Namespace, client: Client) -> int:
     return 0
 
 
-@_guard
+@command
 def delete(args: argparse.Namespace, client: Client) -> int:
     client.call("GET", f"/fn/del/{args.name}", client.root())
     success(f"the function {args.name} has been deleted")
@@ -113,7 +98,7 @@ def _table(fns: list[dict[str, Any]]) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
 
 
-@_guard
+@command
 def list_functions(args: argparse.Namespace, client: Client) -> int:
     fns = client.call("GET", "/fn", client.root()) or []
     if args.trigger:
@@ -132,7 +117,7 @@ def _duration(a: str, b: str) -> str:
         return "?"
 
 
-@_guard
+@command
 def info(args: argparse.Namespace, client: Client) -> int:
     fn = client.call("GET", f"/fn/info/{args.name}", client.root()) or {}
     _table([fn])
@@ -148,7 +133,7 @@ def info(args: argparse.Namespace, client: Client) -> int:
     return 0
 
 
-@_guard
+@command
 def run_function(args: argparse.Namespace, client: Client) -> int:
     raw = Path(args.data_file).read_bytes() if args.data_file else (args.data or "null").encode()
     try:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from sbserver.cli.client import Client, CLIError, error, success
-from sbserver.cli.config import load
+from sbserver.cli.client import Client, command, success
 from sbserver.cli.function import _when
 
 
@@ -34,17 +33,6 @@ def add_parser(sub: Any) -> None:
     c.set_defaults(run=delete)
 
 
-def _guard(fn: Any) -> Any:
-    def wrapped(args: argparse.Namespace) -> int:
-        try:
-            return int(fn(args, Client(load(args.config))))
-        except CLIError as exc:
-            error(str(exc))
-            return 1
-
-    return wrapped
-
-
 def _last(value: str) -> str:
     return "never" if not value or value.startswith("0001-") else _when(value)
 
@@ -57,7 +45,7 @@ def _table(tasks: list[dict[str, Any]]) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
 
 
-@_guard
+@command
 def list_tasks(args: argparse.Namespace, client: Client) -> int:
     tasks = client.call("GET", "/task", client.root()) or []
     print(f"{len(tasks)} result(s)")
@@ -65,7 +53,7 @@ def list_tasks(args: argparse.Namespace, client: Client) -> int:
     return 0
 
 
-@_guard
+@command
 def add(args: argparse.Namespace, client: Client) -> int:
     body = {
         "name": args.name,
@@ -81,7 +69,7 @@ def add(args: argparse.Namespace, client: Client) -> int:
     return 0
 
 
-@_guard
+@command
 def update(args: argparse.Namespace, client: Client) -> int:
     task = client.call("GET", f"/task/{args.id}", client.root()) or {}
     for key in ("name", "type", "value", "interval", "meta"):
@@ -93,7 +81,7 @@ def update(args: argparse.Namespace, client: Client) -> int:
     return 0
 
 
-@_guard
+@command
 def info(args: argparse.Namespace, client: Client) -> int:
     task = client.call("GET", f"/task/{args.id}", client.root()) or {}
     _table([task])
@@ -103,7 +91,7 @@ def info(args: argparse.Namespace, client: Client) -> int:
     return 0
 
 
-@_guard
+@command
 def delete(args: argparse.Namespace, client: Client) -> int:
     client.call("DELETE", f"/task/{args.id}", client.root())
     success(f"Task {args.id} has been deleted")
