@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import orjson
 
 from sbserver.backends.storage.base import Mutation, Predicate, Store
-from sbserver.backends.storage.sqlite_writer import Writer, connect
+from sbserver.backends.storage.sqlite_writer import Checkpointer, Writer, connect
 from sbserver.backends.storage.text import candidates, keyword_words, words
 from sbserver.errors import Conflict, StoreError
 from sbserver.types import Account, Base, FunctionDef, FunctionRun, Job, Scope, StoredDoc, Task, TaskRun, Tenant, User
@@ -314,6 +314,7 @@ class SQLiteStore(Store):
         self.path = Path(path)
         self._writer: Writer | None = None
         self._read: sqlite3.Connection | None = None
+        self._checkpointer: Checkpointer | None = None
 
     # plumbing
     async def open(self) -> None:
@@ -323,11 +324,16 @@ class SQLiteStore(Store):
         try:
             await self._write(_migrate)
             self._read = connect(self.path)
+            self._checkpointer = Checkpointer(self.path)
+            self._checkpointer.start()
         except BaseException:
             await self.close()
             raise
 
     async def close(self) -> None:
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.stop)
+            self._checkpointer = None
         if self._writer is not None:
             await asyncio.to_thread(self._writer.stop)
             self._writer = None

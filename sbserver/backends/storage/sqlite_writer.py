@@ -77,6 +77,8 @@ class Writer:
     def _run(self) -> None:
         try:
             conn = connect(self.path)
+            # Checkpoints (and their fsync) run on the checkpointer thread, never inside a commit.
+            conn.execute("PRAGMA wal_autocheckpoint=0")
         except BaseException as exc:  # reported to start()
             self._start_error = exc
             self._ready.set()
@@ -144,3 +146,38 @@ class Writer:
                 pass
             return [(fut, None, exc) for _, fut in batch]
         return results
+
+
+class Checkpointer:
+    """Copies the WAL back into the database file every ``interval`` seconds on its own thread
+    and connection (PASSIVE: never waits for readers or blocks the writer), so the writer's
+    commits never stall on a checkpoint's fsync."""
+
+    def __init__(self, path: Path, interval: float = 1.0) -> None:
+        self.path = path
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sqlite-checkpointer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        conn = connect(self.path)
+        try:
+            while not self._stop.wait(self.interval):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error:
+                    pass  # busy or locked: the next round catches up
+            try:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                pass
+        finally:
+            conn.close()
