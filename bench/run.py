@@ -34,6 +34,7 @@ PG_ADMIN_URL = os.environ.get("SB_BENCH_PG_URL", "postgresql://postgres@127.0.0.
 SYSTEMS = {
     "baseline": ("baseline", "", {}),
     "pocketbase": ("pocketbase", "", {}),
+    "parse": ("parse", "", {}),  # needs `npm install parse-server parse router@2.2.0` in $BENCH_SCRATCH/parse
     "sqlite": ("staticbackend", "sqlite", {}),
     # synchronous_commit off, as the harness's own PostgreSQL cluster runs: no fsync per commit,
     # like SQLite in WAL mode with synchronous=NORMAL (what PocketBase and the baseline use)
