@@ -222,7 +222,8 @@ class Store(ABC):
 
     @abstractmethod
     async def runs(self, base: Base, fn_id: str, limit: int) -> list[FunctionRun]:
-        """The newest ``limit`` runs of a function, oldest first."""
+        """The newest ``limit`` runs of a function by start time, oldest first (runs are recorded
+        when they end, so a short run started later may be recorded first)."""
 
     # the durable queue of function runs (installation-wide)
     @abstractmethod

@@ -776,7 +776,8 @@ class SQLiteStore(Store):
 
     async def runs(self, base: Base, fn_id: str, limit: int) -> list[FunctionRun]:
         rows = self._all(
-            f"SELECT {_RUN_COLS} FROM function_runs WHERE base = ? AND function_id = ? ORDER BY seq DESC LIMIT ?",
+            f"SELECT {_RUN_COLS} FROM function_runs WHERE base = ? AND function_id = ? "
+            "ORDER BY started DESC, seq DESC LIMIT ?",
             (base.name, fn_id, limit),
         )
         return [_run(r) for r in reversed(rows)]
