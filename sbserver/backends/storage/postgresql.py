@@ -850,7 +850,7 @@ class PostgresStore(Store):
     async def runs(self, base: Base, fn_id: str, limit: int) -> list[FunctionRun]:
         rows = await self._fetch(
             f"SELECT {_RUN_COLS} FROM {_schema(base.name)}.function_runs WHERE function_id = $1 "
-            "ORDER BY started COLLATE \"C\" DESC, seq DESC LIMIT $2",
+            'ORDER BY started COLLATE "C" DESC, seq DESC LIMIT $2',
             fn_id,
             _limit(limit),
         )
