@@ -205,6 +205,26 @@ def _doc(row: Sequence[Any]) -> StoredDoc:
     return StoredDoc(row[0], row[1], row[2], row[3], orjson.loads(row[4]))
 
 
+def _find(c: sqlite3.Connection, base: Base, col: str, doc_id: str, scope: Scope) -> StoredDoc | None:
+    """One document of the scope, on whichever connection (reader, or the writer inside a tx)."""
+    extra, params = _scope_sql(scope)
+    row = c.execute(
+        f"SELECT {_DOC_COLS} FROM documents WHERE base = ? AND col = ? AND id = ?{extra}",
+        (base.name, col, doc_id, *params),
+    ).fetchone()
+    return None if row is None else _doc(row)
+
+
+def _scan(c: sqlite3.Connection, base: Base, col: str, scope: Scope) -> list[StoredDoc]:
+    """Every document of the scope in creation order."""
+    extra, params = _scope_sql(scope)
+    rows = c.execute(
+        f"SELECT {_DOC_COLS} FROM documents WHERE base = ? AND col = ?{extra} ORDER BY created, id",
+        (base.name, col, *params),
+    ).fetchall()
+    return [_doc(r) for r in rows]
+
+
 def _scope_sql(scope: Scope) -> tuple[str, tuple[str, ...]]:
     """Extra WHERE terms for a scope; values as parameters."""
     if scope.owner_id is not None:
@@ -580,17 +600,10 @@ class SQLiteStore(Store):
     async def update_document(
         self, base: Base, col: str, doc_id: str, scope: Scope, mutate: Mutation
     ) -> StoredDoc | None:
-        extra, params = _scope_sql(scope)
-
         def tx(c: sqlite3.Connection) -> StoredDoc | None:
-            row = c.execute(
-                f"SELECT {_DOC_COLS} FROM documents WHERE base = ? AND col = ? AND id = ?{extra}",
-                (base.name, col, doc_id, *params),
-            ).fetchone()
-            if row is None:
-                return None
-            doc = _doc(row)
-            self._apply(c, base, col, [doc], mutate)
+            doc = _find(c, base, col, doc_id, scope)
+            if doc is not None:
+                self._apply(c, base, col, [doc], mutate)
             return doc
 
         return await self._write(tx)
@@ -598,43 +611,25 @@ class SQLiteStore(Store):
     async def update_documents(
         self, base: Base, col: str, scope: Scope, match: Predicate, mutate: Mutation
     ) -> list[StoredDoc]:
-        extra, params = _scope_sql(scope)
-
         def tx(c: sqlite3.Connection) -> list[StoredDoc]:
-            rows = c.execute(
-                f"SELECT {_DOC_COLS} FROM documents WHERE base = ? AND col = ?{extra} ORDER BY created, id",
-                (base.name, col, *params),
-            ).fetchall()
-            docs = [d for d in map(_doc, rows) if match(d.data)]
+            docs = [d for d in _scan(c, base, col, scope) if match(d.data)]
             return self._apply(c, base, col, docs, mutate)
 
         return await self._write(tx)
 
     async def delete_document(self, base: Base, col: str, doc_id: str, scope: Scope) -> StoredDoc | None:
-        extra, params = _scope_sql(scope)
-
         def tx(c: sqlite3.Connection) -> StoredDoc | None:
-            row = c.execute(
-                f"SELECT {_DOC_COLS} FROM documents WHERE base = ? AND col = ? AND id = ?{extra}",
-                (base.name, col, doc_id, *params),
-            ).fetchone()
-            if row is None:
-                return None
-            c.execute("DELETE FROM documents WHERE base = ? AND col = ? AND id = ?", (base.name, col, doc_id))
-            c.execute("DELETE FROM fts WHERE base = ? AND col = ? AND doc_id = ?", (base.name, col, doc_id))
-            return _doc(row)
+            doc = _find(c, base, col, doc_id, scope)
+            if doc is not None:
+                c.execute("DELETE FROM documents WHERE base = ? AND col = ? AND id = ?", (base.name, col, doc_id))
+                c.execute("DELETE FROM fts WHERE base = ? AND col = ? AND doc_id = ?", (base.name, col, doc_id))
+            return doc
 
         return await self._write(tx)
 
     async def delete_documents(self, base: Base, col: str, scope: Scope, match: Predicate) -> list[StoredDoc]:
-        extra, params = _scope_sql(scope)
-
         def tx(c: sqlite3.Connection) -> list[StoredDoc]:
-            rows = c.execute(
-                f"SELECT {_DOC_COLS} FROM documents WHERE base = ? AND col = ?{extra} ORDER BY created, id",
-                (base.name, col, *params),
-            ).fetchall()
-            docs = [d for d in map(_doc, rows) if match(d.data)]
+            docs = [d for d in _scan(c, base, col, scope) if match(d.data)]
             ids = [d.id for d in docs]
             for i in range(0, len(ids), 500):
                 chunk = ids[i : i + 500]
