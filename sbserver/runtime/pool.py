@@ -141,9 +141,10 @@ class RuntimePool:
                 while True:
                     frame = await worker.receive()
                     op = frame.get("op")
-                    if op == "log":
-                        outcome.output.append(str(frame.get("line", "")))
-                    elif op == "call":
+                    lines = frame.get("output")
+                    if lines:
+                        outcome.output.extend(str(line) for line in lines)
+                    if op == "call":
                         value = await self._call(helpers, frame)
                         await worker.send({"op": "reply", "value": value})
                     elif op == "done":

@@ -1,10 +1,14 @@
 """Frames between the server and a worker: a 4-byte big-endian length, then one JSON object.
 
 server -> worker  {"op": "run", "code", "args", "memory", "stack", "secrets", "helpers"}
-worker -> server  {"op": "call", "name", "args"}          a helper call; the worker waits
-server -> worker  {"op": "reply", "value"}                 the helper's result
-worker -> server  {"op": "log", "line"}                    one output line (streamed)
-worker -> server  {"op": "done", "ok", "error"}            the run ended
+worker -> server  {"op": "call", "name", "args", "output"}  a helper call; the worker waits
+server -> worker  {"op": "reply", "value"}                   the helper's result
+worker -> server  {"op": "log", "output"}                    output lines of a long run, as they come
+worker -> server  {"op": "done", "ok", "stage", "error", "output"}  the run ended
+
+Output lines (from log()) ride on the next frame the worker sends, so a short run costs no
+extra frames; a run past a few milliseconds streams them, so a run killed at its deadline
+keeps what it logged.
 """
 
 from __future__ import annotations

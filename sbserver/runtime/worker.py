@@ -12,6 +12,8 @@ import os
 import re
 import resource
 import sys
+import time
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -20,7 +22,47 @@ import quickjs
 
 from sbserver.runtime.protocol import encode, read_frame
 
-PRELUDE = (Path(__file__).parent / "prelude.js").read_text()
+HERE = Path(__file__).parent
+PRELUDE = "\n".join(ln for ln in (HERE / "prelude.js").read_text().splitlines() if not ln.startswith("//"))
+FORMAT = (HERE / "format.js").read_text()
+HELPERS = (
+    "fetch sendMail create createBulk list query getById getByIds count update updateMany updateBulk "
+    "incrementValue del deleteMany deleteBulk newId newID publish send cacheGet cacheSet inc dec search "
+    "indexDocument deleteIndexDocument"
+).split()
+LOG_STREAM_AFTER = 0.02  # seconds into a run after which each log line is sent at once
+
+# Code that can reach a global by a computed name gets every helper; other code gets the ones
+# it names (defining all 27 closures would be a third of a short run's cost).
+_DYNAMIC = re.compile(r"\beval\b|\bFunction\b|globalThis|\bthis\b|\bwith\b|\bReflect\b")
+_WORD = re.compile(r"[A-Za-z_$][\w$]*")
+
+
+@lru_cache(maxsize=256)
+def prelude_for(code: str) -> tuple[str, str]:
+    """The prelude's text around its secrets, with the helpers this code can reach."""
+    if _DYNAMIC.search(code):
+        names = HELPERS
+    else:
+        words = set(_WORD.findall(code))
+        names = [n for n in HELPERS if n in words]
+    text = PRELUDE.replace("__FORMAT__", orjson.dumps(FORMAT).decode())
+    head, _, tail = text.replace("__HELPERS__", orjson.dumps(names).decode()).partition("__SECRETS__")
+    return head, tail
+
+
+def js_json(value: Any) -> str:
+    """A JavaScript expression for a JSON value (parsed, so keys like __proto__ stay plain keys)."""
+    return "JSON.parse(" + orjson.dumps(orjson.dumps(value).decode()).decode() + ")"
+
+
+CALL = """(function (args, legacy) {
+  if (typeof handle !== "function") return 0;
+  if (CHECKING) return 1;
+  if (legacy !== undefined && handle.length === 1) args = [legacy];
+  handle.apply(null, args);
+  return 1;
+})(%s, %s)"""
 
 
 class Channel:
@@ -53,13 +95,16 @@ def run(ch: Channel, job: dict[str, Any]) -> None:
     ctx = quickjs.Context()
     ctx.set_memory_limit(int(job.get("memory", 64 * 1024 * 1024)))
     ctx.set_max_stack_size(int(job.get("stack", 1024 * 1024)))
-
     checking = bool(job.get("check"))
+    code = str(job.get("code", ""))
+    output: list[str] = []
+    started = time.monotonic()
 
     def host(name: str, args_json: str) -> str:
         if checking:
             return CHECK_REFUSAL
-        ch.send({"op": "call", "name": name, "args": orjson.loads(args_json)})
+        ch.send({"op": "call", "name": name, "args": orjson.loads(args_json), "output": output})
+        output.clear()
         reply = ch.receive()
         if reply is None:
             raise SystemExit(0)
@@ -67,38 +112,38 @@ def run(ch: Channel, job: dict[str, Any]) -> None:
         return "" if value is None else str(value)
 
     def log(line: str) -> None:
-        if not checking:
-            ch.send({"op": "log", "line": str(line)})
+        if checking:
+            return
+        output.append(str(line))
+        if time.monotonic() - started > LOG_STREAM_AFTER:  # a long run: stream its lines as they come
+            ch.send({"op": "log", "output": output})
+            output.clear()
+
+    def done(ok: bool, stage: str = "", error: str = "") -> None:
+        ch.send({"op": "done", "ok": ok, "stage": stage, "error": error, "output": output})
 
     ctx.add_callable("__host", host)
     ctx.add_callable("__log", log)
-    ctx.eval(PRELUDE)
-    ctx.eval("var secrets = Object.freeze(" + orjson.dumps(job.get("secrets") or {}).decode() + ");")
+    head, tail = prelude_for(code)
+    ctx.eval(head + js_json(job.get("secrets") or {}) + tail)
     try:
-        ctx.eval(job["code"])
+        ctx.eval(code)
     except quickjs.JSException as exc:
-        ch.send({"op": "done", "ok": False, "stage": "compile", "error": describe(exc)})
-        return
-    if ctx.eval("typeof handle") != "function":
-        ch.send({"op": "done", "ok": False, "stage": "compile", "error": 'unable to find function "handle"'})
-        return
-    if checking:
-        ch.send({"op": "done", "ok": True})
-        return
-    args = job.get("args") or []
+        return done(False, "compile", describe(exc))
     legacy = job.get("legacy")
-    if legacy is not None and ctx.eval("handle.length") == 1:
-        args = [legacy]
-    literal = orjson.dumps(orjson.dumps(args).decode()).decode()
+    call = CALL.replace("CHECKING", "true" if checking else "false") % (
+        js_json(job.get("args") or []),
+        "undefined" if legacy is None else js_json(legacy),
+    )
     try:
-        ctx.eval(f"handle.apply(null, JSON.parse({literal})); undefined")
+        found = ctx.eval(call)
     except quickjs.JSException as exc:
-        ch.send({"op": "done", "ok": False, "stage": "run", "error": describe(exc)})
-        return
+        return done(False, "run", describe(exc))
     except MemoryError:
-        ch.send({"op": "done", "ok": False, "stage": "run", "error": "out of memory"})
-        return
-    ch.send({"op": "done", "ok": True})
+        return done(False, "run", "out of memory")
+    if not found:
+        return done(False, "compile", 'unable to find function "handle"')
+    return done(True)
 
 
 def limit_resources() -> None:

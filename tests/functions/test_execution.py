@@ -314,3 +314,41 @@ async def test_f70_no_set_timeout_and_no_require(fn: FnApi) -> None:
     code = "function handle() { log(JSON.stringify([typeof setTimeout, typeof setInterval, typeof require, typeof module])); }"
     [types] = await report(fn, code, {})
     assert types == ["undefined"] * 4, types
+
+
+HELPER_NAMES = (
+    "fetch sendMail create createBulk list query getById getByIds count update updateMany updateBulk "
+    "incrementValue del deleteMany deleteBulk newId newID publish send cacheGet cacheSet inc dec search "
+    "indexDocument deleteIndexDocument"
+).split()
+
+
+async def test_every_helper_is_reachable_by_a_computed_name(fn: FnApi) -> None:
+    """The worker defines only the helpers code names, unless the code can compute a global's name."""
+    code = """function handle() {
+      var names = %s, g = globalThis, seen = {};
+      for (var i = 0; i < names.length; i++) seen[names[i]] = typeof g[names[i]];
+      log(JSON.stringify(seen));
+      log(JSON.stringify(g["cre" + "ate"]("col_dyn", {x: 1}).ok));
+    }""" % json.dumps(HELPER_NAMES)
+    seen, created = await report(fn, code, {})
+    assert seen == {name: "function" for name in HELPER_NAMES}, seen
+    assert created is True
+
+
+async def test_helpers_the_code_names_are_defined_and_work(fn: FnApi) -> None:
+    code = 'function handle() { create("col_named", {x: 1}); log(JSON.stringify([typeof count, count("col_named", {}).ok, typeof log])); }'
+    [found] = await report(fn, code, {})
+    assert found == ["function", True, "function"], found
+
+
+async def test_log_lines_before_a_timeout_are_kept(make_fn: MakeFn) -> None:
+    async with make_fn(function_timeout=1.0) as env:
+        fn = env.api
+        code = 'function handle() { log("first"); var t = Date.now(); while (Date.now() - t < 50) {} log("second"); while (true) {} }'
+        await fn.add_ok("loglost", "web", code)
+        user = await fn.register()
+        r = await fn.exec("loglost", user.jwt, {})
+        assert r.status_code == 500, r.text
+        [run] = await fn.runs("loglost", 1)
+        assert run["output"] == ["Function started", "first", "second", "Function completed", "function execution timed out"], run
