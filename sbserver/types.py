@@ -188,6 +188,15 @@ class Job:
     attempts: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class FinishedJob:
+    """A job that ended: removed from the queue with its run recorded (no run when nothing ran)."""
+
+    job_id: str
+    base: Base | None = None
+    run: FunctionRun | None = None
+
+
 @dataclass(slots=True)
 class Task:
     """A scheduled task of one base. Times are Unix seconds except ``last`` (RFC 3339)."""

@@ -25,11 +25,35 @@ from sbserver.runtime.protocol import encode, read_frame
 HERE = Path(__file__).parent
 PRELUDE = "\n".join(ln for ln in (HERE / "prelude.js").read_text().splitlines() if not ln.startswith("//"))
 FORMAT = (HERE / "format.js").read_text()
-HELPERS = (
-    "fetch sendMail create createBulk list query getById getByIds count update updateMany updateBulk "
-    "incrementValue del deleteMany deleteBulk newId newID publish send cacheGet cacheSet inc dec search "
-    "indexDocument deleteIndexDocument"
-).split()
+HELPERS = [
+    "fetch",
+    "sendMail",
+    "create",
+    "createBulk",
+    "list",
+    "query",
+    "getById",
+    "getByIds",
+    "count",
+    "update",
+    "updateMany",
+    "updateBulk",
+    "incrementValue",
+    "del",
+    "deleteMany",
+    "deleteBulk",
+    "newId",
+    "newID",
+    "publish",
+    "send",
+    "cacheGet",
+    "cacheSet",
+    "inc",
+    "dec",
+    "search",
+    "indexDocument",
+    "deleteIndexDocument",
+]
 LOG_STREAM_AFTER = 0.02  # seconds into a run after which each log line is sent at once
 
 # Code that can reach a global by a computed name gets every helper; other code gets the ones

@@ -6,6 +6,13 @@ per matching function, already claimed by itself with a lease, and runs them at 
 process that dies leaves its jobs behind; when their lease expires any process's poller claims
 and runs them. So each (event, function) runs once whatever the number of processes, and an
 accepted event is not lost to a crash (a run cut short by a crash runs again).
+
+The path is batched so that a burst of events costs a few store writes, not a few per event:
+events wait in an inbox that one dispatcher drains (the jobs of every waiting event in one
+write), a few runners take jobs from a queue into the worker pool, and one finisher removes
+finished jobs and records their runs (everything that finished meanwhile in one write). While
+this process holds jobs it keeps pushing their lease back, so a long queue is never mistaken
+for a dead process.
 """
 
 from __future__ import annotations
@@ -30,12 +37,32 @@ from sbserver.services.fnhelpers import HelperContext, Helpers
 from sbserver.services.realtime import Broker
 from sbserver.services.tenancy import TenancyService
 from sbserver.settings import Settings
-from sbserver.types import Base, FunctionDef, FunctionRun, Identity, Job
+from sbserver.types import Base, FinishedJob, FunctionDef, FunctionRun, Identity, Job
 
 log = logging.getLogger("sbserver.functions")
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 UNLIMITED_TYPES = ("chan_out", "db_created", "db_updated", "db_deleted")
 MAX_ATTEMPTS = 3
+POLL_WHEN_QUEUE_BELOW = 64  # a busy process leaves expired jobs to the others' pollers
+
+# The functions of one base, by trigger and by id.
+Table = tuple[dict[str, list[FunctionDef]], dict[str, FunctionDef]]
+Inbox = tuple[str, Base | None, dict[str, Any], Identity | None]  # base name, base, message, sender
+
+
+def table_of(fns: list[FunctionDef]) -> Table:
+    by_trigger: dict[str, list[FunctionDef]] = {}
+    for fn in fns:
+        by_trigger.setdefault(fn.trigger, []).append(fn)
+    return by_trigger, {fn.id: fn for fn in fns}
+
+
+def matching(table: Table, keys: list[str]) -> list[FunctionDef]:
+    found: dict[str, FunctionDef] = {}
+    for key in keys:
+        for fn in table[0].get(key, ()):
+            found[fn.id] = fn
+    return sorted(found.values(), key=lambda f: f.name)
 
 
 def parse_secrets(raw: str) -> dict[str, str]:
@@ -88,31 +115,46 @@ class FunctionService:
         self.owner = random_code(10, first="w")
         self.history = settings.function_history
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._poller: asyncio.Task[None] | None = None
+        self._loops: list[asyncio.Task[None]] = []
+        self._finisher: asyncio.Task[None] | None = None
         self._unsubscribe: Any = None
         # One process alone (no Redis): it sees every function change, so it may keep the
-        # trigger table in memory, dropped on each change. With several processes every event
-        # asks the store, so an edit anywhere takes effect on the next event everywhere.
+        # trigger table in memory, dropped on each change. With several processes every batch
+        # of events asks the store, so an edit anywhere takes effect on the next event everywhere.
         self._local_cache = not settings.redis_url
-        self._triggers: dict[str, dict[str, list[FunctionDef]]] = {}
+        self._triggers: dict[str, Table] = {}
+        self._inbox: list[Inbox] = []
+        self._inbox_ready = asyncio.Event()
+        self._queue: asyncio.Queue[tuple[Job, FunctionDef | None]] = asyncio.Queue()
+        self._finished: list[FinishedJob] = []
+        self._finished_ready = asyncio.Event()
+        self._held: set[str] = set()  # ids of the jobs this process claimed and has not finished
+        self._extended = 0.0
 
     # lifecycle
     async def start(self) -> None:
         self.broker.message_hooks.append(self.on_message)
         self._unsubscribe = self.events.subscribe(self.on_db_event)
+        self._loops.append(asyncio.create_task(self._dispatch_forever(), name="function-dispatch"))
         if self.runs_jobs:
-            self._poller = asyncio.create_task(self._poll_forever(), name="function-jobs")
+            for n in range(2 * self.pool.size):  # one run waits for each busy worker, ready to go
+                self._loops.append(asyncio.create_task(self._run_forever(), name=f"function-runner-{n}"))
+            self._loops.append(asyncio.create_task(self._poll_forever(), name="function-jobs"))
+        self._finisher = asyncio.create_task(self._finish_forever(), name="function-finish")
 
     async def stop(self) -> None:
         if self.on_message in self.broker.message_hooks:
             self.broker.message_hooks.remove(self.on_message)
         if self._unsubscribe:
             self._unsubscribe()
-        if self._poller:
-            self._poller.cancel()
-        for task in list(self._tasks):
+        for task in [*self._loops, *self._tasks]:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._loops, *self._tasks, return_exceptions=True)
+        self._loops.clear()
+        await self._flush()  # what finished is recorded; jobs not run stay queued for a restart
+        if self._finisher:
+            self._finisher.cancel()
+            await asyncio.gather(self._finisher, return_exceptions=True)
         await self.pool.stop()
 
     def _spawn(self, coro: Any) -> None:
@@ -157,20 +199,14 @@ class FunctionService:
         await self.store.delete_function(base, name)
         self._triggers.pop(base.name, None)
 
-    async def _matching(self, base: Base, keys: list[str]) -> list[FunctionDef]:
+    async def _table(self, base: Base, keys: set[str]) -> Table:
+        """The functions triggered by any of ``keys`` (all the base's functions when cached)."""
         if not self._local_cache:
-            return await self.store.functions_for(base, keys)
+            return table_of(await self.store.functions_for(base, sorted(keys)))
         table = self._triggers.get(base.name)
         if table is None:
-            table = {}
-            for fn in await self.store.functions(base):
-                table.setdefault(fn.trigger, []).append(fn)
-            self._triggers[base.name] = table
-        found: dict[str, FunctionDef] = {}
-        for key in keys:
-            for fn in table.get(key, ()):
-                found[fn.id] = fn
-        return sorted(found.values(), key=lambda f: f.name)
+            table = self._triggers[base.name] = table_of(await self.store.functions(base))
+        return table
 
     async def get(self, base: Base, name: str) -> FunctionDef:
         fn = await self.store.function_by_name(base, name)
@@ -241,32 +277,32 @@ class FunctionService:
         delivered = dict(msg)
         if kind == "chan_in":
             delivered["type"] = "chan_out"
-        self._spawn(self._dispatch(base, delivered, ident))
+        self._accept(base.name, base, delivered, ident)
 
     def on_db_event(self, event: DbEvent) -> None:
-        async def go() -> None:
-            try:
-                base = await self.tenancy.base_by_name(event.base)
-            except SBError:
-                return
-            data = orjson.dumps(event.doc_id if event.document is None else event.document).decode()
-            msg = {
-                "sid": "",
-                "type": event.type,
-                "data": data,
-                "channel": event.channel,
-                "token": "",
-                "auth": {
-                    "accountId": event.actor.account_id,
-                    "userId": event.actor.user_id,
-                    "email": "",
-                    "role": event.actor.role,
-                },
-                "base": base.name,
-            }
-            await self._dispatch(base, msg, event.actor)
+        table = self._triggers.get(event.base) if self._local_cache else None
+        if table is not None and event.channel not in table[0] and event.type not in table[0]:
+            return  # nothing listens: the common case costs no more than this
+        data = orjson.dumps(event.doc_id if event.document is None else event.document).decode()
+        msg = {
+            "sid": "",
+            "type": event.type,
+            "data": data,
+            "channel": event.channel,
+            "token": "",
+            "auth": {
+                "accountId": event.actor.account_id,
+                "userId": event.actor.user_id,
+                "email": "",
+                "role": event.actor.role,
+            },
+            "base": event.base,
+        }
+        self._accept(event.base, None, msg, event.actor)
 
-        self._spawn(go())
+    def _accept(self, base_name: str, base: Base | None, msg: dict[str, Any], ident: Identity | None) -> None:
+        self._inbox.append((base_name, base, msg, ident))
+        self._inbox_ready.set()
 
     async def _rate_limited(self, base: Base, msg: dict[str, Any], ident: Identity | None) -> bool:
         if msg["type"] in UNLIMITED_TYPES or (ident is not None and ident.is_root):
@@ -277,27 +313,63 @@ class FunctionService:
         except SBError:
             return False
 
-    async def _dispatch(self, base: Base, msg: dict[str, Any], ident: Identity | None) -> None:
-        channel, kind = msg.get("channel", ""), msg["type"]
-        try:
-            fns = await self._matching(base, [t for t in dict.fromkeys([channel, kind]) if t])
-            if not fns or await self._rate_limited(base, msg, ident):
-                return
-            runner = ident or await self.tenancy.root_identity(base)
+    async def _dispatch_forever(self) -> None:
+        while True:
+            await self._inbox_ready.wait()
+            self._inbox_ready.clear()
+            while self._inbox:
+                batch, self._inbox = self._inbox, []
+                try:
+                    await self._dispatch(batch)
+                except Exception:
+                    log.exception("dispatching %d events to functions failed", len(batch))
+
+    async def _dispatch(self, batch: list[Inbox]) -> None:
+        """Turn every waiting event into jobs, one per matching function, queued in one write."""
+        bases: dict[str, Base] = {}
+        keys: dict[str, set[str]] = {}
+        events = []
+        for base_name, base, msg, ident in batch:
+            try:
+                base = base or bases.get(base_name) or await self.tenancy.base_by_name(base_name)
+            except SBError:
+                continue  # the app is gone
+            bases[base.name] = base
+            event_keys = [k for k in dict.fromkeys([msg.get("channel", ""), msg["type"]]) if k]
+            keys.setdefault(base.name, set()).update(event_keys)
+            events.append((base, msg, ident, event_keys))
+        tables: dict[str, Table] = {}
+        jobs: list[tuple[Job, FunctionDef]] = []
+        for base, msg, ident, event_keys in events:
+            channel, kind = msg.get("channel", ""), msg["type"]
+            try:
+                if base.name not in tables:
+                    tables[base.name] = await self._table(base, keys[base.name])
+                fns = matching(tables[base.name], event_keys)
+                if not fns or await self._rate_limited(base, msg, ident):
+                    continue
+                runner = ident or await self.tenancy.root_identity(base)
+            except SBError as exc:
+                log.warning("functions for %s on %s not dispatched: %s", kind, channel, exc.message)
+                continue
             args = [channel, kind, message_data(msg.get("data", ""))]
-            jobs = []
             for fn in fns:
                 legacy = msg if fn.trigger == kind and fn.trigger != channel else None
                 payload = {"args": args, "legacy": legacy, "identity": identity_dict(runner), "event": kind}
-                jobs.append(Job(new_id(), base.name, fn.id, payload, now_iso()))
-            if not self.runs_jobs:  # left unclaimed for the primary instance's poller
-                await self.store.enqueue_jobs(jobs, "", 0.0)
-                return
-            await self.store.enqueue_jobs(jobs, self.owner, time.time() + self._lease())
-        except SBError as exc:
-            log.warning("functions for %s on %s not dispatched: %s", kind, channel, exc.message)
+                jobs.append((Job(new_id(), base.name, fn.id, payload, now_iso()), fn))
+        if not jobs:
             return
-        await asyncio.gather(*(self._run_job(job, fn) for job, fn in zip(jobs, fns, strict=True)))
+        try:
+            if not self.runs_jobs:  # left unclaimed for the primary instance's poller
+                await self.store.enqueue_jobs([job for job, _ in jobs], "", 0.0)
+                return
+            await self.store.enqueue_jobs([job for job, _ in jobs], self.owner, time.time() + self._lease())
+        except SBError as exc:
+            log.warning("%d function runs not queued: %s", len(jobs), exc.message)
+            return
+        for job, fn in jobs:
+            self._held.add(job.id)
+            self._queue.put_nowait((job, fn))
 
     def _lease(self) -> float:
         return self.settings.function_lease_seconds or self.settings.function_timeout + 30.0
@@ -308,40 +380,85 @@ class FunctionService:
         primary = self.settings.primary_instance
         return not primary or primary == socket.gethostname()
 
+    async def _run_forever(self) -> None:
+        while True:
+            job, fn = await self._queue.get()
+            await self._run_job(job, fn)
+
+    async def _current(self, base: Base, job: Job, fn: FunctionDef | None) -> FunctionDef | None:
+        """The function's definition now: an edit or a delete since the event applies to a run
+        that has not started yet."""
+        if self._local_cache:
+            return (await self._table(base, set()))[1].get(job.function_id)
+        if fn is not None:  # just read from the store when the event was dispatched
+            return fn
+        return next((f for f in await self.store.functions(base) if f.id == job.function_id), None)
+
     async def _run_job(self, job: Job, fn: FunctionDef | None = None) -> None:
-        """Run one claimed job; ``fn`` is given when this process just enqueued it."""
+        """Run one claimed job and hand it to the finisher."""
+        finished = FinishedJob(job.id)
         try:
             base = await self.tenancy.base_by_name(job.base)
-            if fn is None:
-                fn = next((f for f in await self.store.functions(base) if f.id == job.function_id), None)
+            fn = await self._current(base, job, fn)
             if fn is None:  # deleted since the event: nothing to run
-                await self.store.finish_job(job.id, None, None, self.history)
-                return
-            if job.attempts >= MAX_ATTEMPTS:
-                run = FunctionRun(
-                    new_id(),
-                    fn.id,
-                    fn.version,
-                    now_iso(),
-                    now_iso(),
-                    False,
-                    ["Function started", f"gave up after {job.attempts} interrupted attempts"],
+                pass
+            elif job.attempts >= MAX_ATTEMPTS:
+                gave_up = ["Function started", f"gave up after {job.attempts} interrupted attempts"]
+                finished = FinishedJob(
+                    job.id, base, FunctionRun(new_id(), fn.id, fn.version, now_iso(), now_iso(), False, gave_up)
                 )
-                await self.store.finish_job(job.id, base, run, self.history)
-                return
-            p = job.payload
-            _, run = await self._execute(base, fn, identity_from(p["identity"]), p["args"], p.get("legacy"))
-            await self.store.finish_job(job.id, base, run, self.history)
+            else:
+                p = job.payload
+                _, run = await self._execute(base, fn, identity_from(p["identity"]), p["args"], p.get("legacy"))
+                finished = FinishedJob(job.id, base, run)
         except SBError as exc:
             log.warning("function job %s failed: %s", job.id, exc.message)
         except Exception:
             log.exception("function job %s failed", job.id)
+        self._finished.append(finished)
+        self._finished_ready.set()
+
+    async def _finish_forever(self) -> None:
+        while True:
+            await self._finished_ready.wait()
+            self._finished_ready.clear()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        """Remove every finished job and record its run: one write for all that are waiting."""
+        while self._finished:
+            batch, self._finished = self._finished, []
+            try:
+                try:
+                    await self.store.finish_jobs(batch, self.history)
+                except Exception:
+                    if len(batch) == 1:
+                        raise
+                    for one in batch:  # one bad record must not cost the others theirs
+                        try:
+                            await self.store.finish_jobs([one], self.history)
+                        except Exception as exc:
+                            log.warning("function job %s not finished: %s", one.job_id, exc)
+            except Exception as exc:
+                log.warning("function job %s not finished: %s", batch[0].job_id, exc)
+            finally:  # a job not removed is left to expire and run again
+                self._held.difference_update(f.job_id for f in batch)
+
+    async def _keep_leases(self) -> None:
+        now = time.time()
+        if self._held and now - self._extended > self._lease() / 3:
+            self._extended = now
+            await self.store.extend_leases(self.owner, list(self._held), now + self._lease())
 
     async def _poll_forever(self) -> None:
-        """Run jobs whose lease expired (their process died), on whichever process sees them first."""
+        """Keep this process's leases alive, and run jobs whose lease expired (their process
+        died), on whichever process sees them first."""
         while True:
             await asyncio.sleep(self.settings.function_poll_seconds)
             try:
+                await self._keep_leases()
+                if self._queue.qsize() >= POLL_WHEN_QUEUE_BELOW:
+                    continue
                 now = time.time()
                 jobs = await self.store.claim_jobs(self.owner, now, now + self._lease(), 16)
             except SBError as exc:
@@ -351,4 +468,5 @@ class FunctionService:
                 log.exception("claiming function jobs failed")
                 continue
             for job in jobs:
-                self._spawn(self._run_job(job))
+                self._held.add(job.id)
+                self._queue.put_nowait((job, None))

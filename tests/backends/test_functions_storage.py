@@ -18,7 +18,7 @@ import pytest
 from sbserver.backends.storage import postgresql, sqlite
 from sbserver.backends.storage.base import Store
 from sbserver.errors import Conflict
-from sbserver.types import ZERO_TIME, Base, FunctionDef, FunctionRun, Job
+from sbserver.types import ZERO_TIME, Base, FinishedJob, FunctionDef, FunctionRun, Job
 from tests.backends import test_storage
 from tests.backends.test_storage import make_base, uid
 
@@ -76,8 +76,7 @@ def job_of(base: Base, fn_id: str = "", created: str = NOW, **kw: Any) -> Job:
 async def empty_queue(store: Store) -> None:
     """Remove every job left by earlier tests (the queue is shared by the whole installation)."""
     while jobs := await store.claim_jobs("cleaner", FAR, FAR, 1000):
-        for job in jobs:
-            await store.finish_job(job.id, None, None, 100)
+        await store.finish_jobs([FinishedJob(job.id) for job in jobs], 100)
 
 
 # functions
@@ -280,7 +279,7 @@ async def test_enqueued_jobs_are_leased_until_their_lease_expires(store: Store) 
     assert await store.claim_jobs("p3", T0 + 89.9, T0 + 120, 10) == []
     again = await store.claim_jobs("p3", T0 + 91, T0 + 120, 10)
     assert [(j.id, j.attempts) for j in again] == [(job.id, 2)]
-    await store.finish_job(job.id, None, None, 100)
+    await store.finish_jobs([FinishedJob(job.id)], 100)
     assert await store.claim_jobs("p4", FAR, FAR, 10) == []
 
 
@@ -292,7 +291,7 @@ async def test_enqueue_keeps_attempts_and_an_empty_batch_is_fine(store: Store) -
     await store.enqueue_jobs([job], "p1", T0)
     got = await store.claim_jobs("p2", T0 + 1, T0 + 10, 10)
     assert [(j.id, j.attempts) for j in got] == [(job.id, 4)]
-    await store.finish_job(job.id, None, None, 100)
+    await store.finish_jobs([FinishedJob(job.id)], 100)
 
 
 async def test_enqueue_duplicate_job_id_conflicts(store: Store) -> None:
@@ -345,7 +344,7 @@ async def test_finish_job_removes_it_and_records_the_run(store: Store) -> None:
     await store.enqueue_jobs([done, other], "p1", T0)
     run = run_of(fn, 7)
 
-    await store.finish_job(done.id, base, run, 100)
+    await store.finish_jobs([FinishedJob(done.id, base, run)], 100)
     assert await store.runs(base, fn.id, 100) == [run]
     got = await store.function_by_name(base, fn.name)
     assert got is not None
@@ -353,8 +352,8 @@ async def test_finish_job_removes_it_and_records_the_run(store: Store) -> None:
     assert [j.id for j in await store.claim_jobs("p2", FAR, FAR, 10)] == [other.id]
 
     # Without a run it only removes the job; an unknown job is a no-op.
-    await store.finish_job(other.id, None, None, 100)
-    await store.finish_job(uid(), None, None, 100)
+    await store.finish_jobs([FinishedJob(other.id), FinishedJob(uid())], 100)
+    await store.finish_jobs([], 100)
     assert await store.claim_jobs("p2", FAR, FAR, 10) == []
     assert await store.runs(base, fn.id, 100) == [run]
 
@@ -369,7 +368,7 @@ async def test_finish_job_trims_runs_to_keep(store: Store) -> None:
     job = job_of(base, fn.id)
     await store.enqueue_jobs([job], "p1", T0)
     last = run_of(fn, 10)
-    await store.finish_job(job.id, base, last, 3)
+    await store.finish_jobs([FinishedJob(job.id, base, last)], 3)
     assert await store.runs(base, fn.id, 100) == [*made[-2:], last]
 
 
@@ -382,7 +381,7 @@ async def test_finish_job_is_atomic(store: Store) -> None:
     await store.enqueue_jobs([job], "p1", T0)
     bad = run_of(fn, 1, output=[object()])  # cannot be serialised: the store fails mid-transaction
     with pytest.raises(TypeError):
-        await store.finish_job(job.id, base, bad, 100)
+        await store.finish_jobs([FinishedJob(job.id, base, bad)], 100)
     assert [j.id for j in await store.claim_jobs("p2", FAR, FAR, 10)] == [job.id]
     assert await store.runs(base, fn.id, 100) == []
     got = await store.function_by_name(base, fn.name)
@@ -442,3 +441,48 @@ async def test_functions_migration_reaches_a_base_made_before_it(
         assert [r.function_id for r in await s.runs(base, fn.id, 10)] == [fn.id]
     finally:
         await s.close()
+
+
+async def test_finish_jobs_in_one_batch_records_every_run_and_trims_each_function(store: Store) -> None:
+    await empty_queue(store)
+    one, two = await make_base(store), await make_base(store)
+    f1, f2, f3 = await make_fn(store, one, "f1"), await make_fn(store, one, "f2"), await make_fn(store, two, "f3")
+    old = [run_of(f1, i) for i in range(3)]
+    for run in old:
+        await store.add_run(one, run, 3)
+    jobs = [job_of(one, f1.id), job_of(one, f1.id), job_of(one, f2.id), job_of(two, f3.id), job_of(one, f1.id)]
+    await store.enqueue_jobs(jobs, "p1", T0)
+    new1 = [run_of(f1, 10), run_of(f1, 11)]
+    r2, r3 = run_of(f2, 20), run_of(f3, 30)
+    finished = [
+        FinishedJob(jobs[0].id, one, new1[0]),
+        FinishedJob(jobs[1].id, one, new1[1]),
+        FinishedJob(jobs[2].id, one, r2),
+        FinishedJob(jobs[3].id, two, r3),
+        FinishedJob(jobs[4].id),  # nothing ran (function deleted meanwhile)
+    ]
+    await store.finish_jobs(finished, 3)
+    assert await store.claim_jobs("p2", FAR, FAR, 10) == []
+    # f1 keeps its newest 3: one old run and both new ones, oldest first.
+    assert [r.id for r in await store.runs(one, f1.id, 100)] == [old[2].id, new1[0].id, new1[1].id]
+    assert await store.runs(one, f2.id, 100) == [r2]
+    assert await store.runs(two, f3.id, 100) == [r3]
+    got = {f.name: f.last_run for f in await store.functions(one)}
+    assert got == {"f1": max(r.completed for r in new1), "f2": r2.completed}
+    [g3] = await store.functions(two)
+    assert g3.last_run == r3.completed
+
+
+async def test_extend_leases_only_touches_the_owners_jobs(store: Store) -> None:
+    await empty_queue(store)
+    base = await make_base(store)
+    mine, theirs = job_of(base), job_of(base)
+    await store.enqueue_jobs([mine], "p1", T0 + 10)
+    await store.enqueue_jobs([theirs], "p2", T0 + 10)
+    await store.extend_leases("p1", [mine.id, theirs.id, uid()], T0 + 100)
+    await store.extend_leases("p1", [], T0 + 100)
+    # At T0 + 50 only p2's job has expired: p1's was extended, p2's was not p1's to extend.
+    assert [j.id for j in await store.claim_jobs("p3", T0 + 50, T0 + 200, 10)] == [theirs.id]
+    assert [j.id for j in await store.claim_jobs("p4", T0 + 99, T0 + 160, 10)] == []
+    assert {j.id for j in await store.claim_jobs("p3", T0 + 201, T0 + 300, 10)} == {mine.id, theirs.id}
+    await empty_queue(store)

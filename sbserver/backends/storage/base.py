@@ -14,6 +14,7 @@ from typing import Any
 from sbserver.types import (
     Account,
     Base,
+    FinishedJob,
     FunctionDef,
     FunctionRun,
     Job,
@@ -235,8 +236,13 @@ class Store(ABC):
         """Claim up to ``limit`` jobs whose lease has expired (or never existed), oldest first."""
 
     @abstractmethod
-    async def finish_job(self, job_id: str, base: Base | None, run: FunctionRun | None, keep: int) -> None:
-        """Remove a finished job, recording its run in the same transaction when given."""
+    async def extend_leases(self, owner: str, job_ids: list[str], lease_until: float) -> None:
+        """Push back the lease of those jobs that ``owner`` still holds (it is still working on them)."""
+
+    @abstractmethod
+    async def finish_jobs(self, finished: list[FinishedJob], keep: int) -> None:
+        """Remove finished jobs and record the runs that come with them, all in one transaction,
+        keeping each function's newest ``keep`` runs."""
 
     # scheduled tasks (installation-wide table; every task carries its base name)
     @abstractmethod

@@ -21,7 +21,20 @@ import orjson
 from sbserver.backends.storage.base import Mutation, Predicate, Store
 from sbserver.backends.storage.text import candidates, keyword_words, words
 from sbserver.errors import BadRequest, Conflict, StoreError
-from sbserver.types import Account, Base, FunctionDef, FunctionRun, Job, Scope, StoredDoc, Task, TaskRun, Tenant, User
+from sbserver.types import (
+    Account,
+    Base,
+    FinishedJob,
+    FunctionDef,
+    FunctionRun,
+    Job,
+    Scope,
+    StoredDoc,
+    Task,
+    TaskRun,
+    Tenant,
+    User,
+)
 
 # Versioned migrations: index + 1 is the version. Never edit a released entry; append.
 # Text columns that are sorted on use COLLATE "C" so ordering is bytewise, like SQLite's.
@@ -301,21 +314,31 @@ def _job(row: asyncpg.Record) -> Job:
     return Job(row[0], row[1], row[2], orjson.loads(row[3]), row[4], row[5])
 
 
-async def _insert_run(c: asyncpg.Connection, schema: str, run: FunctionRun, keep: int) -> None:
-    """Record a run, set the function's last run and keep its newest ``keep`` runs; the caller
+async def _insert_runs(c: asyncpg.Connection, runs: list[tuple[Base, FunctionRun]], keep: int) -> None:
+    """Record runs, set each function's last run and keep its newest ``keep`` runs; the caller
     holds the transaction."""
-    await c.execute(
-        f"INSERT INTO {schema}.function_runs ({_RUN_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        *(run.id, run.function_id, run.version, run.started, run.completed, run.success),
-        orjson.dumps(run.output).decode(),
-    )
-    await c.execute(f"UPDATE {schema}.functions SET last_run = $1 WHERE id = $2", run.completed, run.function_id)
-    await c.execute(
-        f"DELETE FROM {schema}.function_runs WHERE function_id = $1 AND seq <= ("
-        f"SELECT seq FROM {schema}.function_runs WHERE function_id = $1 ORDER BY seq DESC LIMIT 1 OFFSET $2)",
-        run.function_id,
-        max(keep, 0),  # SQLite reads a negative OFFSET as 0; PostgreSQL refuses it
-    )
+    by_schema: dict[str, list[FunctionRun]] = {}
+    for b, r in runs:
+        by_schema.setdefault(_schema(b.name), []).append(r)
+    for schema, group in by_schema.items():
+        await c.executemany(
+            f"INSERT INTO {schema}.function_runs ({_RUN_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            [
+                (r.id, r.function_id, r.version, r.started, r.completed, r.success, orjson.dumps(r.output).decode())
+                for r in group
+            ],
+        )
+        last: dict[str, str] = {}
+        for r in group:
+            last[r.function_id] = max(last.get(r.function_id, ""), r.completed)
+        await c.executemany(
+            f"UPDATE {schema}.functions SET last_run = $1 WHERE id = $2", [(t, f) for f, t in last.items()]
+        )
+        await c.executemany(
+            f"DELETE FROM {schema}.function_runs WHERE function_id = $1 AND seq <= ("
+            f"SELECT seq FROM {schema}.function_runs WHERE function_id = $1 ORDER BY seq DESC LIMIT 1 OFFSET $2)",
+            [(f, max(keep, 0)) for f in last],  # SQLite reads a negative OFFSET as 0; PostgreSQL refuses it
+        )
 
 
 def _task(row: asyncpg.Record) -> Task:
@@ -843,9 +866,8 @@ class PostgresStore(Store):
         return [_fn(r) for r in rows]
 
     async def add_run(self, base: Base, run: FunctionRun, keep: int) -> None:
-        schema = _schema(base.name)
         async with self._conn(transaction=True) as c:
-            await _insert_run(c, schema, run, keep)
+            await _insert_runs(c, [(base, run)], keep)
 
     async def runs(self, base: Base, fn_id: str, limit: int) -> list[FunctionRun]:
         rows = await self._fetch(
@@ -888,12 +910,23 @@ class PostgresStore(Store):
         jobs.sort(key=lambda j: (j.created, j.id))  # RETURNING has no order; "C" collation is code-point order
         return jobs
 
-    async def finish_job(self, job_id: str, base: Base | None, run: FunctionRun | None, keep: int) -> None:
-        schema = _schema(base.name) if base is not None and run is not None else None
+    async def extend_leases(self, owner: str, job_ids: list[str], lease_until: float) -> None:
+        if job_ids:
+            await self._execute(
+                "UPDATE sb.fn_jobs SET lease_until = $1 WHERE id = ANY($2::text[]) AND owner = $3",
+                lease_until,
+                job_ids,
+                owner,
+            )
+
+    async def finish_jobs(self, finished: list[FinishedJob], keep: int) -> None:
+        if not finished:
+            return
+        runs = [(f.base, f.run) for f in finished if f.base is not None and f.run is not None]
         async with self._conn(transaction=True) as c:
-            await c.execute("DELETE FROM sb.fn_jobs WHERE id = $1", job_id)
-            if schema is not None and run is not None:
-                await _insert_run(c, schema, run, keep)
+            await c.execute("DELETE FROM sb.fn_jobs WHERE id = ANY($1::text[])", [f.job_id for f in finished])
+            if runs:
+                await _insert_runs(c, runs, keep)
 
     # scheduled tasks (installation-wide, in the system schema)
     async def create_task(self, task: Task) -> None:

@@ -19,7 +19,20 @@ from sbserver.backends.storage.base import Mutation, Predicate, Store
 from sbserver.backends.storage.sqlite_writer import Checkpointer, Writer, connect
 from sbserver.backends.storage.text import candidates, keyword_words, words
 from sbserver.errors import Conflict, StoreError
-from sbserver.types import Account, Base, FunctionDef, FunctionRun, Job, Scope, StoredDoc, Task, TaskRun, Tenant, User
+from sbserver.types import (
+    Account,
+    Base,
+    FinishedJob,
+    FunctionDef,
+    FunctionRun,
+    Job,
+    Scope,
+    StoredDoc,
+    Task,
+    TaskRun,
+    Tenant,
+    User,
+)
 
 T = TypeVar("T")
 
@@ -246,27 +259,35 @@ def _run(row: Sequence[Any]) -> FunctionRun:
     return FunctionRun(row[0], row[1], row[2], row[3], row[4], bool(row[5]), orjson.loads(row[6]))
 
 
-def _insert_run(c: sqlite3.Connection, base: Base, run: FunctionRun, keep: int) -> None:
-    c.execute(
+def _insert_runs(c: sqlite3.Connection, runs: list[tuple[Base, FunctionRun]], keep: int) -> None:
+    """Record runs, set each function's last run and keep its newest ``keep`` runs."""
+    c.executemany(
         f"INSERT INTO function_runs (base, {_RUN_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            base.name,
-            run.id,
-            run.function_id,
-            run.version,
-            run.started,
-            run.completed,
-            int(run.success),
-            orjson.dumps(run.output).decode(),
-        ),
+        [
+            (
+                b.name,
+                r.id,
+                r.function_id,
+                r.version,
+                r.started,
+                r.completed,
+                int(r.success),
+                orjson.dumps(r.output).decode(),
+            )
+            for b, r in runs
+        ],
     )
-    c.execute(
-        "UPDATE functions SET last_run = ? WHERE base = ? AND id = ?", (run.completed, base.name, run.function_id)
+    last: dict[tuple[str, str], str] = {}
+    for b, r in runs:
+        key = (b.name, r.function_id)
+        last[key] = max(last.get(key, ""), r.completed)
+    c.executemany(
+        "UPDATE functions SET last_run = ? WHERE base = ? AND id = ?", [(t, b, f) for (b, f), t in last.items()]
     )
-    c.execute(
+    c.executemany(
         "DELETE FROM function_runs WHERE base = ? AND function_id = ? AND seq <= ("
         "SELECT seq FROM function_runs WHERE base = ? AND function_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
-        (base.name, run.function_id, base.name, run.function_id, keep),
+        [(b, f, b, f, keep) for b, f in last],
     )
 
 
@@ -767,7 +788,7 @@ class SQLiteStore(Store):
         return [_fn(r) for r in rows]
 
     async def add_run(self, base: Base, run: FunctionRun, keep: int) -> None:
-        await self._write(lambda c: _insert_run(c, base, run, keep))
+        await self._write(lambda c: _insert_runs(c, [(base, run)], keep))
 
     async def runs(self, base: Base, fn_id: str, limit: int) -> list[FunctionRun]:
         rows = self._all(
@@ -807,13 +828,24 @@ class SQLiteStore(Store):
 
         return await self._write(tx)
 
-    async def finish_job(self, job_id: str, base: Base | None, run: FunctionRun | None, keep: int) -> None:
-        def tx(c: sqlite3.Connection) -> None:
-            c.execute("DELETE FROM fn_jobs WHERE id = ?", (job_id,))
-            if base is not None and run is not None:
-                _insert_run(c, base, run, keep)
+    async def extend_leases(self, owner: str, job_ids: list[str], lease_until: float) -> None:
+        await self._write(
+            lambda c: c.executemany(
+                "UPDATE fn_jobs SET lease_until = ? WHERE id = ? AND owner = ?",
+                [(lease_until, job_id, owner) for job_id in job_ids],
+            )
+        )
 
-        await self._write(tx)
+    async def finish_jobs(self, finished: list[FinishedJob], keep: int) -> None:
+        runs = [(f.base, f.run) for f in finished if f.base is not None and f.run is not None]
+
+        def tx(c: sqlite3.Connection) -> None:
+            c.executemany("DELETE FROM fn_jobs WHERE id = ?", [(f.job_id,) for f in finished])
+            if runs:
+                _insert_runs(c, runs, keep)
+
+        if finished:
+            await self._write(tx)
 
     # scheduled tasks
     async def create_task(self, task: Task) -> None:
