@@ -179,3 +179,24 @@ async def test_f74_a_function_matching_channel_and_type_runs_once(fn: FnApi) -> 
     await fn.publish(user.jwt, "same74", "same74", "x")
     await fn.settled("f74both", 1)
     assert time.monotonic() - start < 10
+
+
+async def test_a_queue_longer_than_the_lease_runs_each_job_once(make_fn: MakeFn) -> None:
+    """Jobs waiting behind slow runs outlive their first lease; the process holding them keeps
+    the lease alive, so its own poller never takes them for a dead process's jobs."""
+    async with make_fn(function_workers=1, function_lease_seconds=1.0, function_poll_seconds=0.1) as env:
+        fn = env.api
+        col = unique("colq")
+        slow = """function handle(channel, type, doc) {
+          var t = Date.now(); while (Date.now() - t < 250) {}
+          create("derivedq", {src: doc.id});
+        }"""
+        await fn.add_ok("fq", f"db-{col}", slow)
+        user = await fn.register()
+        sources = [await fn.create(user.jwt, col, {"i": i}) for i in range(10)]  # about 2.5 s of runs
+        history = await fn.runs("fq", 10, timeout=30)
+        await asyncio.sleep(1.5)  # a second, stolen run of any job would land by now
+        history = (await fn.info("fq"))["history"]
+        assert len(history) == 10 and all(h["success"] for h in history), history
+        r = await fn.request("GET", "/sudo/derivedq", fn.root, params={"size": "100"})
+        assert sorted(d["src"] for d in r.json()["results"]) == sorted(s["id"] for s in sources)
