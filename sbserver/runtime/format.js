@@ -1,5 +1,6 @@
 // log()'s formatting: how Go's fmt.Sprint prints the values goja hands it, so that function
-// output reads as it does upstream. Evaluated to a function of log's arguments.
+// output reads as it does upstream. Evaluated, the first time a run logs an object, to the
+// function that joins log's arguments into one line.
 (function () {
   function pad(n, w) { var s = String(n); while (s.length < w) s = "0" + s; return s; }
   function goDate(d) {
@@ -18,8 +19,8 @@
     }
     return String(v);
   }
-  return function (args) {
-    var out = "";
+  return function () {
+    var args = arguments, out = "";
     for (var i = 0; i < args.length; i++) {
       if (i > 0 && typeof args[i] !== "string" && typeof args[i - 1] !== "string") out += " ";
       out += fmt(args[i]);

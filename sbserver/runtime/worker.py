@@ -4,10 +4,16 @@ Started by the pool as ``python -m sbserver.runtime.worker``; speaks the frames 
 ``protocol.py`` on stdin/stdout. The engine has no file, network or process access of its own;
 everything goes through the helper bridge. Resource limits are the backstop behind the
 server's deadline: no file writes, a cap on the address space.
+
+Helpers are host functions of the context: a call converts its arguments to JSON, sends them to
+the server and returns the answer as a JavaScript value. No JavaScript is evaluated to set a
+context up except the user's code (and ``format.js`` the first time a run logs an object), since
+that evaluation, not the call, is what a short run spends its time on.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import resource
@@ -22,71 +28,31 @@ import quickjs
 
 from sbserver.runtime.protocol import encode, read_frame
 
-HERE = Path(__file__).parent
-PRELUDE = "\n".join(ln for ln in (HERE / "prelude.js").read_text().splitlines() if not ln.startswith("//"))
-FORMAT = (HERE / "format.js").read_text()
-HELPERS = [
-    "fetch",
-    "sendMail",
-    "create",
-    "createBulk",
-    "list",
-    "query",
-    "getById",
-    "getByIds",
-    "count",
-    "update",
-    "updateMany",
-    "updateBulk",
-    "incrementValue",
-    "del",
-    "deleteMany",
-    "deleteBulk",
-    "newId",
-    "newID",
-    "publish",
-    "send",
-    "cacheGet",
-    "cacheSet",
-    "inc",
-    "dec",
-    "search",
-    "indexDocument",
-    "deleteIndexDocument",
-]
+FORMAT = (Path(__file__).parent / "format.js").read_text()
+HELPERS = (
+    "fetch sendMail create createBulk list query getById getByIds count update updateMany updateBulk "
+    "incrementValue del deleteMany deleteBulk newId newID publish send cacheGet cacheSet inc dec search "
+    "indexDocument deleteIndexDocument"
+).split()
 LOG_STREAM_AFTER = 0.02  # seconds into a run after which each log line is sent at once
+CHECK_REFUSAL = '{"ok":false,"content":"helpers are not available while the code is checked"}'
+# fetch() without arguments answers undefined; a host function can only answer null.
+FETCH_UNDEFINED = "fetch = (function (f) { return function () { var r = f.apply(null, arguments); return r === null ? undefined : r; }; })(fetch);"
+SAFE_INTEGER = 2**53
 
 # Code that can reach a global by a computed name gets every helper; other code gets the ones
-# it names (defining all 27 closures would be a third of a short run's cost).
+# it names.
 _DYNAMIC = re.compile(r"\beval\b|\bFunction\b|globalThis|\bthis\b|\bwith\b|\bReflect\b")
 _WORD = re.compile(r"[A-Za-z_$][\w$]*")
+_LOCATION = re.compile(r"<input>:(\d+)")
 
 
 @lru_cache(maxsize=256)
-def prelude_for(code: str) -> tuple[str, str]:
-    """The prelude's text around its secrets, with the helpers this code can reach."""
+def helpers_for(code: str) -> tuple[str, ...]:
     if _DYNAMIC.search(code):
-        names = HELPERS
-    else:
-        words = set(_WORD.findall(code))
-        names = [n for n in HELPERS if n in words]
-    text = PRELUDE.replace("__FORMAT__", orjson.dumps(FORMAT).decode())
-    head, _, tail = text.replace("__HELPERS__", orjson.dumps(names).decode()).partition("__SECRETS__")
-    return head, tail
-
-
-def js_json(value: Any) -> str:
-    """A JavaScript expression for a JSON value (parsed, so keys like __proto__ stay plain keys)."""
-    return "JSON.parse(" + orjson.dumps(orjson.dumps(value).decode()).decode() + ")"
-
-
-CALL = """(function (args, legacy) {
-  if (typeof handle !== "function") return 0;
-  if (CHECKING) return 1;
-  if (legacy !== undefined && handle.length === 1) args = [legacy];
-  handle.apply(null, args);
-  return 1;
-})(%s, %s)"""
+        return tuple(HELPERS)
+    words = set(_WORD.findall(code))
+    return tuple(n for n in HELPERS if n in words)
 
 
 class Channel:
@@ -101,10 +67,6 @@ class Channel:
         return read_frame(self.inp)
 
 
-_LOCATION = re.compile(r"<input>:(\d+)")
-CHECK_REFUSAL = '{"ok":false,"content":"helpers are not available while the code is checked"}'
-
-
 def describe(exc: BaseException) -> str:
     """The engine's message on one line, with the line number when the engine gives one."""
     text = str(exc).strip()
@@ -115,6 +77,44 @@ def describe(exc: BaseException) -> str:
     return f"{first} (line {where.group(1)})" if where else first
 
 
+def plain(value: Any) -> Any:
+    """A JavaScript value as JSON.stringify would pass it on: objects through JSON, integral
+    numbers as integers, NaN and infinities as null."""
+    if isinstance(value, quickjs.Object):
+        text = value.json()  # raises JSException on a cycle
+        return None if text is None else orjson.loads(text)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        if value.is_integer() and abs(value) < 1e21:
+            return int(value)
+    return value
+
+
+def simple(value: Any) -> str | None:
+    """How log() prints a value without the JavaScript formatter; None when it is needed."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return "<nil>"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+        return str(int(value))
+    return None
+
+
+def js_value(ctx: quickjs.Context, value: Any) -> Any:
+    """A JSON value as an argument the engine takes as is."""
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, int) and -SAFE_INTEGER < value < SAFE_INTEGER:
+        return value
+    return ctx.parse_json(orjson.dumps(value).decode())
+
+
 def run(ch: Channel, job: dict[str, Any]) -> None:
     ctx = quickjs.Context()
     ctx.set_memory_limit(int(job.get("memory", 64 * 1024 * 1024)))
@@ -123,22 +123,47 @@ def run(ch: Channel, job: dict[str, Any]) -> None:
     code = str(job.get("code", ""))
     output: list[str] = []
     started = time.monotonic()
+    formatter: list[Any] = []
 
-    def host(name: str, args_json: str) -> str:
-        if checking:
-            return CHECK_REFUSAL
-        ch.send({"op": "call", "name": name, "args": orjson.loads(args_json), "output": output})
-        output.clear()
-        reply = ch.receive()
-        if reply is None:
-            raise SystemExit(0)
-        value = reply.get("value")
-        return "" if value is None else str(value)
+    def helper(name: str) -> Any:
+        def call(*args: Any) -> Any:  # must not raise: the engine cannot carry a Python exception
+            if checking:
+                return ctx.parse_json(CHECK_REFUSAL)
+            try:
+                values = [plain(a) for a in args]
+            except quickjs.JSException as exc:
+                return ctx.parse_json(orjson.dumps({"ok": False, "content": f"invalid argument: {exc}"}).decode())
+            ch.send({"op": "call", "name": name, "args": values, "output": output})
+            output.clear()
+            reply = ch.receive()
+            if reply is None:  # the server is gone
+                os._exit(0)
+            value = reply.get("value")
+            try:
+                return None if value is None else ctx.parse_json(str(value))
+            except quickjs.JSException:
+                return None
 
-    def log(line: str) -> None:
-        if checking:
+        return call
+
+    def log(*args: Any) -> None:
+        if checking or not args:
             return
-        output.append(str(line))
+        try:
+            parts = [simple(a) for a in args]
+            if all(p is not None for p in parts):
+                line = ""
+                for i, part in enumerate(parts):
+                    if i and not isinstance(args[i], str) and not isinstance(args[i - 1], str):
+                        line += " "
+                    line += part  # type: ignore[operator]
+            else:
+                if not formatter:
+                    formatter.append(ctx.eval(FORMAT))
+                line = str(formatter[0](*args))
+        except quickjs.JSException as exc:
+            line = f"log: {describe(exc)}"
+        output.append(line)
         if time.monotonic() - started > LOG_STREAM_AFTER:  # a long run: stream its lines as they come
             ch.send({"op": "log", "output": output})
             output.clear()
@@ -146,27 +171,31 @@ def run(ch: Channel, job: dict[str, Any]) -> None:
     def done(ok: bool, stage: str = "", error: str = "") -> None:
         ch.send({"op": "done", "ok": ok, "stage": stage, "error": error, "output": output})
 
-    ctx.add_callable("__host", host)
-    ctx.add_callable("__log", log)
-    head, tail = prelude_for(code)
-    ctx.eval(head + js_json(job.get("secrets") or {}) + tail)
+    names = helpers_for(code)
+    for name in names:
+        ctx.add_callable(name, helper(name))
+    ctx.add_callable("log", log)
+    ctx.set("secrets", ctx.parse_json(orjson.dumps(job.get("secrets") or {}).decode()))
+    ctx.eval("Object.freeze(secrets);" + (FETCH_UNDEFINED if "fetch" in names else ""))
     try:
         ctx.eval(code)
     except quickjs.JSException as exc:
         return done(False, "compile", describe(exc))
+    arity = ctx.eval('typeof handle === "function" ? handle.length : -1')
+    if arity == -1:
+        return done(False, "compile", 'unable to find function "handle"')
+    if checking:
+        return done(True)
+    args = job.get("args") or []
     legacy = job.get("legacy")
-    call = CALL.replace("CHECKING", "true" if checking else "false") % (
-        js_json(job.get("args") or []),
-        "undefined" if legacy is None else js_json(legacy),
-    )
+    if legacy is not None and arity == 1:
+        args = [legacy]
     try:
-        found = ctx.eval(call)
+        ctx.get("handle")(*(js_value(ctx, a) for a in args))
     except quickjs.JSException as exc:
         return done(False, "run", describe(exc))
     except MemoryError:
         return done(False, "run", "out of memory")
-    if not found:
-        return done(False, "compile", 'unable to find function "handle"')
     return done(True)
 
 

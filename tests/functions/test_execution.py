@@ -351,4 +351,52 @@ async def test_log_lines_before_a_timeout_are_kept(make_fn: MakeFn) -> None:
         r = await fn.exec("loglost", user.jwt, {})
         assert r.status_code == 500, r.text
         [run] = await fn.runs("loglost", 1)
-        assert run["output"] == ["Function started", "first", "second", "Function completed", "function execution timed out"], run
+        assert run["output"] == [
+            "Function started",
+            "first",
+            "second",
+            "Function completed",
+            "function execution timed out",
+        ], run
+
+
+async def test_log_prints_values_like_go_sprint(fn: FnApi) -> None:
+    """Objects, arrays, dates, null and numbers the way upstream's log (Go's fmt.Sprint) prints them."""
+    code = r"""function handle() {
+      log({b: 2, a: "x", n: null, list: [1, "y", true]});
+      log("when", new Date(Date.UTC(2024, 0, 2, 3, 4, 5, 6)));
+      log(1.5, 2, -0, 1e21, NaN, undefined, null, false);
+      log([{z: 1}], "s", 3);
+    }"""
+    await fn.add_ok("flog", "web", code)
+    user = await fn.register()
+    run = await fn.exec_ok("flog", user.jwt, {})
+    assert run["output"][1:5] == [
+        "map[a:x b:2 list:[1 y true] n:<nil>]",
+        "when2024-01-02 03:04:05.006 +0000 UTC",
+        "1.5 2 0 1e+21 NaN <nil> <nil> false",
+        "[map[z:1]]s3",
+    ], run
+
+
+async def test_helper_arguments_arrive_as_json_would_carry_them(fn: FnApi) -> None:
+    """Integral numbers stay integers (Date.now() too), NaN is null, a cycle is a refused call."""
+    code = r"""function handle() {
+      var now = Date.now();
+      var r = create("col_args", {now: now, big: 9007199254740993, half: 0.5, nan: NaN, list: [1, 2.0, -0]});
+      var got = getById("col_args", r.content.id).content;
+      log(JSON.stringify([got.now === now, got.big, got.half, got.nan, got.list]));
+      var cyc = {}; cyc.self = cyc;
+      var refused = create("col_args", cyc);
+      log(JSON.stringify(refused.ok), refused.content);
+      try { create("col_args", cyc); log("no throw"); } catch (e) { log("threw"); }
+    }"""
+    await fn.add_ok("fargs", "web", code)
+    user = await fn.register()
+    run = await fn.exec_ok("fargs", user.jwt, {})
+    assert json.loads(run["output"][1]) == [True, 9007199254740992, 0.5, None, [1, 2, 0]], run
+    assert run["output"][2].startswith("falseinvalid argument: TypeError: circular reference"), run
+    assert run["output"][3] == "no throw", run
+    r = await fn.request("GET", "/sudo/col_args", fn.root)
+    [doc] = r.json()["results"]
+    assert isinstance(doc["now"], int) and isinstance(doc["big"], int), doc
