@@ -29,11 +29,35 @@ import quickjs
 from sbserver.runtime.protocol import encode, read_frame
 
 FORMAT = (Path(__file__).parent / "format.js").read_text()
-HELPERS = (
-    "fetch sendMail create createBulk list query getById getByIds count update updateMany updateBulk "
-    "incrementValue del deleteMany deleteBulk newId newID publish send cacheGet cacheSet inc dec search "
-    "indexDocument deleteIndexDocument"
-).split()
+HELPERS = [
+    "fetch",
+    "sendMail",
+    "create",
+    "createBulk",
+    "list",
+    "query",
+    "getById",
+    "getByIds",
+    "count",
+    "update",
+    "updateMany",
+    "updateBulk",
+    "incrementValue",
+    "del",
+    "deleteMany",
+    "deleteBulk",
+    "newId",
+    "newID",
+    "publish",
+    "send",
+    "cacheGet",
+    "cacheSet",
+    "inc",
+    "dec",
+    "search",
+    "indexDocument",
+    "deleteIndexDocument",
+]
 LOG_STREAM_AFTER = 0.02  # seconds into a run after which each log line is sent at once
 CHECK_REFUSAL = '{"ok":false,"content":"helpers are not available while the code is checked"}'
 # fetch() without arguments answers undefined; a host function can only answer null.

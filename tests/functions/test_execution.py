@@ -316,21 +316,45 @@ async def test_f70_no_set_timeout_and_no_require(fn: FnApi) -> None:
     assert types == ["undefined"] * 4, types
 
 
-HELPER_NAMES = (
-    "fetch sendMail create createBulk list query getById getByIds count update updateMany updateBulk "
-    "incrementValue del deleteMany deleteBulk newId newID publish send cacheGet cacheSet inc dec search "
-    "indexDocument deleteIndexDocument"
-).split()
+HELPER_NAMES = [
+    "fetch",
+    "sendMail",
+    "create",
+    "createBulk",
+    "list",
+    "query",
+    "getById",
+    "getByIds",
+    "count",
+    "update",
+    "updateMany",
+    "updateBulk",
+    "incrementValue",
+    "del",
+    "deleteMany",
+    "deleteBulk",
+    "newId",
+    "newID",
+    "publish",
+    "send",
+    "cacheGet",
+    "cacheSet",
+    "inc",
+    "dec",
+    "search",
+    "indexDocument",
+    "deleteIndexDocument",
+]
 
 
 async def test_every_helper_is_reachable_by_a_computed_name(fn: FnApi) -> None:
     """The worker defines only the helpers code names, unless the code can compute a global's name."""
     code = """function handle() {
-      var names = %s, g = globalThis, seen = {};
+      var names = NAMES, g = globalThis, seen = {};
       for (var i = 0; i < names.length; i++) seen[names[i]] = typeof g[names[i]];
       log(JSON.stringify(seen));
       log(JSON.stringify(g["cre" + "ate"]("col_dyn", {x: 1}).ok));
-    }""" % json.dumps(HELPER_NAMES)
+    }""".replace("NAMES", json.dumps(HELPER_NAMES))
     seen, created = await report(fn, code, {})
     assert seen == {name: "function" for name in HELPER_NAMES}, seen
     assert created is True
