@@ -38,7 +38,11 @@ def _random16() -> bytes:
 
 def new_id() -> str:
     """A random (version 4) UUID for documents, accounts and users."""
-    return str(uuid.UUID(bytes=_random16(), version=4))
+    b = bytearray(_random16())
+    b[6] = (b[6] & 0x0F) | 0x40  # version 4
+    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def new_secret() -> str:

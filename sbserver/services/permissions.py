@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import IntEnum
+from functools import lru_cache
 
 from sbserver.errors import BadRequest
 
@@ -42,6 +43,7 @@ def _level(account: int, everyone: int, bit: int) -> Level:
     return Level.OWNER
 
 
+@lru_cache(maxsize=4096)
 def permission_of(collection: str) -> Permission:
     m = _SUFFIX.search(collection)
     digits = m.group(1) + m.group(2) + m.group(3) if m else "740"

@@ -395,11 +395,14 @@ class Broker:
 
     def on_db_event(self, event: DbEvent) -> None:
         """Fan a committed database change out to ``db-<collection>`` members (filtered on delivery)."""
+        topic = f"{event.base}:{event.channel}"
+        if not self.bus.may_reach(topic):
+            return
         data = orjson.dumps(event.doc_id if event.type == DB_DELETED else event.document).decode()
         msg = envelope(event.type, data, "", event.channel, auth=public_auth(event.actor), base=event.base)
         level = int(permission_of(event.collection).read)
         meta = orjson.dumps({"a": event.account_id, "o": event.owner_id, "r": level})
-        self._spawn(self._publish_quietly(f"{event.base}:{event.channel}", meta + b"\n" + orjson.dumps(msg)))
+        self._spawn(self._publish_quietly(topic, meta + b"\n" + orjson.dumps(msg)))
 
     async def _publish_quietly(self, topic: str, payload: bytes) -> None:
         try:

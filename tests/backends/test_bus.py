@@ -112,6 +112,19 @@ async def test_publish_without_subscribers_is_not_an_error(bus: Bus) -> None:
     await bus.publish(topic(), b"nobody listens")
 
 
+async def test_may_reach_is_true_while_a_subscriber_may_listen(bus: Bus) -> None:
+    """A publisher may skip a topic only when nobody can hear it; a shared bus cannot know that."""
+    t = topic()
+    shared = not isinstance(bus, MemoryBus)
+    assert bus.may_reach(t) is shared
+    sink = Sink()
+    stop = await bus.subscribe(t, sink)
+    assert bus.may_reach(t) is True
+    assert bus.may_reach(topic()) is shared
+    stop()
+    assert bus.may_reach(t) is shared
+
+
 async def test_order_is_kept_per_topic_for_1000_messages(bus: Bus) -> None:
     t = topic()
     a, b = Sink(), Sink()

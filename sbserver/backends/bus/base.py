@@ -26,6 +26,11 @@ class Bus(ABC):
     async def publish(self, topic: str, payload: bytes) -> None:
         """Deliver the payload to every current subscriber of the topic, on every process."""
 
+    def may_reach(self, topic: str) -> bool:
+        """False only when a publish on the topic is sure to reach nobody (nothing subscribes
+        anywhere), so the publisher can skip building the message."""
+        return True
+
     @abstractmethod
     async def subscribe(self, topic: str, deliver: Delivery) -> Callable[[], None]:
         """Call ``deliver`` for each payload on the topic from now on (it must not block);

@@ -32,6 +32,9 @@ class MemoryBus(Bus):
     async def publish(self, topic: str, payload: bytes) -> None:
         self.deliver(topic, payload)
 
+    def may_reach(self, topic: str) -> bool:
+        return topic in self._subs  # this process is the only one
+
     async def subscribe(self, topic: str, deliver: Delivery) -> Callable[[], None]:
         self._subs.setdefault(topic, []).append(deliver)
 
