@@ -56,6 +56,8 @@ class Settings:
     function_lease_seconds: float = 0.0  # 0: the timeout plus 30 s
     primary_instance: str = ""
     pg_synchronous_commit: bool = True
+    # auto: the SQLite writer runs on the event loop when the process has one CPU, else on a thread
+    sqlite_writer: str = "auto"
     scheduler_enabled: bool = True
     scheduler_timezone: str = "UTC"
     quiet: bool = False
@@ -87,6 +89,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise SystemExit(f"invalid {name}={raw!r}: expected an integer") from exc
+
+
+def _writer_mode(env: Mapping[str, str]) -> str:
+    mode = env.get("SB_SQLITE_WRITER", "auto").strip().lower() or "auto"
+    if mode not in ("auto", "thread", "inline"):
+        raise SystemExit(f"unsupported SB_SQLITE_WRITER={mode!r}: use auto, thread or inline")
+    return mode
 
 
 def _store_kind(env: Mapping[str, str]) -> str:
@@ -170,6 +179,7 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> Setti
         primary_instance=env.get("PRIMARY_INSTANCE_HOSTNAME", "").strip(),
         scheduler_enabled=env.get("SB_SCHEDULER", "1") not in ("0", "false", "no"),
         pg_synchronous_commit=env.get("SB_PG_SYNCHRONOUS_COMMIT", "on").lower() not in ("off", "0", "false", "no"),
+        sqlite_writer=_writer_mode(env),
         scheduler_timezone=env.get("SB_SCHEDULER_TIMEZONE", "UTC").strip() or "UTC",
     )
     if overrides:

@@ -30,7 +30,7 @@ from tests.conftest import STORE_KINDS
 NOW = "2024-05-01T10:00:00Z"
 
 
-@pytest.fixture(params=STORE_KINDS)
+@pytest.fixture(params=[*STORE_KINDS, "sqlite-inline"])
 def new_store(request: pytest.FixtureRequest, tmp_path: Any) -> Callable[[], Store]:
     """Builds unopened stores of one kind, every one on the same file or database.
 
@@ -41,7 +41,8 @@ def new_store(request: pytest.FixtureRequest, tmp_path: Any) -> Callable[[], Sto
         url: str = request.getfixturevalue("pg_url")
         return lambda: PostgresStore(url)
     path = tmp_path / "sb.db"
-    return lambda: SQLiteStore(path)
+    writer = "inline" if request.param == "sqlite-inline" else "thread"  # inline: the one-CPU mode
+    return lambda: SQLiteStore(path, writer=writer)
 
 
 @pytest_asyncio.fixture

@@ -18,7 +18,7 @@ def create_store(settings: Settings) -> Store:
         return PostgresStore(settings.database_url, synchronous_commit=settings.pg_synchronous_commit)
     from sbserver.backends.storage.sqlite import SQLiteStore
 
-    return SQLiteStore(settings.sqlite_path)
+    return SQLiteStore(settings.sqlite_path, writer=settings.sqlite_writer)
 
 
 __all__ = ["Store", "create_store"]

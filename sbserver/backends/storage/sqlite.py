@@ -1,4 +1,5 @@
-"""The embedded store: one SQLite file, WAL, one writer thread, reads on their own connection.
+"""The embedded store: one SQLite file, WAL, one writer (a thread, or the event loop on one CPU),
+reads on their own connection.
 
 Layout: system tables (``tenants``, ``bases``) and per-base tables that carry a ``base`` column
 holding the base name, so one file serves every app. Reads run on the event loop thread on a
@@ -16,7 +17,7 @@ from typing import Any, TypeVar
 import orjson
 
 from sbserver.backends.storage.base import Mutation, Predicate, Store
-from sbserver.backends.storage.sqlite_writer import Checkpointer, Writer, connect
+from sbserver.backends.storage.sqlite_writer import Checkpointer, Writer, connect, one_core
 from sbserver.backends.storage.text import candidates, keyword_words, words
 from sbserver.errors import Conflict, StoreError
 from sbserver.types import (
@@ -351,8 +352,10 @@ def _migrate(conn: sqlite3.Connection) -> int:
 class SQLiteStore(Store):
     kind = "sqlite"
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, writer: str = "auto") -> None:
+        """``writer``: thread, inline (on the event loop) or auto (inline on a one-CPU process)."""
         self.path = Path(path)
+        self.inline_writer = writer == "inline" or (writer == "auto" and one_core())
         self._writer: Writer | None = None
         self._read: sqlite3.Connection | None = None
         self._checkpointer: Checkpointer | None = None
@@ -360,7 +363,7 @@ class SQLiteStore(Store):
     # plumbing
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = Writer(self.path)
+        self._writer = Writer(self.path, inline=self.inline_writer)
         self._writer.start(asyncio.get_running_loop())
         try:
             await self._write(_migrate)
@@ -376,7 +379,10 @@ class SQLiteStore(Store):
             await asyncio.to_thread(self._checkpointer.stop)
             self._checkpointer = None
         if self._writer is not None:
-            await asyncio.to_thread(self._writer.stop)
+            if self._writer.inline:
+                self._writer.stop()  # on the loop, between two batches
+            else:
+                await asyncio.to_thread(self._writer.stop)
             self._writer = None
         if self._read is not None:
             self._read.close()

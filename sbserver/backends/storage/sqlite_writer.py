@@ -1,6 +1,7 @@
-"""The one SQLite writer: a thread that owns the only write connection.
+"""The one SQLite writer: a thread that owns the only write connection (or, in a process with
+one CPU, the event loop itself: see ``Writer``).
 
-Callers submit plain functions ``fn(conn) -> result``. The thread takes every job that is
+Callers submit plain functions ``fn(conn) -> result``. The writer takes every job that is
 waiting (up to ``max_batch``), runs them in one ``BEGIN IMMEDIATE`` transaction, each inside
 its own savepoint so one failing job does not undo the others, commits once, and only then
 resolves the callers' futures. A caller therefore never sees its write before it is durable
@@ -10,6 +11,7 @@ in the WAL, and events derived from a write can be published after its future re
 from __future__ import annotations
 
 import asyncio
+import os
 import queue
 import sqlite3
 import threading
@@ -46,10 +48,26 @@ def _settle(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]
             fut.set_result(value)
 
 
+def one_core() -> bool:
+    """True when this process may run on a single CPU (pinned, or a one-core machine)."""
+    try:
+        return len(os.sched_getaffinity(0)) <= 1
+    except (AttributeError, OSError):
+        return (os.cpu_count() or 1) <= 1
+
+
 class Writer:
-    def __init__(self, path: Path, max_batch: int = 512) -> None:
+    """``inline``: run the batches on the event loop itself, each one after the callbacks of the
+    loop iteration that submitted its jobs. On one core a writer thread cannot run beside the
+    loop anyway, and handing every write to it and back costs two thread switches."""
+
+    def __init__(self, path: Path, max_batch: int = 512, inline: bool = False) -> None:
         self.path = path
         self.max_batch = max_batch
+        self.inline = inline
+        self._conn: sqlite3.Connection | None = None
+        self._pending: list[Job] = []
+        self._scheduled = False
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="sqlite-writer", daemon=True)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -58,6 +76,9 @@ class Writer:
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
+        if self.inline:
+            self._conn = self._connect()
+            return
         self._thread.start()
         self._ready.wait()
         if self._start_error is not None:
@@ -66,19 +87,60 @@ class Writer:
     def submit(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
         assert self._loop is not None, "writer not started"
         fut: asyncio.Future[T] = self._loop.create_future()
-        self._queue.put((fn, fut))
+        if self._conn is not None:
+            self._pending.append((fn, fut))
+            if not self._scheduled:
+                self._scheduled = True
+                self._loop.call_soon(self._run_inline)
+        else:
+            self._queue.put((fn, fut))
         return fut
 
+    def _run_inline(self) -> None:
+        self._scheduled = False
+        conn = self._conn
+        results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]
+        if conn is None:  # stopped meanwhile
+            results = [(fut, None, ConnectionError("the store is closed")) for _, fut in self._pending]
+            self._pending = []
+        else:
+            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+            results = self._run_safely(conn, batch)
+        if self._pending and self._loop is not None:
+            self._scheduled = True
+            self._loop.call_soon(self._run_inline)
+        _settle(results)
+
+    def _run_safely(
+        self, conn: sqlite3.Connection, batch: list[Job]
+    ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]]:
+        try:
+            return self._run_batch(conn, batch)
+        except BaseException as exc:  # the connection itself failed: fail the batch, keep serving
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            return [(fut, None, exc) for _, fut in batch]
+
     def stop(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            conn.close()
+            return
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
 
+    def _connect(self) -> sqlite3.Connection:
+        conn = connect(self.path)
+        # Checkpoints (and their fsync) run on the checkpointer thread, never inside a commit.
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        return conn
+
     def _run(self) -> None:
         try:
-            conn = connect(self.path)
-            # Checkpoints (and their fsync) run on the checkpointer thread, never inside a commit.
-            conn.execute("PRAGMA wal_autocheckpoint=0")
+            conn = self._connect()
         except BaseException as exc:  # reported to start()
             self._start_error = exc
             self._ready.set()
@@ -102,14 +164,7 @@ class Writer:
                         stopping = True
                         break
                     batch.append(nxt)
-                try:
-                    results = self._run_batch(conn, batch)
-                except BaseException as exc:  # the connection itself failed: fail the batch, keep serving
-                    results = [(fut, None, exc) for _, fut in batch]
-                    try:
-                        conn.execute("ROLLBACK")
-                    except sqlite3.Error:
-                        pass
+                results = self._run_safely(conn, batch)
                 try:
                     loop.call_soon_threadsafe(_settle, results)
                 except RuntimeError:  # the loop closed under us: nobody is waiting any more
