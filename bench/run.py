@@ -113,7 +113,7 @@ def run_system(name: str, workloads: list[str], runs: int, duration: int, out: P
     adapter, label, extra = SYSTEMS[name]
     env = dict(os.environ)
     env.update(extra)
-    env["BENCH_SB_CMD"] = str(ROOT / ".venv" / "bin" / "backend")
+    env.setdefault("BENCH_SB_CMD", str(ROOT / ".venv" / "bin" / "backend"))
     env.setdefault("JWT_SECRET", "bench-secret")
     if name == "pg":
         env["DATABASE_URL"] = fresh_pg_database("sbbench")

@@ -49,10 +49,10 @@ async def _crash(request: Request, exc: Exception) -> Response:
 
 def build_routes() -> list[BaseRoute]:
     return [
+        *documents.routes,  # first: the busiest, and no other route starts like them
         *pages.routes,
         *misc.routes,
         *accounts.routes,
-        *documents.routes,
         *realtime.routes,
         *functions.routes,
         *tasks.routes,

@@ -22,6 +22,7 @@ import logging
 import re
 import socket
 import time
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -65,7 +66,9 @@ def matching(table: Table, keys: list[str]) -> list[FunctionDef]:
     return sorted(found.values(), key=lambda f: f.name)
 
 
+@lru_cache(maxsize=1024)
 def parse_secrets(raw: str) -> dict[str, str]:
+    """A function's secrets (URL-encoded pairs); the result is shared, never to be changed."""
     return dict(parse_qsl(raw or "", keep_blank_values=True))
 
 
