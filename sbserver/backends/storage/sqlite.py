@@ -356,6 +356,7 @@ class SQLiteStore(Store):
         """``writer``: thread, inline (on the event loop) or auto (inline on a one-CPU process)."""
         self.path = Path(path)
         self.inline_writer = writer == "inline" or (writer == "auto" and one_core())
+        self._collections: set[tuple[str, str]] = set()  # (base, collection) known to be recorded
         self._writer: Writer | None = None
         self._read: sqlite3.Connection | None = None
         self._checkpointer: Checkpointer | None = None
@@ -546,12 +547,15 @@ class SQLiteStore(Store):
             (base.name, col, d.id, d.account_id, d.owner_id, d.created, orjson.dumps(d.data).decode()) for d in docs
         ]
         created = docs[0].created if docs else ""
+        key = (base.name, col)
+        known = key in self._collections  # collections are never dropped: once seen, it exists
 
         def tx(c: sqlite3.Connection) -> None:
-            c.execute(
-                "INSERT OR IGNORE INTO collections (base, name, perm, created) VALUES (?, ?, ?, ?)",
-                (base.name, col, perm, created),
-            )
+            if not known:
+                c.execute(
+                    "INSERT OR IGNORE INTO collections (base, name, perm, created) VALUES (?, ?, ?, ?)",
+                    (base.name, col, perm, created),
+                )
             c.executemany(
                 "INSERT INTO documents (base, col, id, account_id, owner_id, created, data) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -559,6 +563,7 @@ class SQLiteStore(Store):
             )
 
         await self._write(tx)
+        self._collections.add(key)
 
     async def get_document(self, base: Base, col: str, doc_id: str, scope: Scope) -> StoredDoc | None:
         extra, params = _scope_sql(scope)

@@ -38,7 +38,7 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _settle(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+def _settle(results: list[Result]) -> None:
     for fut, value, exc in results:
         if fut.cancelled():
             continue
@@ -99,7 +99,7 @@ class Writer:
     def _run_inline(self) -> None:
         self._scheduled = False
         conn = self._conn
-        results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]
+        results: list[Result]
         if conn is None:  # stopped meanwhile
             results = [(fut, None, ConnectionError("the store is closed")) for _, fut in self._pending]
             self._pending = []
@@ -111,9 +111,7 @@ class Writer:
             self._loop.call_soon(self._run_inline)
         _settle(results)
 
-    def _run_safely(
-        self, conn: sqlite3.Connection, batch: list[Job]
-    ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]]:
+    def _run_safely(self, conn: sqlite3.Connection, batch: list[Job]) -> list[Result]:
         try:
             return self._run_batch(conn, batch)
         except BaseException as exc:  # the connection itself failed: fail the batch, keep serving
@@ -173,34 +171,80 @@ class Writer:
             conn.close()
 
     @staticmethod
-    def _run_batch(
-        conn: sqlite3.Connection, batch: list[Job]
-    ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]]:
-        results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            return [(fut, None, exc) for _, fut in batch]
+    def _run_batch(conn: sqlite3.Connection, batch: list[Job]) -> list[Result]:
+        """One transaction for the batch. Jobs rarely fail, so the batch first runs without a
+        savepoint per job; if one fails, it is rolled back and run again with savepoints, so the
+        failure is that job's alone (jobs only touch the database, so running one twice is safe)."""
+        if len(batch) == 1:
+            return _run_one(conn, batch[0])
+        return _run_plain(conn, batch) or _run_isolated(conn, batch)
+
+
+Result = tuple[asyncio.Future[Any], Any, BaseException | None]
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    try:
+        conn.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass
+
+
+def _run_one(conn: sqlite3.Connection, job: Job) -> list[Result]:
+    fn, fut = job
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as exc:
+        return [(fut, None, exc)]
+    try:
+        value = fn(conn)
+        conn.execute("COMMIT")
+    except BaseException as exc:
+        _rollback(conn)
+        return [(fut, None, exc)]
+    return [(fut, value, None)]
+
+
+def _run_plain(conn: sqlite3.Connection, batch: list[Job]) -> list[Result] | None:
+    """The batch without savepoints; None (and nothing written) when any job or the commit failed."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error:
+        return None
+    results: list[Result] = []
+    try:
         for fn, fut in batch:
-            conn.execute("SAVEPOINT job")
-            try:
-                value = fn(conn)
-            except BaseException as exc:
-                conn.execute("ROLLBACK TO job")
-                conn.execute("RELEASE job")
-                results.append((fut, None, exc))
-            else:
-                conn.execute("RELEASE job")
-                results.append((fut, value, None))
+            results.append((fut, fn(conn), None))
+        conn.execute("COMMIT")
+    except BaseException:
+        _rollback(conn)
+        return None
+    return results
+
+
+def _run_isolated(conn: sqlite3.Connection, batch: list[Job]) -> list[Result]:
+    results: list[Result] = []
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as exc:
+        return [(fut, None, exc) for _, fut in batch]
+    for fn, fut in batch:
+        conn.execute("SAVEPOINT job")
         try:
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            try:
-                conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            return [(fut, None, exc) for _, fut in batch]
-        return results
+            value = fn(conn)
+        except BaseException as exc:
+            conn.execute("ROLLBACK TO job")
+            conn.execute("RELEASE job")
+            results.append((fut, None, exc))
+        else:
+            conn.execute("RELEASE job")
+            results.append((fut, value, None))
+    try:
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        _rollback(conn)
+        return [(fut, None, exc) for _, fut in batch]
+    return results
 
 
 class Checkpointer:
