@@ -50,6 +50,7 @@ class Settings:
     function_timeout: float = 30.0
     function_memory_mb: int = 64
     function_workers: int = 2
+    function_concurrency: int = 0  # runs computing at once; 0: the CPUs this process may use
     function_history: int = 100
     function_rate_per_minute: int = 5
     function_poll_seconds: float = 2.0
@@ -89,6 +90,14 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise SystemExit(f"invalid {name}={raw!r}: expected an integer") from exc
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (fewer than the machine's when it is pinned)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 def _writer_mode(env: Mapping[str, str]) -> str:
@@ -171,7 +180,8 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> Setti
         sse_keepalive_seconds=float(_int(env, "SB_SSE_KEEPALIVE_SECONDS", 20)),
         function_timeout=float(_int(env, "FUNCTION_TIMEOUT", _int(env, "SB_FN_TIMEOUT", 30))),
         function_memory_mb=_int(env, "FUNCTION_MEMORY_MB", 64),
-        function_workers=_int(env, "SB_FUNCTION_WORKERS", max(1, os.cpu_count() or 1)),
+        function_workers=_int(env, "SB_FUNCTION_WORKERS", max(2, usable_cpus())),
+        function_concurrency=_int(env, "SB_FUNCTION_CONCURRENCY", 0),
         function_history=_int(env, "SB_FUNCTION_HISTORY", 100),
         function_rate_per_minute=_int(env, "SB_FUNCTION_RATE_PER_MINUTE", 5),
         function_poll_seconds=float(_int(env, "SB_FUNCTION_POLL_SECONDS", 2)),

@@ -2,7 +2,11 @@
 
 Each run takes one idle worker (waiting when all are busy), sends it the code and arguments,
 then serves the worker's helper calls with ``helpers(name, args)`` on the event loop until the
-worker reports the end. A run past its deadline, or a worker that dies (memory cap reached
+worker reports the end. At most ``concurrency`` runs compute at once (one per usable CPU): more
+would only take turns on the same cores, each one's memory going cold while the others run. A
+run waiting on an I/O-bound helper (``fetch``, ``sendMail``) gives its turn to another run and
+waits for one again before it goes on, so slow calls overlap. The idle worker used last is
+taken first, as its caches are the warmest. A run past its deadline, or a worker that dies (memory cap reached
 past the engine's own limit), costs that worker: it is killed and replaced, and the run is
 reported as failed with the reason.
 """
@@ -60,13 +64,40 @@ class Worker:
             self.proc.kill()
 
 
+class Idle:
+    """Idle workers, the one returned last handed out first."""
+
+    def __init__(self) -> None:
+        self._stack: list[Worker] = []
+        self._count = asyncio.Semaphore(0)
+
+    def put(self, worker: Worker) -> None:
+        self._stack.append(worker)
+        self._count.release()
+
+    async def get(self) -> Worker:
+        await self._count.acquire()
+        return self._stack.pop()
+
+
 class RuntimePool:
-    def __init__(self, size: int, timeout: float, memory_mb: int, stack_kb: int = 1024) -> None:
+    def __init__(
+        self,
+        size: int,
+        timeout: float,
+        memory_mb: int,
+        stack_kb: int = 1024,
+        concurrency: int = 0,
+        io_helpers: frozenset[str] = frozenset(),
+    ) -> None:
         self.size = max(1, size)
         self.timeout = timeout
         self.memory = memory_mb * 1024 * 1024
         self.stack = stack_kb * 1024
-        self._idle: asyncio.Queue[Worker] = asyncio.Queue()
+        self.concurrency = min(self.size, concurrency) if concurrency > 0 else self.size
+        self.io_helpers = io_helpers
+        self._turns = asyncio.Semaphore(self.concurrency)
+        self._idle = Idle()
         self._all: set[Worker] = set()
         self._started = False
         self._tasks: set[asyncio.Future[None]] = set()
@@ -91,10 +122,11 @@ class RuntimePool:
             return
         self._started = True
         for _ in range(self.size):
-            self._idle.put_nowait(await self._spawn())
+            self._idle.put(await self._spawn())
 
     async def stop(self) -> None:
         self._started = False
+        self._idle = Idle()
         for worker in list(self._all):
             worker.kill()
             with contextlib.suppress(Exception):
@@ -107,7 +139,7 @@ class RuntimePool:
         with contextlib.suppress(Exception):
             await worker.proc.wait()
         if self._started:
-            self._idle.put_nowait(await self._spawn())
+            self._idle.put(await self._spawn())
 
     async def run(
         self,
@@ -121,10 +153,13 @@ class RuntimePool:
     ) -> Outcome:
         if not self._started:
             await self.start()
-        worker = await self._idle.get()
+        await self._turns.acquire()
+        turn = True
+        worker: Worker | None = None
         outcome = Outcome(ok=False)
         healthy = True
         try:
+            worker = await self._idle.get()
             async with asyncio.timeout(timeout or self.timeout):
                 await worker.send(
                     {
@@ -145,7 +180,14 @@ class RuntimePool:
                     if lines:
                         outcome.output.extend(str(line) for line in lines)
                     if op == "call":
-                        value = await self._call(helpers, frame)
+                        if frame.get("name") in self.io_helpers:
+                            self._turns.release()
+                            turn = False
+                            value = await self._call(helpers, frame)
+                            await self._turns.acquire()
+                            turn = True
+                        else:
+                            value = await self._call(helpers, frame)
                         await worker.send({"op": "reply", "value": value})
                     elif op == "done":
                         outcome.ok = bool(frame.get("ok"))
@@ -165,12 +207,15 @@ class RuntimePool:
             healthy = False
             raise
         finally:
-            if healthy:
-                self._idle.put_nowait(worker)
-            else:
-                task = asyncio.ensure_future(self._replace(worker))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+            if turn:
+                self._turns.release()
+            if worker is not None:
+                if healthy:
+                    self._idle.put(worker)
+                else:
+                    task = asyncio.ensure_future(self._replace(worker))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
         return outcome
 
     async def check(self, code: str, timeout: float = 3.0) -> Outcome:

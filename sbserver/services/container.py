@@ -14,7 +14,7 @@ from sbserver.runtime.pool import RuntimePool
 from sbserver.services.accounts import AccountService
 from sbserver.services.documents import DocumentService
 from sbserver.services.events import EventBus
-from sbserver.services.fnhelpers import Helpers
+from sbserver.services.fnhelpers import IO_HELPERS, Helpers
 from sbserver.services.forms import FormService
 from sbserver.services.functions import FunctionService
 from sbserver.services.identity import IdentityService
@@ -22,7 +22,7 @@ from sbserver.services.realtime import Broker
 from sbserver.services.tasks import TaskService
 from sbserver.services.tenancy import TenancyService
 from sbserver.services.tokens import TokenCodec
-from sbserver.settings import Settings
+from sbserver.settings import Settings, usable_cpus
 
 
 @dataclass
@@ -51,7 +51,13 @@ def build_services(settings: Settings, store: Store, cache: Cache, bus: Bus, mai
     documents = DocumentService(store, events, keep_suffix=settings.keep_perm_col_name)
     broker = Broker(bus, identities, tenancy, events, settings)
     http = httpx.AsyncClient(headers={"User-Agent": "sbserver-functions"})
-    pool = RuntimePool(settings.function_workers, settings.function_timeout, settings.function_memory_mb)
+    pool = RuntimePool(
+        settings.function_workers,
+        settings.function_timeout,
+        settings.function_memory_mb,
+        concurrency=settings.function_concurrency or usable_cpus(),
+        io_helpers=IO_HELPERS,
+    )
     helpers = Helpers(documents, broker, cache, mailer, settings, http)
     functions = FunctionService(store, cache, pool, helpers, broker, events, tenancy, settings)
     return Services(

@@ -28,6 +28,8 @@ from sbserver.types import Base, FunctionDef, Identity
 CACHE_TTL = 12 * 3600
 FETCH_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
 ORDINALS = ("first", "second", "third", "fourth")
+# Helpers that wait on the outside world: a run waiting on one does not hold a CPU slot.
+IO_HELPERS = frozenset({"fetch", "sendMail"})
 
 
 def ok(content: Any = None) -> dict[str, Any]:

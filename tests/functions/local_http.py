@@ -1,12 +1,13 @@
 """A small HTTP server on 127.0.0.1 in a thread, recording what functions send with ``fetch``.
 
-It answers ``201 answer to <METHOD>`` to everything and keeps each request's method, path,
-lower-cased headers and body in ``requests``.
+It answers ``201 answer to <METHOD>`` to everything (after 0.8 s for paths under ``/slow``) and
+keeps each request's method, path, lower-cased headers and body in ``requests``.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -29,6 +30,8 @@ class LocalHTTP:
                         "body": body,
                     }
                 )
+                if self.path.startswith("/slow"):
+                    time.sleep(0.8)
                 answer = f"answer to {self.command}".encode()
                 self.send_response(201)
                 self.send_header("Content-Type", "text/plain")

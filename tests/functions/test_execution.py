@@ -6,13 +6,16 @@ from the recorded run. /fn/exec failures are 500 with StaticBackend's texts (spe
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import re
 import time
 from typing import Any
 
 import pytest
 
+from sbserver.settings import from_env, usable_cpus
 from tests.functions.conftest import InProcess, MakeFn
 from tests.functions.local_http import LocalHTTP
 from tests.functions.support import RFC3339, ZERO_TIME, FnApi, logged, unique
@@ -424,3 +427,26 @@ async def test_helper_arguments_arrive_as_json_would_carry_them(fn: FnApi) -> No
     r = await fn.request("GET", "/sudo/col_args", fn.root)
     [doc] = r.json()["results"]
     assert isinstance(doc["now"], int) and isinstance(doc["big"], int), doc
+
+
+async def test_runs_waiting_on_fetch_overlap_even_with_one_cpu_slot(make_fn: MakeFn, local_http: LocalHTTP) -> None:
+    """One run computes at a time (one CPU), but a run waiting on fetch gives its turn away."""
+    async with make_fn(function_workers=2, function_concurrency=1) as env:
+        fn = env.api
+        code = 'function handle() { var r = fetch("URL/slow"); log(JSON.stringify(r.ok)); }'.replace(
+            "URL", local_http.url
+        )
+        await fn.add_ok("fslow", "web", code)
+        user = await fn.register()
+        start = time.monotonic()
+        runs = await asyncio.gather(*(fn.exec_ok("fslow", user.jwt, {}) for _ in range(2)))
+        took = time.monotonic() - start
+        assert [r["output"][1] for r in runs] == ["true", "true"], runs
+        assert took < 1.5, f"two 0.8 s fetches took {took:.2f} s: they did not overlap"
+
+
+async def test_default_pool_follows_the_cpus_the_process_may_use() -> None:
+    settings = from_env({"JWT_SECRET": "x"})
+    assert settings.function_concurrency == 0  # resolved to usable_cpus() when the pool is built
+    assert settings.function_workers == max(2, usable_cpus())
+    assert usable_cpus() == len(os.sched_getaffinity(0))

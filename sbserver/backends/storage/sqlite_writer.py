@@ -11,13 +11,14 @@ in the WAL, and events derived from a write can be published after its future re
 from __future__ import annotations
 
 import asyncio
-import os
 import queue
 import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
+
+from sbserver.settings import usable_cpus
 
 T = TypeVar("T")
 Job = tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]
@@ -50,10 +51,7 @@ def _settle(results: list[Result]) -> None:
 
 def one_core() -> bool:
     """True when this process may run on a single CPU (pinned, or a one-core machine)."""
-    try:
-        return len(os.sched_getaffinity(0)) <= 1
-    except (AttributeError, OSError):
-        return (os.cpu_count() or 1) <= 1
+    return usable_cpus() == 1
 
 
 class Writer:
