@@ -45,6 +45,10 @@ _NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 UNLIMITED_TYPES = ("chan_out", "db_created", "db_updated", "db_deleted")
 MAX_ATTEMPTS = 3
 POLL_WHEN_QUEUE_BELOW = 64  # a busy process leaves expired jobs to the others' pollers
+# While runs are queued, finished jobs wait this long to be written together with the next ones
+# (a crash in between runs them again, as a crash before any finish would).
+FINISH_GATHER_SECONDS = 0.005
+FINISH_BATCH = 64
 
 # The functions of one base, by trigger and by id.
 Table = tuple[dict[str, list[FunctionDef]], dict[str, FunctionDef]]
@@ -425,6 +429,8 @@ class FunctionService:
         while True:
             await self._finished_ready.wait()
             self._finished_ready.clear()
+            if self._queue.qsize() and len(self._finished) < FINISH_BATCH:
+                await asyncio.sleep(FINISH_GATHER_SECONDS)
             await self._flush()
 
     async def _flush(self) -> None:
