@@ -139,24 +139,39 @@ def js_value(ctx: quickjs.Context, value: Any) -> Any:
     return ctx.parse_json(orjson.dumps(value).decode())
 
 
-def run(ch: Channel, job: dict[str, Any]) -> None:
-    ctx = quickjs.Context()
+def run(ch: Channel, job: dict[str, Any], ctx: quickjs.Context | None = None) -> None:
+    """Run one job in ``ctx``, a context no code has run in (a new one when not given).
+
+    The host functions reach the context through ``box``, emptied at the end: the context holds
+    them, so a direct reference would be a cycle, and the context (a whole engine runtime) would
+    live on until Python's cycle collector came by, instead of being freed as the run ends."""
+    ctx = ctx or quickjs.Context()
+    box = [ctx]
+    formatter: list[Any] = []
+    try:
+        _run(ch, job, box, formatter)
+    finally:
+        box.clear()
+        formatter.clear()
+
+
+def _run(ch: Channel, job: dict[str, Any], box: list[quickjs.Context], formatter: list[Any]) -> None:
+    ctx = box[0]
     ctx.set_memory_limit(int(job.get("memory", 64 * 1024 * 1024)))
     ctx.set_max_stack_size(int(job.get("stack", 1024 * 1024)))
     checking = bool(job.get("check"))
     code = str(job.get("code", ""))
     output: list[str] = []
     started = time.monotonic()
-    formatter: list[Any] = []
 
     def helper(name: str) -> Any:
         def call(*args: Any) -> Any:  # must not raise: the engine cannot carry a Python exception
             if checking:
-                return ctx.parse_json(CHECK_REFUSAL)
+                return box[0].parse_json(CHECK_REFUSAL)
             try:
                 values = [plain(a) for a in args]
             except quickjs.JSException as exc:
-                return ctx.parse_json(orjson.dumps({"ok": False, "content": f"invalid argument: {exc}"}).decode())
+                return box[0].parse_json(orjson.dumps({"ok": False, "content": f"invalid argument: {exc}"}).decode())
             ch.send({"op": "call", "name": name, "args": values, "output": output})
             output.clear()
             reply = ch.receive()
@@ -164,7 +179,7 @@ def run(ch: Channel, job: dict[str, Any]) -> None:
                 os._exit(0)
             value = reply.get("value")
             try:
-                return None if value is None else ctx.parse_json(str(value))
+                return None if value is None else box[0].parse_json(str(value))
             except quickjs.JSException:
                 return None
 
@@ -183,7 +198,7 @@ def run(ch: Channel, job: dict[str, Any]) -> None:
                     line += part  # type: ignore[operator]
             else:
                 if not formatter:
-                    formatter.append(ctx.eval(FORMAT))
+                    formatter.append(box[0].eval(FORMAT))
                 line = str(formatter[0](*args))
         except quickjs.JSException as exc:
             line = f"log: {describe(exc)}"
@@ -237,12 +252,15 @@ def main() -> int:
     sys.stdout = sys.stderr  # nothing but frames may reach the server's pipe
     limit_resources()
     ch = Channel(inp, out)
+    spare = quickjs.Context()
     while True:
         job = ch.receive()
         if job is None:
             return 0
         if job.get("op") == "run":
-            run(ch, job)
+            run(ch, job, spare)
+            del spare  # the used context is freed here, and the next one made, before waiting
+            spare = quickjs.Context()
 
 
 if __name__ == "__main__":
