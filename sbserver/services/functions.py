@@ -52,7 +52,9 @@ FINISH_BATCH = 64
 
 # The functions of one base, by trigger and by id.
 Table = tuple[dict[str, list[FunctionDef]], dict[str, FunctionDef]]
-Inbox = tuple[str, Base | None, dict[str, Any], Identity | None]  # base name, base, message, sender
+# base name, base, message, sender, and the data as a value (NO_VALUE: parse the message's text)
+Inbox = tuple[str, Base | None, dict[str, Any], Identity | None, Any]
+NO_VALUE = object()
 
 
 def table_of(fns: list[FunctionDef]) -> Table:
@@ -148,6 +150,7 @@ class FunctionService:
                 self._loops.append(asyncio.create_task(self._run_forever(), name=f"function-runner-{n}"))
             self._loops.append(asyncio.create_task(self._poll_forever(), name="function-jobs"))
         self._finisher = asyncio.create_task(self._finish_forever(), name="function-finish")
+        self._extended = time.time()  # leases are fresh when jobs are queued
 
     async def stop(self) -> None:
         if self.on_message in self.broker.message_hooks:
@@ -284,17 +287,16 @@ class FunctionService:
         delivered = dict(msg)
         if kind == "chan_in":
             delivered["type"] = "chan_out"
-        self._accept(base.name, base, delivered, ident)
+        self._accept(base.name, base, delivered, ident, NO_VALUE)
 
     def on_db_event(self, event: DbEvent) -> None:
         table = self._triggers.get(event.base) if self._local_cache else None
         if table is not None and event.channel not in table[0] and event.type not in table[0]:
             return  # nothing listens: the common case costs no more than this
-        data = orjson.dumps(event.doc_id if event.document is None else event.document).decode()
-        msg = {
+        value = event.doc_id if event.document is None else event.document
+        msg = {  # "data", the value as JSON text, is added if a function gets the whole message
             "sid": "",
             "type": event.type,
-            "data": data,
             "channel": event.channel,
             "token": "",
             "auth": {
@@ -305,10 +307,12 @@ class FunctionService:
             },
             "base": event.base,
         }
-        self._accept(event.base, None, msg, event.actor)
+        self._accept(event.base, None, msg, event.actor, value)
 
-    def _accept(self, base_name: str, base: Base | None, msg: dict[str, Any], ident: Identity | None) -> None:
-        self._inbox.append((base_name, base, msg, ident))
+    def _accept(
+        self, base_name: str, base: Base | None, msg: dict[str, Any], ident: Identity | None, value: Any
+    ) -> None:
+        self._inbox.append((base_name, base, msg, ident, value))
         self._inbox_ready.set()
 
     async def _rate_limited(self, base: Base, msg: dict[str, Any], ident: Identity | None) -> bool:
@@ -336,7 +340,7 @@ class FunctionService:
         bases: dict[str, Base] = {}
         keys: dict[str, set[str]] = {}
         events = []
-        for base_name, base, msg, ident in batch:
+        for base_name, base, msg, ident, value in batch:
             try:
                 base = base or bases.get(base_name) or await self.tenancy.base_by_name(base_name)
             except SBError:
@@ -344,10 +348,10 @@ class FunctionService:
             bases[base.name] = base
             event_keys = [k for k in dict.fromkeys([msg.get("channel", ""), msg["type"]]) if k]
             keys.setdefault(base.name, set()).update(event_keys)
-            events.append((base, msg, ident, event_keys))
+            events.append((base, msg, ident, value, event_keys))
         tables: dict[str, Table] = {}
         jobs: list[tuple[Job, FunctionDef]] = []
-        for base, msg, ident, event_keys in events:
+        for base, msg, ident, value, event_keys in events:
             channel, kind = msg.get("channel", ""), msg["type"]
             try:
                 if base.name not in tables:
@@ -359,9 +363,14 @@ class FunctionService:
             except SBError as exc:
                 log.warning("functions for %s on %s not dispatched: %s", kind, channel, exc.message)
                 continue
-            args = [channel, kind, message_data(msg.get("data", ""))]
+            args = [channel, kind, message_data(msg.get("data", "")) if value is NO_VALUE else value]
             for fn in fns:
-                legacy = msg if fn.trigger == kind and fn.trigger != channel else None
+                legacy = None
+                if fn.trigger == kind and fn.trigger != channel:
+                    if "data" not in msg:  # as a chat message has it: after the type
+                        head = {"sid": msg["sid"], "type": msg["type"], "data": orjson.dumps(value).decode()}
+                        msg = {**head, **msg}
+                    legacy = msg
                 payload = {"args": args, "legacy": legacy, "identity": identity_dict(runner), "event": kind}
                 jobs.append((Job(new_id(), base.name, fn.id, payload, now_iso()), fn))
         if not jobs:

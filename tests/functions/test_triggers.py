@@ -72,6 +72,21 @@ async def test_f74_type_trigger_db_created_runs_for_any_collection_with_three_ar
     ], seen
 
 
+async def test_a_one_argument_db_created_function_gets_the_whole_message(fn: FnApi) -> None:
+    """Decision 1's legacy form: the message as a chat client sees it, data as JSON text."""
+    code = "function handle(msg) { log(JSON.stringify({keys: Object.keys(msg), msg: msg})); }"
+    await fn.add_ok("flegacy", "db_created", code)
+    user = await fn.register()
+    doc = await fn.create(user.jwt, "collegacy", {"v": 1})
+    [run] = await fn.settled("flegacy", 1)
+    [seen] = logged(run)
+    assert seen["keys"] == ["sid", "type", "data", "channel", "token", "auth", "base"], seen
+    msg = seen["msg"]
+    assert msg["type"] == "db_created" and msg["channel"] == "db-collegacy", msg
+    assert json.loads(msg["data"]) == doc, msg
+    assert msg["auth"]["userId"] == user.user_id and msg["token"] == "" and msg["auth"]["email"] == "", msg
+
+
 async def test_f75_channel_trigger_runs_on_a_published_custom_type(fn: FnApi) -> None:
     await fn.add_ok("f75", "custom-channel", ECHO_ARGS)
     user = await fn.register()
