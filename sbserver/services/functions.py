@@ -137,6 +137,7 @@ class FunctionService:
         self._queue: asyncio.Queue[tuple[Job, FunctionDef | None]] = asyncio.Queue()
         self._finished: list[FinishedJob] = []
         self._finished_ready = asyncio.Event()
+        self._flushing = asyncio.Lock()  # one finish write at a time: stop() waits for the last
         self._held: set[str] = set()  # ids of the jobs this process claimed and has not finished
         self._extended = 0.0
 
@@ -161,10 +162,11 @@ class FunctionService:
             task.cancel()
         await asyncio.gather(*self._loops, *self._tasks, return_exceptions=True)
         self._loops.clear()
-        await self._flush()  # what finished is recorded; jobs not run stay queued for a restart
-        if self._finisher:
-            self._finisher.cancel()
+        if self._finisher:  # after its write in flight, if any: a cancelled write would run them again
+            async with self._flushing:
+                self._finisher.cancel()
             await asyncio.gather(self._finisher, return_exceptions=True)
+        await self._flush()  # what finished is recorded; jobs not run stay queued for a restart
         await self.pool.stop()
 
     def _spawn(self, coro: Any) -> None:
@@ -444,6 +446,10 @@ class FunctionService:
 
     async def _flush(self) -> None:
         """Remove every finished job and record its run: one write for all that are waiting."""
+        async with self._flushing:
+            await self._flush_waiting()
+
+    async def _flush_waiting(self) -> None:
         while self._finished:
             batch, self._finished = self._finished, []
             try:

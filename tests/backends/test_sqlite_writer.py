@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from sbserver.backends.storage.sqlite import SQLiteStore
 from sbserver.backends.storage.sqlite_writer import Writer, connect
+from sbserver.settings import from_env, usable_cpus
 
 
 @pytest_asyncio.fixture(params=["thread", "inline"])
@@ -90,3 +92,16 @@ async def test_results_arrive_after_the_commit(writer: Writer) -> None:
     for i in range(20):
         await writer.submit(insert(f"c{i}", i))
         assert (f"c{i}", i) in rows(writer)
+
+
+def test_the_writer_mode_setting_is_checked() -> None:
+    assert from_env({"JWT_SECRET": "x"}).sqlite_writer == "auto"
+    assert from_env({"JWT_SECRET": "x", "SB_SQLITE_WRITER": " Inline "}).sqlite_writer == "inline"
+    with pytest.raises(SystemExit, match="unsupported SB_SQLITE_WRITER='fast': use auto, thread or inline"):
+        from_env({"JWT_SECRET": "x", "SB_SQLITE_WRITER": "fast"})
+
+
+def test_auto_writes_inline_only_on_one_cpu(tmp_path: Path) -> None:
+    assert SQLiteStore(tmp_path / "a.db", writer="thread").inline_writer is False
+    assert SQLiteStore(tmp_path / "b.db", writer="inline").inline_writer is True
+    assert SQLiteStore(tmp_path / "c.db", writer="auto").inline_writer is (usable_cpus() == 1)
