@@ -3,10 +3,9 @@ one CPU, the event loop itself: see ``Writer``).
 
 Callers submit plain functions ``fn(conn) -> result``. The writer takes every job that is
 waiting (up to ``max_batch``), runs them in one ``BEGIN IMMEDIATE`` transaction (if one fails,
-the batch runs again with a savepoint per job, so the failure is that job's alone), commits once,
-and only then
-resolves the callers' futures. A caller therefore never sees its write before it is durable
-in the WAL, and events derived from a write can be published after its future resolves.
+the batch runs again with a savepoint per job, so the failure is that job's alone), commits
+once, and only then resolves the callers' futures. A caller therefore never sees its write
+before it is durable in the WAL, and events derived from a write can be published after its future resolves.
 """
 
 from __future__ import annotations
