@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
-import quickjs
 
+from sbserver.runtime.contexts import ALWAYS, builtins_for, new_context, quickjs
 from sbserver.runtime.protocol import encode, read_frame
 
 FORMAT = (Path(__file__).parent / "format.js").read_text()
@@ -63,6 +63,14 @@ CHECK_REFUSAL = '{"ok":false,"content":"helpers are not available while the code
 # fetch() without arguments answers undefined; a host function can only answer null.
 FETCH_UNDEFINED = "fetch = (function (f) { return function () { var r = f.apply(null, arguments); return r === null ? undefined : r; }; })(fetch);"
 SAFE_INTEGER = 2**53
+# What an async handle (or any promise it returns) ends with; read after the engine's job queue
+# is drained, as goja does when the outermost call returns.
+SETTLE = """(function (r) {
+  var s = {error: null};
+  if (r !== null && typeof r === "object" && typeof r.then === "function")
+    r.then(null, function (e) { s.error = String(e) + "\\n" + (e && e.stack ? String(e.stack) : ""); });
+  return s;
+})"""
 
 # Code that can reach a global by a computed name gets every helper; other code gets the ones
 # it names.
@@ -93,9 +101,13 @@ class Channel:
 
 def describe(exc: BaseException) -> str:
     """The engine's message on one line, with the line number when the engine gives one."""
-    text = str(exc).strip()
+    return describe_text(str(exc)) or type(exc).__name__
+
+
+def describe_text(text: str) -> str:
+    text = text.strip()
     if not text:
-        return type(exc).__name__
+        return ""
     first, *rest = text.splitlines()
     where = _LOCATION.search("\n".join(rest))
     return f"{first} (line {where.group(1)})" if where else first
@@ -145,7 +157,7 @@ def run(ch: Channel, job: dict[str, Any], ctx: quickjs.Context | None = None) ->
     The host functions reach the context through ``box``, emptied at the end: the context holds
     them, so a direct reference would be a cycle, and the context (a whole engine runtime) would
     live on until Python's cycle collector came by, instead of being freed as the run ends."""
-    ctx = ctx or quickjs.Context()
+    ctx = ctx or new_context(builtins_for(str(job.get("code", ""))))
     box = [ctx]
     formatter: list[Any] = []
     try:
@@ -230,11 +242,17 @@ def _run(ch: Channel, job: dict[str, Any], box: list[quickjs.Context], formatter
     if legacy is not None and arity == 1:
         args = [legacy]
     try:
-        ctx.get("handle")(*(js_value(ctx, a) for a in args))
+        result = ctx.get("handle")(*(js_value(ctx, a) for a in args))
+        state = ctx.eval(SETTLE)(result) if isinstance(result, quickjs.Object) else None
+        while ctx.execute_pending_job():
+            pass
+        error = orjson.loads(state.json())["error"] if state is not None else None
     except quickjs.JSException as exc:
         return done(False, "run", describe(exc))
     except MemoryError:
         return done(False, "run", "out of memory")
+    if error is not None:
+        return done(False, "run", describe_text(error) or "rejected")
     return done(True)
 
 
@@ -252,15 +270,19 @@ def main() -> int:
     sys.stdout = sys.stderr  # nothing but frames may reach the server's pipe
     limit_resources()
     ch = Channel(inp, out)
-    spare = quickjs.Context()
+    spare = new_context(ALWAYS)  # what most code needs
     while True:
         job = ch.receive()
         if job is None:
             return 0
-        if job.get("op") == "run":
-            run(ch, job, spare)
-            del spare  # the used context is freed here, and the next one made, before waiting
-            spare = quickjs.Context()
+        if job.get("op") != "run":
+            continue
+        if builtins_for(str(job.get("code", ""))) != ALWAYS:
+            run(ch, job)
+            continue
+        run(ch, job, spare)
+        del spare  # the used context is freed here, and the next one made, before waiting
+        spare = new_context(ALWAYS)
 
 
 if __name__ == "__main__":

@@ -369,6 +369,80 @@ async def test_helpers_the_code_names_are_defined_and_work(fn: FnApi) -> None:
     assert found == ["function", True, "function"], found
 
 
+BUILTIN_USES = {
+    "map": "var m = new Map([[1, 2]]); var s = new Set([1, 1]); new WeakMap(); new WeakSet(); return [m.get(1), s.size];",
+    "typed": "var a = new Uint8Array([1, 2, 300]); var v = new DataView(new ArrayBuffer(4)); v.setInt16(0, -2); return [a[2], v.getInt16(0), typeof BigInt64Array];",
+    "proxy": "var p = new Proxy({}, {get: function (t, k) { return k + '!'; }}); return p.hi;",
+    "promise": "var out = []; Promise.resolve(1).then(function (x) { out.push(x); }); return typeof Promise.all;",
+    "bigint": "return String(2n ** 64n) + '/' + String(BigInt(7) * 6n);",
+    "normalize": "return '\\u0065\\u0301'.normalize('NFC').length;",
+    "regexp": "return 'a1b22'.replace(/\\d+/g, '#') + new RegExp('^a').test('ab');",
+    "date": "return new Date(0).toISOString();",
+    "computed": "return [typeof globalThis['Ma' + 'p'], typeof globalThis['Uint8' + 'Array'], typeof globalThis['Pro' + 'xy']];",
+}
+
+
+async def test_every_builtin_the_code_uses_is_there(fn: FnApi) -> None:
+    """Contexts get only the built-ins code can reach (runtime/contexts.py): each one used here,
+    by name, by syntax (async, BigInt literals) or by a computed name, must be present."""
+    body = "\n".join(
+        f"  try {{ out[{json.dumps(k)}] = (function () {{ {v} }})(); }} catch (e) {{ out[{json.dumps(k)}] = 'error: ' + e; }}"
+        for k, v in BUILTIN_USES.items()
+    )
+    code = f"function handle() {{\n  var out = {{}};\n{body}\n  log(JSON.stringify(out));\n}}"
+    [seen] = await report(fn, code, {})
+    assert seen == {
+        "map": [2, 1],
+        "typed": [44, -2, "function"],
+        "proxy": "hi!",
+        "promise": "function",
+        "bigint": "18446744073709551616/42",
+        "normalize": 1,
+        "regexp": "a#b#true",
+        "date": "1970-01-01T00:00:00.000Z",
+        "computed": ["function", "function", "function"],
+    }, seen
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "async function handle() { var x = await 1; log(JSON.stringify([x, typeof Promise])); }",
+        "function handle() { log(JSON.stringify([String(12345678901234567890n), typeof 1n])); }",
+        "function handle() { var m = new Map(); m.set('k', 3); log(JSON.stringify([m.get('k')])); }",
+    ],
+    ids=["async-await", "bigint-literal", "map-alone"],
+)
+async def test_builtins_needed_by_syntax_alone_are_there(fn: FnApi, code: str) -> None:
+    [seen] = await report(fn, code, {})
+    assert seen in ([1, "function"], ["12345678901234567890", "bigint"], [3]), seen
+
+
+async def test_an_async_handle_runs_to_its_end_and_its_rejection_fails_the_run(fn: FnApi) -> None:
+    """Promise jobs run after handle returns (as goja does), so an async handle's awaits complete;
+    a promise it returns that rejects is the run's error."""
+    name = unique("f")
+    await fn.add_ok(
+        name,
+        "web",
+        """async function handle() {
+  var a = await Promise.resolve(2);
+  log("after await", a);
+  Promise.resolve().then(function () { log("later job"); });
+  await null;
+  throw new Error("boom after " + a);
+}""",
+    )
+    user = await fn.register()
+    r = await fn.exec(name, user.jwt, {})
+    assert r.status_code == 500, r.text
+    assert r.text == "error executing your function: Error: boom after 2 (line 6)\n", r.text
+    [run] = await fn.runs(name, 1)
+    assert run["success"] is False
+    assert run["output"][1:3] == ["after await2", "later job"], run
+    assert run["output"][-1] == "Error: boom after 2 (line 6)", run
+
+
 async def test_log_lines_before_a_timeout_are_kept(make_fn: MakeFn) -> None:
     async with make_fn(function_timeout=1.0) as env:
         fn = env.api
