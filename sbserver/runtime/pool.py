@@ -48,8 +48,15 @@ class Worker:
         self.stdout = proc.stdout
 
     async def send(self, message: dict[str, Any]) -> None:
-        self.stdin.write(encode(message))
+        try:
+            self.stdin.write(encode(message))
+        except RuntimeError as exc:  # uvloop: the pipe's handle closed with the process
+            raise ConnectionError(f"worker {self.proc.pid} is gone") from exc
         await self.stdin.drain()
+
+    def gone(self) -> bool:
+        """True when the process has exited or its pipe closed (it died between runs)."""
+        return self.proc.returncode is not None or self.stdin.is_closing()
 
     async def receive(self) -> dict[str, Any]:
         head = await self.stdout.readexactly(HEADER.size)
@@ -158,21 +165,19 @@ class RuntimePool:
         worker: Worker | None = None
         outcome = Outcome(ok=False)
         healthy = True
+        job = {
+            "op": "run",
+            "code": code,
+            "args": args,
+            "legacy": legacy,
+            "secrets": secrets or {},
+            "memory": self.memory,
+            "stack": self.stack,
+            "check": check,
+        }
         try:
-            worker = await self._idle.get()
+            worker = await self._live_worker(job)
             async with asyncio.timeout(timeout or self.timeout):
-                await worker.send(
-                    {
-                        "op": "run",
-                        "code": code,
-                        "args": args,
-                        "legacy": legacy,
-                        "secrets": secrets or {},
-                        "memory": self.memory,
-                        "stack": self.stack,
-                        "check": check,
-                    }
-                )
                 while True:
                     frame = await worker.receive()
                     op = frame.get("op")
@@ -213,10 +218,28 @@ class RuntimePool:
                 if healthy:
                     self._idle.put(worker)
                 else:
-                    task = asyncio.ensure_future(self._replace(worker))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
+                    self._replace_later(worker)
         return outcome
+
+    async def _live_worker(self, job: dict[str, Any]) -> Worker:
+        """An idle worker that took ``job``. One that died while idle (killed, out of memory) has
+        not seen the job: it is replaced and the job goes to the next one."""
+        for _ in range(self.size + 1):
+            worker = await self._idle.get()
+            if not worker.gone():
+                try:
+                    await worker.send(job)
+                    return worker
+                except (ConnectionError, OSError):
+                    pass
+            log.warning("function worker %s had exited; replacing it", worker.proc.pid)
+            self._replace_later(worker)
+        raise ConnectionError("function workers keep exiting before they can take a run")
+
+    def _replace_later(self, worker: Worker) -> None:
+        task = asyncio.ensure_future(self._replace(worker))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def check(self, code: str, timeout: float = 3.0) -> Outcome:
         """Compile the code and find ``handle`` without running it (helpers are refused)."""

@@ -415,6 +415,7 @@ class FunctionService:
     async def _run_job(self, job: Job, fn: FunctionDef | None = None) -> None:
         """Run one claimed job and hand it to the finisher."""
         finished = FinishedJob(job.id)
+        base: Base | None = None
         try:
             base = await self.tenancy.base_by_name(job.base)
             fn = await self._current(base, job, fn)
@@ -431,8 +432,13 @@ class FunctionService:
                 finished = FinishedJob(job.id, base, run)
         except SBError as exc:
             log.warning("function job %s failed: %s", job.id, exc.message)
-        except Exception:
+        except Exception as exc:
             log.exception("function job %s failed", job.id)
+            if base is not None and fn is not None:  # in its history, not only in the server's log
+                output = ["Function started", f"internal error: {exc.__class__.__name__}: {exc}"]
+                finished = FinishedJob(
+                    job.id, base, FunctionRun(new_id(), fn.id, fn.version, now_iso(), now_iso(), False, output)
+                )
         self._finished.append(finished)
         self._finished_ready.set()
 

@@ -9,6 +9,9 @@ while functions loop, blow their memory or queue up, and each answer must come w
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from typing import TypeVar
@@ -142,6 +145,31 @@ async def test_a_throwing_triggered_function_is_recorded_failed_with_its_error_l
     assert run["success"] is False, run
     assert run["output"][:2] == ["Function started", "got 42"], run
     assert run["output"][-1].startswith("RangeError: kaboom 42"), run
+
+
+def worker_pids(server_pid: int) -> list[int]:
+    found = subprocess.run(
+        ["pgrep", "-P", str(server_pid), "-f", "sbserver.runtime.worker"], capture_output=True, text=True
+    )
+    return [int(pid) for pid in found.stdout.split()]
+
+
+async def test_workers_killed_while_idle_lose_no_event(safe: FnApi, safe_server: Process) -> None:
+    """A worker can die between runs (the OOM killer, an operator): the run that would have gone
+    to it goes to a fresh worker, and every triggered event still runs once."""
+    col = unique("killed")
+    await safe.add_ok("afterkill", f"db-{col}", "function handle(channel, type, data) { log(data.i); }")
+    user = await safe.register()
+    victims = worker_pids(safe_server.pid)
+    assert victims, "the server has no worker processes"
+    for pid in victims:
+        os.kill(pid, signal.SIGKILL)
+    await asyncio.sleep(0.2)  # both dead before any run is handed out
+    await safe.create_bulk(user.jwt, col, [{"i": i} for i in range(10)])
+    history = await safe.runs("afterkill", 10)
+    assert sorted(int(run["output"][1]) for run in history) == list(range(10)), history
+    assert all(run["success"] for run in history), history
+    assert not set(worker_pids(safe_server.pid)) & set(victims)
 
 
 async def test_a_function_cannot_read_another_apps_data(safe: FnApi) -> None:

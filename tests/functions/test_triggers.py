@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from typing import Any
 
 import pytest
 
@@ -215,3 +216,22 @@ async def test_a_queue_longer_than_the_lease_runs_each_job_once(make_fn: MakeFn)
         assert len(history) == 10 and all(h["success"] for h in history), history
         r = await fn.request("GET", "/sudo/derivedq", fn.root, params={"size": "100"})
         assert sorted(d["src"] for d in r.json()["results"]) == sorted(s["id"] for s in sources)
+
+
+async def test_an_internal_error_in_a_triggered_run_is_recorded_not_dropped(make_fn: MakeFn) -> None:
+    """Fault injection: the pool breaks in a way no worker outcome covers; the event's run is in
+    the function's history as failed with the reason, rather than vanishing with the job."""
+    async with make_fn() as env:
+        col = unique("broken")
+        await env.api.add_ok("broken", f"db-{col}", "function handle() { log('never'); }")
+        functions = env.server.services.functions
+
+        async def broken_run(*args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("injected pool failure")
+
+        functions.pool.run = broken_run
+        user = await env.api.register()
+        await env.api.create(user.jwt, col, {"a": 1})
+        [run] = await env.api.runs("broken", 1)
+        assert run["success"] is False, run
+        assert run["output"] == ["Function started", "internal error: RuntimeError: injected pool failure"], run
