@@ -160,8 +160,7 @@ class RuntimePool:
     ) -> Outcome:
         if not self._started:
             await self.start()
-        await self._turns.acquire()
-        turn = True
+        turn = False
         worker: Worker | None = None
         outcome = Outcome(ok=False)
         healthy = True
@@ -177,6 +176,7 @@ class RuntimePool:
         }
         try:
             worker = await self._live_worker(job)
+            turn = True
             async with asyncio.timeout(timeout or self.timeout):
                 while True:
                     frame = await worker.receive()
@@ -222,16 +222,29 @@ class RuntimePool:
         return outcome
 
     async def _live_worker(self, job: dict[str, Any]) -> Worker:
-        """An idle worker that took ``job``. One that died while idle (killed, out of memory) has
-        not seen the job: it is replaced and the job goes to the next one."""
+        """An idle worker that took ``job``, with a CPU turn held for it.
+
+        The worker comes first: a run waiting for a worker must not hold a turn, since the runs
+        holding every worker may be waiting for one (to go on after a fetch). One that died
+        while idle (killed, out of memory) has not seen the job: it is replaced and the job goes
+        to the next one."""
         for _ in range(self.size + 1):
             worker = await self._idle.get()
             if not worker.gone():
                 try:
+                    await self._turns.acquire()
+                except BaseException:
+                    self._idle.put(worker)
+                    raise
+                try:
                     await worker.send(job)
                     return worker
                 except (ConnectionError, OSError):
-                    pass
+                    self._turns.release()
+                except BaseException:
+                    self._turns.release()
+                    self._replace_later(worker)
+                    raise
             log.warning("function worker %s had exited; replacing it", worker.proc.pid)
             self._replace_later(worker)
         raise ConnectionError("function workers keep exiting before they can take a run")

@@ -519,6 +519,22 @@ async def test_runs_waiting_on_fetch_overlap_even_with_one_cpu_slot(make_fn: Mak
         assert took < 1.5, f"two 0.8 s fetches took {took:.2f} s: they did not overlap"
 
 
+async def test_more_runs_than_workers_all_waiting_on_fetch_do_not_deadlock(
+    make_fn: MakeFn, local_http: LocalHTTP
+) -> None:
+    """A run waiting for an idle worker must not hold a CPU turn: the runs in their fetch need a
+    turn back to go on, and they hold every worker."""
+    async with make_fn(function_workers=2, function_concurrency=1, function_timeout=20) as env:
+        fn = env.api
+        code = 'function handle() { var r = fetch("URL/slow"); log(JSON.stringify(r.ok)); }'.replace(
+            "URL", local_http.url
+        )
+        await fn.add_ok("fqueue", "web", code)
+        user = await fn.register()
+        runs = await asyncio.wait_for(asyncio.gather(*(fn.exec_ok("fqueue", user.jwt, {}) for _ in range(5))), 15)
+        assert [r["output"][1] for r in runs] == ["true"] * 5, runs
+
+
 async def test_default_pool_follows_the_cpus_the_process_may_use() -> None:
     settings = from_env({"JWT_SECRET": "x"})
     assert settings.function_concurrency == 0  # resolved to usable_cpus() when the pool is built
