@@ -11,7 +11,7 @@ import pytest
 import pytest_asyncio
 
 from sbserver.backends.storage.sqlite import SQLiteStore
-from sbserver.backends.storage.sqlite_writer import Writer, connect
+from sbserver.backends.storage.sqlite_writer import Checkpointer, Writer, connect
 from sbserver.settings import from_env, usable_cpus
 
 
@@ -105,3 +105,34 @@ def test_auto_writes_inline_only_on_one_cpu(tmp_path: Path) -> None:
     assert SQLiteStore(tmp_path / "a.db", writer="thread").inline_writer is False
     assert SQLiteStore(tmp_path / "b.db", writer="inline").inline_writer is True
     assert SQLiteStore(tmp_path / "c.db", writer="auto").inline_writer is (usable_cpus() == 1)
+
+
+@pytest.mark.parametrize("inline", [False, True], ids=["thread", "inline"])
+async def test_the_wal_stays_bounded_under_a_steady_stream_of_writes(tmp_path: Path, inline: bool) -> None:
+    """A checkpoint on another connection (the checkpointer thread, running here too) never lets
+    SQLite restart the WAL while writes keep coming; the writer's own checkpoint past the limit
+    does, so the WAL file stays near the limit instead of growing with every write."""
+    path = tmp_path / "wal.db"
+    setup = connect(path)
+    setup.execute("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER)")
+    setup.close()
+    limit = 256 * 1024
+    w = Writer(path, inline=inline, wal_limit=limit)
+    w.start(asyncio.get_running_loop())
+    checkpointer = Checkpointer(path, interval=0.005)
+    checkpointer.start()
+    wal = Path(f"{path}-wal")
+    largest = 0
+    try:
+        for i in range(1500):  # one write at a time: about 6 MB of WAL frames in all
+            await w.submit(lambda c, i=i: c.execute("INSERT INTO t VALUES (?, ?)", (f"{i:06d}" + "x" * 600, i)))
+            largest = max(largest, wal.stat().st_size)
+    finally:
+        await asyncio.to_thread(checkpointer.stop)
+        await asyncio.to_thread(w.stop)
+    assert largest < 4 * limit, f"the WAL grew to {largest} bytes (limit {limit})"
+    c = sqlite3.connect(path)
+    try:
+        assert c.execute("SELECT count(*) FROM t").fetchone()[0] == 1500
+    finally:
+        c.close()

@@ -381,6 +381,7 @@ class SQLiteStore(Store):
             self._checkpointer = None
         if self._writer is not None:
             if self._writer.inline:
+                await self._writer.checkpoint_done()
                 self._writer.stop()  # on the loop, between two batches
             else:
                 await asyncio.to_thread(self._writer.stop)

@@ -6,11 +6,22 @@ waiting (up to ``max_batch``), runs them in one ``BEGIN IMMEDIATE`` transaction 
 the batch runs again with a savepoint per job, so the failure is that job's alone), commits
 once, and only then resolves the callers' futures. A caller therefore never sees its write
 before it is durable in the WAL, and events derived from a write can be published after its future resolves.
+
+The WAL: the checkpointer thread copies it back into the database file, but SQLite only starts
+writing the WAL from its beginning again when a write transaction begins with every frame
+already copied, which a checkpoint on another connection never arranges while writes keep
+coming. The WAL would then grow without end, and appending to new file blocks costs the kernel
+far more than overwriting cached ones (zero-filling each block; it was an eighth of all the CPU
+a stream of writes used). So once the WAL passes ``wal_limit`` bytes, the writer runs a
+checkpoint on its own connection between two batches: off the event loop (writes wait for it,
+and go out together after), with ``journal_size_limit`` trimming the file back when the WAL
+restarts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import queue
 import sqlite3
 import threading
@@ -59,10 +70,13 @@ class Writer:
     loop iteration that submitted its jobs. On one core a writer thread cannot run beside the
     loop anyway, and handing every write to it and back costs two thread switches."""
 
-    def __init__(self, path: Path, max_batch: int = 512, inline: bool = False) -> None:
+    def __init__(self, path: Path, max_batch: int = 512, inline: bool = False, wal_limit: int = 16 << 20) -> None:
         self.path = path
         self.max_batch = max_batch
         self.inline = inline
+        self.wal_limit = wal_limit
+        self._wal = Path(f"{path}-wal")
+        self._checkpoint: concurrent.futures.Future[None] | None = None  # inline: one in flight
         self._conn: sqlite3.Connection | None = None
         self._pending: list[Job] = []
         self._scheduled = False
@@ -96,6 +110,8 @@ class Writer:
 
     def _run_inline(self) -> None:
         self._scheduled = False
+        if self._checkpoint is not None:  # the batch goes when the checkpoint is done
+            return
         conn = self._conn
         results: list[Result]
         if conn is None:  # stopped meanwhile
@@ -104,6 +120,10 @@ class Writer:
         else:
             batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
             results = self._run_safely(conn, batch)
+            if self._wal_too_long():
+                self._checkpoint_off_loop(conn)
+                _settle(results)
+                return
         if self._pending and self._loop is not None:
             self._scheduled = True
             self._loop.call_soon(self._run_inline)
@@ -119,7 +139,46 @@ class Writer:
                 pass
             return [(fut, None, exc) for _, fut in batch]
 
+    def _wal_too_long(self) -> bool:
+        try:
+            return self._wal.stat().st_size > self.wal_limit
+        except OSError:
+            return False
+
+    def _checkpoint_off_loop(self, conn: sqlite3.Connection) -> None:
+        """Inline mode: checkpoint on a thread (its fsyncs must not hold the loop), no batch
+        meanwhile; the next batch begins on a fully copied WAL, so SQLite restarts it."""
+        assert self._loop is not None
+        loop = self._loop
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._checkpoint = done
+
+        def work() -> None:
+            try:
+                _checkpoint(conn)
+            finally:
+                done.set_result(None)
+                try:
+                    loop.call_soon_threadsafe(self._checkpoint_done)
+                except RuntimeError:  # the loop is closed: nobody is waiting
+                    pass
+
+        threading.Thread(target=work, name="sqlite-wal-restart", daemon=True).start()
+
+    def _checkpoint_done(self) -> None:
+        self._checkpoint = None
+        if self._pending and not self._scheduled and self._loop is not None:
+            self._scheduled = True
+            self._loop.call_soon(self._run_inline)
+
+    async def checkpoint_done(self) -> None:
+        """Inline mode: wait, without holding the loop, for a checkpoint using the connection."""
+        if self._checkpoint is not None:
+            await asyncio.wrap_future(self._checkpoint)
+
     def stop(self) -> None:
+        if self._checkpoint is not None:
+            self._checkpoint.result()
         if self._conn is not None:
             conn, self._conn = self._conn, None
             conn.close()
@@ -130,8 +189,10 @@ class Writer:
 
     def _connect(self) -> sqlite3.Connection:
         conn = connect(self.path)
-        # Checkpoints (and their fsync) run on the checkpointer thread, never inside a commit.
+        # Checkpoints (and their fsync) run on the checkpointer thread, never inside a commit;
+        # the writer's own only when the WAL has grown past wal_limit (see the module's doc).
         conn.execute("PRAGMA wal_autocheckpoint=0")
+        conn.execute(f"PRAGMA journal_size_limit={int(self.wal_limit)}")
         return conn
 
     def _run(self) -> None:
@@ -165,6 +226,8 @@ class Writer:
                     loop.call_soon_threadsafe(_settle, results)
                 except RuntimeError:  # the loop closed under us: nobody is waiting any more
                     return
+                if self._wal_too_long():
+                    _checkpoint(conn)
         finally:
             conn.close()
 
@@ -179,6 +242,13 @@ class Writer:
 
 
 Result = tuple[asyncio.Future[Any], Any, BaseException | None]
+
+
+def _checkpoint(conn: sqlite3.Connection) -> None:
+    try:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    except sqlite3.Error:
+        pass  # busy: the next batch past the limit tries again
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
