@@ -12,7 +12,7 @@ from typing import Any
 
 from sbserver.backends.storage import Store
 from sbserver.errors import BadRequest, Forbidden, NotFound
-from sbserver.ids import new_id, now_iso
+from sbserver.ids import new_ordered_id, now_iso
 from sbserver.services.events import DB_CREATED, DB_DELETED, DB_UPDATED, DbEvent, EventBus
 from sbserver.services.permissions import Level, Permission, check_collection_name, permission_of, stored_name
 from sbserver.services.query import Clause, check_field, lookup, matcher, parse_clauses, sort_value
@@ -126,7 +126,7 @@ class DocumentService:
     # create
     async def create(self, caller: Identity, base: Base, col: str, body: Any) -> dict[str, Any]:
         name, perm = await self.resolve(base, col)
-        doc = StoredDoc(new_id(), caller.account_id, caller.user_id, now_iso(), clean(body))
+        doc = StoredDoc(new_ordered_id(), caller.account_id, caller.user_id, now_iso(), clean(body))
         await self.store.insert_documents(base, name, [doc], perm.digits)
         self._emit(DB_CREATED, base, col, doc, caller)
         return doc.public()
@@ -140,7 +140,7 @@ class DocumentService:
         for n, item in enumerate(body, start=1):
             items.append(clean(item, f"invalid body: element {n}"))
         name, perm = await self.resolve(base, col)
-        docs = [StoredDoc(new_id(), caller.account_id, caller.user_id, now_iso(), d) for d in items]
+        docs = [StoredDoc(new_ordered_id(), caller.account_id, caller.user_id, now_iso(), d) for d in items]
         if docs:
             await self.store.insert_documents(base, name, docs, perm.digits)
         for doc in docs:

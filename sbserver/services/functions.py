@@ -31,7 +31,7 @@ import orjson
 from sbserver.backends.cache import Cache
 from sbserver.backends.storage import Store
 from sbserver.errors import BadRequest, Conflict, NotFound, SBError
-from sbserver.ids import new_id, now_iso, random_code
+from sbserver.ids import new_id, new_ordered_id, now_iso, random_code
 from sbserver.runtime.pool import Outcome, RuntimePool
 from sbserver.services.events import DbEvent, EventBus
 from sbserver.services.fnhelpers import HelperContext, Helpers
@@ -248,7 +248,7 @@ class FunctionService:
             output.append("Function completed")
         if not outcome.ok:
             output.append(outcome.error)
-        run = FunctionRun(new_id(), fn.id, fn.version, started, now_iso(), outcome.ok, output)
+        run = FunctionRun(new_ordered_id(), fn.id, fn.version, started, now_iso(), outcome.ok, output)
         return outcome, run
 
     async def exec_web(self, base: Base, ident: Identity, name: str, args: list[Any]) -> None:
@@ -374,7 +374,7 @@ class FunctionService:
                         msg = {**head, **msg}
                     legacy = msg
                 payload = {"args": args, "legacy": legacy, "identity": identity_dict(runner), "event": kind}
-                jobs.append((Job(new_id(), base.name, fn.id, payload, now_iso()), fn))
+                jobs.append((Job(new_ordered_id(), base.name, fn.id, payload, now_iso()), fn))
         if not jobs:
             return
         try:
@@ -424,7 +424,7 @@ class FunctionService:
             elif job.attempts >= MAX_ATTEMPTS:
                 gave_up = ["Function started", f"gave up after {job.attempts} interrupted attempts"]
                 finished = FinishedJob(
-                    job.id, base, FunctionRun(new_id(), fn.id, fn.version, now_iso(), now_iso(), False, gave_up)
+                    job.id, base, FunctionRun(new_ordered_id(), fn.id, fn.version, now_iso(), now_iso(), False, gave_up)
                 )
             else:
                 p = job.payload
@@ -437,7 +437,7 @@ class FunctionService:
             if base is not None and fn is not None:  # in its history, not only in the server's log
                 output = ["Function started", f"internal error: {exc.__class__.__name__}: {exc}"]
                 finished = FinishedJob(
-                    job.id, base, FunctionRun(new_id(), fn.id, fn.version, now_iso(), now_iso(), False, output)
+                    job.id, base, FunctionRun(new_ordered_id(), fn.id, fn.version, now_iso(), now_iso(), False, output)
                 )
         self._finished.append(finished)
         self._finished_ready.set()

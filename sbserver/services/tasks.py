@@ -25,7 +25,7 @@ import orjson
 
 from sbserver.backends.storage import Store
 from sbserver.errors import BadRequest, Conflict, NotFound, SBError
-from sbserver.ids import new_id, now_iso
+from sbserver.ids import new_id, new_ordered_id, now_iso
 from sbserver.services import schedule
 from sbserver.services.functions import FunctionService, message_data
 from sbserver.services.realtime import Broker
@@ -262,7 +262,13 @@ class TaskService:
         nxt = sched.next_after(now, task.anchor)
         if task.running_until > now:
             skipped = TaskRun(
-                new_id(), task.id, task.next_run, now_iso(), now_iso(), "skipped", "the previous run was still going"
+                new_ordered_id(),
+                task.id,
+                task.next_run,
+                now_iso(),
+                now_iso(),
+                "skipped",
+                "the previous run was still going",
             )
             await self.store.skip_task(task.id, task.next_run, nxt, skipped, self.keep)
             return False
@@ -302,7 +308,7 @@ class TaskService:
         except Exception as exc:
             log.exception("task %s failed", task.id)
             error = f"internal error: {exc.__class__.__name__}"
-        run = TaskRun(new_id(), task.id, due, started, now_iso(), "success" if ok else "failed", error, output)
+        run = TaskRun(new_ordered_id(), task.id, due, started, now_iso(), "success" if ok else "failed", error, output)
         try:
             await self.store.finish_task(task.id, run, self.keep)
         except SBError as exc:
