@@ -227,12 +227,14 @@ def _run(ch: Channel, job: dict[str, Any], box: list[quickjs.Context], formatter
         ctx.add_callable(name, helper(name))
     ctx.add_callable("log", log)
     ctx.set("secrets", ctx.parse_json(orjson.dumps(job.get("secrets") or {}).decode()))
-    ctx.eval("Object.freeze(secrets);" + (FETCH_UNDEFINED if "fetch" in names else ""))
+    if "fetch" in names:
+        ctx.eval(FETCH_UNDEFINED)
     try:
         ctx.eval(code)
     except quickjs.JSException as exc:
         return done(False, "compile", describe(exc))
-    arity = ctx.eval('typeof handle === "function" ? handle.length : -1')
+    # one evaluation after the code: each costs a compile
+    arity = ctx.eval('Object.freeze(secrets); typeof handle === "function" ? handle.length : -1')
     if arity == -1:
         return done(False, "compile", 'unable to find function "handle"')
     if checking:

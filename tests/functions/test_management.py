@@ -255,3 +255,14 @@ async def test_f94_secrets_are_stored_usable_and_never_shown(fn: FnApi) -> None:
     run = await fn.exec_ok("f94", user.jwt, {})
     assert run["output"][1] == '{"k":"new"}', run
     assert (await fn.info("f94")).get("secrets", "") == ""
+
+
+async def test_secrets_are_read_only_in_handle(fn: FnApi) -> None:
+    code = """function handle() {
+  secrets.API_KEY = "changed"; secrets.added = 1; delete secrets.API_KEY;
+  log(JSON.stringify([secrets.API_KEY, secrets.added, Object.isFrozen(secrets)]));
+}"""
+    r = await fn.add("frozen", "web", code, secrets="API_KEY=kept")
+    assert r.status_code == 200, r.text
+    run = await fn.exec_ok("frozen", (await fn.register()).jwt, {})
+    assert run["output"][1] == '["kept",null,true]', run
