@@ -14,6 +14,7 @@ reported as failed with the reason.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -72,19 +73,35 @@ class Worker:
 
 
 class Idle:
-    """Idle workers, the one returned last handed out first."""
+    """Idle workers, the one returned last handed out first (its caches are the warmest)."""
 
     def __init__(self) -> None:
         self._stack: list[Worker] = []
-        self._count = asyncio.Semaphore(0)
+        self._waiters: collections.deque[asyncio.Future[Worker]] = collections.deque()
 
     def put(self, worker: Worker) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(worker)
+                return
         self._stack.append(worker)
-        self._count.release()
+
+    def take(self) -> Worker | None:
+        """An idle worker now, or None."""
+        return self._stack.pop() if self._stack else None
 
     async def get(self) -> Worker:
-        await self._count.acquire()
-        return self._stack.pop()
+        if self._stack:
+            return self._stack.pop()
+        waiter: asyncio.Future[Worker] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():  # handed over just before the cancel
+                self.put(waiter.result())
+            raise
 
 
 class RuntimePool:
@@ -224,27 +241,33 @@ class RuntimePool:
     async def _live_worker(self, job: dict[str, Any]) -> Worker:
         """An idle worker that took ``job``, with a CPU turn held for it.
 
-        The worker comes first: a run waiting for a worker must not hold a turn, since the runs
-        holding every worker may be waiting for one (to go on after a fetch). One that died
-        while idle (killed, out of memory) has not seen the job: it is replaced and the job goes
-        to the next one."""
+        The turn comes first, then the worker that went idle last (the warmest: with one CPU,
+        runs keep to one worker instead of taking turns between processes). A run never holds
+        a turn while it waits for a worker: the runs holding every worker may be waiting for a
+        turn (to go on after a fetch). A worker that died while idle (killed, out of memory) has
+        not seen the job: it is replaced and the job goes to the next one."""
         for _ in range(self.size + 1):
-            worker = await self._idle.get()
-            if not worker.gone():
+            await self._turns.acquire()
+            worker = self._idle.take()
+            if worker is None:
+                self._turns.release()
+                worker = await self._idle.get()
                 try:
                     await self._turns.acquire()
                 except BaseException:
                     self._idle.put(worker)
                     raise
+            if not worker.gone():
                 try:
                     await worker.send(job)
                     return worker
                 except (ConnectionError, OSError):
-                    self._turns.release()
+                    pass
                 except BaseException:
                     self._turns.release()
                     self._replace_later(worker)
                     raise
+            self._turns.release()
             log.warning("function worker %s had exited; replacing it", worker.proc.pid)
             self._replace_later(worker)
         raise ConnectionError("function workers keep exiting before they can take a run")
