@@ -7,13 +7,14 @@ the caller reads and writes. Writes publish ``DbEvent``s once the store has comm
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
 from sbserver.backends.storage import Store
 from sbserver.errors import BadRequest, Forbidden, NotFound
 from sbserver.ids import new_ordered_id, now_iso
-from sbserver.services.events import DB_CREATED, DB_DELETED, DB_UPDATED, DbEvent, EventBus
+from sbserver.services.events import DB_CREATED, DB_DELETED, DB_UPDATED, DbEvent, EventBus, settled
 from sbserver.services.permissions import Level, Permission, check_collection_name, permission_of, stored_name
 from sbserver.services.query import Clause, check_field, lookup, matcher, parse_clauses, sort_value
 from sbserver.types import ALL_ROWS, Base, Identity, Scope, StoredDoc
@@ -109,8 +110,11 @@ class DocumentService:
             raise Forbidden(f"collection {name!r} was created with permissions {digits}: a looser suffix is refused")
         return name, first
 
-    def _emit(self, kind: str, base: Base, col: str, doc: StoredDoc, caller: Identity, deleted: bool = False) -> None:
-        self.events.publish(
+    def _emit(
+        self, kind: str, base: Base, col: str, doc: StoredDoc, caller: Identity, deleted: bool = False
+    ) -> list[asyncio.Future[None]]:
+        """Publish a committed write's event; returns what to await before answering the caller."""
+        return self.events.publish(
             DbEvent(
                 kind,
                 base.name,
@@ -128,7 +132,7 @@ class DocumentService:
         name, perm = await self.resolve(base, col)
         doc = StoredDoc(new_ordered_id(), caller.account_id, caller.user_id, now_iso(), clean(body))
         await self.store.insert_documents(base, name, [doc], perm.digits)
-        self._emit(DB_CREATED, base, col, doc, caller)
+        await settled(self._emit(DB_CREATED, base, col, doc, caller))
         return doc.public()
 
     async def create_many(self, caller: Identity, base: Base, col: str, body: Any) -> int:
@@ -143,8 +147,7 @@ class DocumentService:
         docs = [StoredDoc(new_ordered_id(), caller.account_id, caller.user_id, now_iso(), d) for d in items]
         if docs:
             await self.store.insert_documents(base, name, docs, perm.digits)
-        for doc in docs:
-            self._emit(DB_CREATED, base, col, doc, caller)
+        await settled([d for doc in docs for d in self._emit(DB_CREATED, base, col, doc, caller)])
         return len(docs)
 
     # read
@@ -215,7 +218,7 @@ class DocumentService:
         doc = await self.store.update_document(base, name, doc_id, _scope(caller, perm.read), merge)
         if doc is None:
             raise NotFound("document not found")
-        self._emit(DB_UPDATED, base, col, doc, caller)
+        await settled(self._emit(DB_UPDATED, base, col, doc, caller))
         return doc.public()
 
     async def update_many(self, caller: Identity, base: Base, col: str, body: Any) -> int:
@@ -228,8 +231,7 @@ class DocumentService:
         docs = await self.store.update_documents(
             base, name, _scope(caller, perm.write), matcher(clauses), lambda d: {**d.data, **changes}
         )
-        for doc in docs:
-            self._emit(DB_UPDATED, base, col, doc, caller)
+        await settled([d for doc in docs for d in self._emit(DB_UPDATED, base, col, doc, caller)])
         return len(docs)
 
     async def increment(self, caller: Identity, base: Base, col: str, doc_id: str, field: str, amount: Any) -> None:
@@ -254,7 +256,7 @@ class DocumentService:
         doc = await self.store.update_document(base, name, doc_id, _scope(caller, perm.read), add)
         if doc is None:
             raise NotFound("document not found")
-        self._emit(DB_UPDATED, base, col, doc, caller)
+        await settled(self._emit(DB_UPDATED, base, col, doc, caller))
 
     # delete
     async def delete(self, caller: Identity, base: Base, col: str, doc_id: str) -> int:
@@ -262,15 +264,14 @@ class DocumentService:
         doc = await self.store.delete_document(base, name, doc_id, _scope(caller, perm.write))
         if doc is None:
             return 0
-        self._emit(DB_DELETED, base, col, doc, caller, deleted=True)
+        await settled(self._emit(DB_DELETED, base, col, doc, caller, deleted=True))
         return 1
 
     async def delete_many(self, caller: Identity, base: Base, col: str, raw: Any) -> int:
         clauses = parse_clauses(raw)
         name, perm = await self.resolve(base, col)
         docs = await self.store.delete_documents(base, name, _scope(caller, perm.write), matcher(clauses))
-        for doc in docs:
-            self._emit(DB_DELETED, base, col, doc, caller, deleted=True)
+        await settled([d for doc in docs for d in self._emit(DB_DELETED, base, col, doc, caller, deleted=True)])
         return len(docs)
 
     # search, indexes, collections

@@ -2,11 +2,15 @@
 
 Handlers are called synchronously in publish order, so each subscriber sees the events of a
 collection in commit order; a handler that has real work to do queues it and returns at once.
-The realtime broker and the function triggers subscribe here.
+The realtime broker and the function triggers subscribe here. A handler may return a future
+that resolves once the event is durable on its side (function jobs written to the store); the
+writer answers its caller only after those (``settled``), so an acknowledged write's function
+runs survive a crash of the process.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,7 +41,7 @@ class DbEvent:
         return f"db-{self.collection}"
 
 
-Handler = Callable[[DbEvent], None]
+Handler = Callable[[DbEvent], "asyncio.Future[None] | None"]
 
 
 class EventBus:
@@ -54,9 +58,22 @@ class EventBus:
 
         return unsubscribe
 
-    def publish(self, event: DbEvent) -> None:
+    def publish(self, event: DbEvent) -> list[asyncio.Future[None]]:
+        """Hand ``event`` to every subscriber; returns what to wait for before acknowledging it."""
+        pending: list[asyncio.Future[None]] = []
         for handler in list(self._handlers):
             try:
-                handler(event)
+                durable = handler(event)
             except Exception:  # one broken subscriber must not stop the others or the write
                 log.exception("event handler failed for %s on %s", event.type, event.channel)
+                continue
+            if durable is not None:
+                pending.append(durable)
+        return pending
+
+
+async def settled(pending: list[asyncio.Future[None]]) -> None:
+    """Wait until the subscribers made these events durable. Each future is this write's own
+    (a cancelled writer cancels only its own; the dispatcher skips futures already done)."""
+    for durable in pending:
+        await durable

@@ -53,7 +53,9 @@ FINISH_BATCH = 64
 # The functions of one base, by trigger and by id.
 Table = tuple[dict[str, list[FunctionDef]], dict[str, FunctionDef]]
 # base name, base, message, sender, and the data as a value (NO_VALUE: parse the message's text)
-Inbox = tuple[str, Base | None, dict[str, Any], Identity | None, Any]
+# base name, base, message, identity, value, and for a database write the future its writer
+# awaits: resolved once the event's jobs are in the store
+Inbox = tuple[str, Base | None, dict[str, Any], Identity | None, Any, "asyncio.Future[None] | None"]
 NO_VALUE = object()
 
 
@@ -162,6 +164,9 @@ class FunctionService:
             task.cancel()
         await asyncio.gather(*self._loops, *self._tasks, return_exceptions=True)
         self._loops.clear()
+        for *_, durable in self._inbox:  # events never dispatched: their writers must not hang
+            if durable is not None and not durable.done():
+                durable.set_result(None)
         if self._finisher:  # after its write in flight, if any: a cancelled write would run them again
             async with self._flushing:
                 self._finisher.cancel()
@@ -291,10 +296,11 @@ class FunctionService:
             delivered["type"] = "chan_out"
         self._accept(base.name, base, delivered, ident, NO_VALUE)
 
-    def on_db_event(self, event: DbEvent) -> None:
+    def on_db_event(self, event: DbEvent) -> asyncio.Future[None] | None:
+        """Queue the event for the dispatcher; the write is acknowledged once its jobs are stored."""
         table = self._triggers.get(event.base) if self._local_cache else None
         if table is not None and event.channel not in table[0] and event.type not in table[0]:
-            return  # nothing listens: the common case costs no more than this
+            return None  # nothing listens: the common case costs no more than this
         value = event.doc_id if event.document is None else event.document
         msg = {  # "data", the value as JSON text, is added if a function gets the whole message
             "sid": "",
@@ -309,12 +315,20 @@ class FunctionService:
             },
             "base": event.base,
         }
-        self._accept(event.base, None, msg, event.actor, value)
+        durable: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._accept(event.base, None, msg, event.actor, value, durable)
+        return durable
 
     def _accept(
-        self, base_name: str, base: Base | None, msg: dict[str, Any], ident: Identity | None, value: Any
+        self,
+        base_name: str,
+        base: Base | None,
+        msg: dict[str, Any],
+        ident: Identity | None,
+        value: Any,
+        durable: asyncio.Future[None] | None = None,
     ) -> None:
-        self._inbox.append((base_name, base, msg, ident, value))
+        self._inbox.append((base_name, base, msg, ident, value, durable))
         self._inbox_ready.set()
 
     async def _rate_limited(self, base: Base, msg: dict[str, Any], ident: Identity | None) -> bool:
@@ -336,13 +350,17 @@ class FunctionService:
                     await self._dispatch(batch)
                 except Exception:
                     log.exception("dispatching %d events to functions failed", len(batch))
+                finally:  # the writers go on, stored or not (a failure is logged, not theirs)
+                    for *_, durable in batch:
+                        if durable is not None and not durable.done():
+                            durable.set_result(None)
 
     async def _dispatch(self, batch: list[Inbox]) -> None:
         """Turn every waiting event into jobs, one per matching function, queued in one write."""
         bases: dict[str, Base] = {}
         keys: dict[str, set[str]] = {}
         events = []
-        for base_name, base, msg, ident, value in batch:
+        for base_name, base, msg, ident, value, _ in batch:
             try:
                 base = base or bases.get(base_name) or await self.tenancy.base_by_name(base_name)
             except SBError:

@@ -235,3 +235,24 @@ async def test_an_internal_error_in_a_triggered_run_is_recorded_not_dropped(make
         [run] = await env.api.runs("broken", 1)
         assert run["success"] is False, run
         assert run["output"] == ["Function started", "internal error: RuntimeError: injected pool failure"], run
+
+
+async def test_a_write_is_acknowledged_only_once_its_function_jobs_are_stored(make_fn: MakeFn) -> None:
+    """Issue 5 (6): an event accepted just before the process dies still runs. The client's 201
+    is that acceptance, so it waits for the job rows; the queue write is slowed here (fault
+    injection) to make the order observable. The jobs stay unclaimed: another host runs them."""
+    async with make_fn(primary_instance="other-host") as env:
+        col = unique("ack")
+        await env.api.add_ok("ack", f"db-{col}", MARK)
+        store = env.store
+        enqueue = store.enqueue_jobs
+
+        async def slow_enqueue(*args: Any, **kwargs: Any) -> None:
+            await asyncio.sleep(0.3)
+            await enqueue(*args, **kwargs)
+
+        store.enqueue_jobs = slow_enqueue
+        user = await env.api.register()
+        doc = await env.api.create(user.jwt, col, {"v": 1})
+        jobs = await store.claim_jobs("test-owner", time.time(), time.time() + 60, 100)
+        assert [job.payload["args"][2]["id"] for job in jobs] == [doc["id"]], jobs
