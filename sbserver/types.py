@@ -189,6 +189,16 @@ class Job:
 
 
 @dataclass(frozen=True, slots=True)
+class QueuedJobs:
+    """Function jobs written in the same transaction as the documents whose event they run for:
+    the write and its runs are durable together. Claimed by ``owner`` until ``lease_until``."""
+
+    jobs: list[Job]
+    owner: str
+    lease_until: float
+
+
+@dataclass(frozen=True, slots=True)
 class FinishedJob:
     """A job that ended: removed from the queue with its run recorded (no run when nothing ran)."""
 

@@ -60,6 +60,7 @@ def build_services(settings: Settings, store: Store, cache: Cache, bus: Bus, mai
     )
     helpers = Helpers(documents, broker, cache, mailer, settings, http)
     functions = FunctionService(store, cache, pool, helpers, broker, events, tenancy, settings)
+    documents.planner = functions  # new documents' function jobs are written in their transaction
     return Services(
         settings=settings,
         store=store,

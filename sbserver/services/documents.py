@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sbserver.backends.storage import Store
 from sbserver.errors import BadRequest, Forbidden, NotFound
@@ -17,7 +17,7 @@ from sbserver.ids import new_ordered_id, now_iso
 from sbserver.services.events import DB_CREATED, DB_DELETED, DB_UPDATED, DbEvent, EventBus, settled
 from sbserver.services.permissions import Level, Permission, check_collection_name, permission_of, stored_name
 from sbserver.services.query import Clause, check_field, lookup, matcher, parse_clauses, sort_value
-from sbserver.types import ALL_ROWS, Base, Identity, Scope, StoredDoc
+from sbserver.types import ALL_ROWS, Base, Identity, QueuedJobs, Scope, StoredDoc
 
 SYSTEM_FIELDS = ("id", "accountId", "ownerId", "sb_created")
 SYSTEM_COLLECTIONS = (
@@ -83,7 +83,16 @@ def clean(body: Any, what: str = "invalid body") -> dict[str, Any]:
     return body
 
 
+class JobPlanner(Protocol):
+    def plan_inserts(self, base: Base, col: str, docs: list[StoredDoc], caller: Identity) -> QueuedJobs | None: ...
+
+    def inserted(self, planned: QueuedJobs) -> None: ...
+
+
 class DocumentService:
+    # set by the container: plans the function jobs of new documents, written in their transaction
+    planner: JobPlanner | None = None
+
     def __init__(self, store: Store, events: EventBus, keep_suffix: bool = True) -> None:
         self.store = store
         self.events = events
@@ -111,7 +120,14 @@ class DocumentService:
         return name, first
 
     def _emit(
-        self, kind: str, base: Base, col: str, doc: StoredDoc, caller: Identity, deleted: bool = False
+        self,
+        kind: str,
+        base: Base,
+        col: str,
+        doc: StoredDoc,
+        caller: Identity,
+        deleted: bool = False,
+        queued: bool = False,
     ) -> list[asyncio.Future[None]]:
         """Publish a committed write's event; returns what to await before answering the caller."""
         return self.events.publish(
@@ -124,15 +140,28 @@ class DocumentService:
                 doc.owner_id,
                 None if deleted else doc.public(),
                 caller,
+                queued,
             )
+        )
+
+    async def _insert(
+        self, caller: Identity, base: Base, col: str, name: str, docs: list[StoredDoc], perm: str
+    ) -> None:
+        """Insert new documents with their function jobs in one transaction when the triggers are
+        known here (else the jobs are queued after the commit, before the caller is answered)."""
+        planned = self.planner.plan_inserts(base, col, docs, caller) if self.planner else None
+        await self.store.insert_documents(base, name, docs, perm, planned)
+        if planned is not None and self.planner is not None:
+            self.planner.inserted(planned)
+        await settled(
+            [d for doc in docs for d in self._emit(DB_CREATED, base, col, doc, caller, queued=planned is not None)]
         )
 
     # create
     async def create(self, caller: Identity, base: Base, col: str, body: Any) -> dict[str, Any]:
         name, perm = await self.resolve(base, col)
         doc = StoredDoc(new_ordered_id(), caller.account_id, caller.user_id, now_iso(), clean(body))
-        await self.store.insert_documents(base, name, [doc], perm.digits)
-        await settled(self._emit(DB_CREATED, base, col, doc, caller))
+        await self._insert(caller, base, col, name, [doc], perm.digits)
         return doc.public()
 
     async def create_many(self, caller: Identity, base: Base, col: str, body: Any) -> int:
@@ -146,8 +175,7 @@ class DocumentService:
         name, perm = await self.resolve(base, col)
         docs = [StoredDoc(new_ordered_id(), caller.account_id, caller.user_id, now_iso(), d) for d in items]
         if docs:
-            await self.store.insert_documents(base, name, docs, perm.digits)
-        await settled([d for doc in docs for d in self._emit(DB_CREATED, base, col, doc, caller)])
+            await self._insert(caller, base, col, name, docs, perm.digits)
         return len(docs)
 
     # read

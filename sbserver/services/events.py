@@ -35,6 +35,7 @@ class DbEvent:
     owner_id: str
     document: dict[str, Any] | None  # the full document after the write; None for deletes
     actor: Identity
+    queued: bool = False  # its function jobs were written with the write itself
 
     @property
     def channel(self) -> str:

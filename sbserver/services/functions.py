@@ -33,12 +33,12 @@ from sbserver.backends.storage import Store
 from sbserver.errors import BadRequest, Conflict, NotFound, SBError
 from sbserver.ids import new_id, new_ordered_id, now_iso, random_code
 from sbserver.runtime.pool import Outcome, RuntimePool
-from sbserver.services.events import DbEvent, EventBus
+from sbserver.services.events import DB_CREATED, DbEvent, EventBus
 from sbserver.services.fnhelpers import HelperContext, Helpers
 from sbserver.services.realtime import Broker
 from sbserver.services.tenancy import TenancyService
 from sbserver.settings import Settings
-from sbserver.types import Base, FinishedJob, FunctionDef, FunctionRun, Identity, Job
+from sbserver.types import Base, FinishedJob, FunctionDef, FunctionRun, Identity, Job, QueuedJobs, StoredDoc
 
 log = logging.getLogger("sbserver.functions")
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
@@ -93,6 +93,24 @@ def identity_dict(ident: Identity) -> dict[str, Any]:
 
 def identity_from(d: dict[str, Any]) -> Identity:
     return Identity(d["base"], d["a"], d["u"], d.get("e", ""), int(d.get("r", 0)), d.get("t", ""))
+
+
+def db_message(kind: str, channel: str, actor: Identity, base_name: str) -> dict[str, Any]:
+    """A database event as a channel message (without its data)."""
+    return {
+        "sid": "",
+        "type": kind,
+        "channel": channel,
+        "token": "",
+        "auth": {"accountId": actor.account_id, "userId": actor.user_id, "email": "", "role": actor.role},
+        "base": base_name,
+    }
+
+
+def with_data(msg: dict[str, Any], value: Any) -> dict[str, Any]:
+    """The message with ``data``, the value as JSON text, where a chat message has it: after the type."""
+    head = {"sid": msg["sid"], "type": msg["type"], "data": orjson.dumps(value).decode()}
+    return {**head, **msg}
 
 
 def message_data(text: str) -> Any:
@@ -296,25 +314,52 @@ class FunctionService:
             delivered["type"] = "chan_out"
         self._accept(base.name, base, delivered, ident, NO_VALUE)
 
+    def plan_inserts(self, base: Base, col: str, docs: list[StoredDoc], caller: Identity) -> QueuedJobs | None:
+        """The jobs of new documents' db_created events, to be written in the documents' own
+        transaction; None when this process does not hold the app's triggers (the events then
+        go through the dispatcher). The same jobs the dispatcher would make."""
+        table = self._triggers.get(base.name) if self._local_cache else None
+        if table is None:
+            return None
+        channel = f"db-{col}"
+        owner, lease_until = (self.owner, time.time() + self._lease()) if self.runs_jobs else ("", 0.0)
+        fns = matching(table, [channel, DB_CREATED])
+        jobs: list[Job] = []
+        for doc in docs:
+            value = doc.public()
+            msg: dict[str, Any] | None = None
+            for fn in fns:
+                legacy = None
+                if fn.trigger == DB_CREATED and fn.trigger != channel:
+                    msg = msg or with_data(db_message(DB_CREATED, channel, caller, base.name), value)
+                    legacy = msg
+                payload = {
+                    "args": [channel, DB_CREATED, value],
+                    "legacy": legacy,
+                    "identity": identity_dict(caller),
+                    "event": DB_CREATED,
+                }
+                jobs.append(Job(new_ordered_id(), base.name, fn.id, payload, now_iso()))
+        return QueuedJobs(jobs, owner, lease_until)
+
+    def inserted(self, planned: QueuedJobs) -> None:
+        """The documents and their jobs are committed: run the jobs here (held under our lease)."""
+        if not planned.owner:
+            return  # left unclaimed for the primary instance's poller
+        for job in planned.jobs:
+            self._held.add(job.id)
+            self._queue.put_nowait((job, None))  # the run looks its function up when it starts
+
     def on_db_event(self, event: DbEvent) -> asyncio.Future[None] | None:
         """Queue the event for the dispatcher; the write is acknowledged once its jobs are stored."""
+        if event.queued:
+            return None  # its jobs were written with the write
         table = self._triggers.get(event.base) if self._local_cache else None
         if table is not None and event.channel not in table[0] and event.type not in table[0]:
             return None  # nothing listens: the common case costs no more than this
         value = event.doc_id if event.document is None else event.document
-        msg = {  # "data", the value as JSON text, is added if a function gets the whole message
-            "sid": "",
-            "type": event.type,
-            "channel": event.channel,
-            "token": "",
-            "auth": {
-                "accountId": event.actor.account_id,
-                "userId": event.actor.user_id,
-                "email": "",
-                "role": event.actor.role,
-            },
-            "base": event.base,
-        }
+        # "data", the value as JSON text, is added if a function gets the whole message
+        msg = db_message(event.type, event.channel, event.actor, event.base)
         durable: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._accept(event.base, None, msg, event.actor, value, durable)
         return durable
@@ -387,9 +432,8 @@ class FunctionService:
             for fn in fns:
                 legacy = None
                 if fn.trigger == kind and fn.trigger != channel:
-                    if "data" not in msg:  # as a chat message has it: after the type
-                        head = {"sid": msg["sid"], "type": msg["type"], "data": orjson.dumps(value).decode()}
-                        msg = {**head, **msg}
+                    if "data" not in msg:
+                        msg = with_data(msg, value)
                     legacy = msg
                 payload = {"args": args, "legacy": legacy, "identity": identity_dict(runner), "event": kind}
                 jobs.append((Job(new_ordered_id(), base.name, fn.id, payload, now_iso()), fn))

@@ -18,7 +18,7 @@ import pytest
 from sbserver.backends.storage import postgresql, sqlite
 from sbserver.backends.storage.base import Store
 from sbserver.errors import Conflict
-from sbserver.types import ZERO_TIME, Base, FinishedJob, FunctionDef, FunctionRun, Job
+from sbserver.types import ALL_ROWS, ZERO_TIME, Base, FinishedJob, FunctionDef, FunctionRun, Job, QueuedJobs, StoredDoc
 from tests.backends import test_storage
 from tests.backends.test_storage import make_base, uid
 
@@ -486,3 +486,32 @@ async def test_extend_leases_only_touches_the_owners_jobs(store: Store) -> None:
     assert [j.id for j in await store.claim_jobs("p4", T0 + 99, T0 + 160, 10)] == []
     assert {j.id for j in await store.claim_jobs("p3", T0 + 201, T0 + 300, 10)} == {mine.id, theirs.id}
     await empty_queue(store)
+
+
+async def test_documents_and_their_jobs_are_written_together(store: Store) -> None:
+    """insert_documents with a queue: the documents and their function jobs in one transaction,
+    including on a collection already known (PostgreSQL's one-statement path must not be taken)."""
+    await empty_queue(store)
+    base = await make_base(store)
+    first = StoredDoc(uid(), "acct", "user", NOW, {"n": 1})
+    await store.insert_documents(base, "jobs_col", [first], "764")  # the collection is known from here on
+    doc = StoredDoc(uid(), "acct", "user", NOW, {"n": 2})
+    job = job_of(base, payload={"args": ["db-jobs_col", "db_created", {"id": doc.id}]})
+    await store.insert_documents(base, "jobs_col", [doc], "764", QueuedJobs([job], "p1", T0 + 30))
+    assert await store.get_document(base, "jobs_col", doc.id, ALL_ROWS) == doc
+    assert await store.claim_jobs("p2", T0, T0 + 60, 10) == []  # leased to p1 until T0 + 30
+    got = await store.claim_jobs("p2", T0 + 31, T0 + 60, 10)
+    assert [(j.id, j.payload) for j in got] == [(job.id, job.payload)]
+    await empty_queue(store)
+
+
+async def test_a_failed_document_insert_queues_none_of_its_jobs(store: Store) -> None:
+    await empty_queue(store)
+    base = await make_base(store)
+    taken = StoredDoc(uid(), "acct", "user", NOW, {})
+    await store.insert_documents(base, "jobs_col", [taken], "764")
+    duplicate = StoredDoc(taken.id, "acct", "user", NOW, {"again": True})
+    with pytest.raises(Conflict):
+        await store.insert_documents(base, "jobs_col", [duplicate], "764", QueuedJobs([job_of(base)], "p1", T0))
+    assert await store.claim_jobs("p2", FAR, FAR, 10) == []
+    assert await store.get_document(base, "jobs_col", taken.id, ALL_ROWS) == taken

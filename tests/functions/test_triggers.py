@@ -256,3 +256,25 @@ async def test_a_write_is_acknowledged_only_once_its_function_jobs_are_stored(ma
         doc = await env.api.create(user.jwt, col, {"v": 1})
         jobs = await store.claim_jobs("test-owner", time.time(), time.time() + 60, 100)
         assert [job.payload["args"][2]["id"] for job in jobs] == [doc["id"]], jobs
+
+
+async def test_new_documents_and_their_jobs_share_one_transaction(make_fn: MakeFn) -> None:
+    """Once the app's triggers are known to the process, a created document's function jobs are
+    written in the document's own transaction: the separate queue write is not used at all (it
+    is broken here), and the job is there when the 201 is."""
+    async with make_fn(primary_instance="other-host") as env:
+        col = unique("tx")
+        await env.api.add_ok("txfn", f"db-{col}", MARK)
+        user = await env.api.register()
+        store = env.store
+        await env.api.create(user.jwt, col, {"warm": True})  # through the dispatcher: triggers now known
+        await asyncio.sleep(0.2)
+        await store.claim_jobs("test-owner", time.time(), time.time() + 60, 100)  # take that one away
+
+        async def broken_enqueue(*args: Any, **kwargs: Any) -> None:
+            raise RuntimeError("the separate queue write must not be needed")
+
+        store.enqueue_jobs = broken_enqueue
+        docs = [await env.api.create(user.jwt, col, {"n": n}) for n in range(3)]
+        jobs = await store.claim_jobs("test-owner", time.time(), time.time() + 60, 100)
+        assert sorted(job.payload["args"][2]["id"] for job in jobs) == sorted(d["id"] for d in docs), jobs

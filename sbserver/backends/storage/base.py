@@ -18,6 +18,7 @@ from sbserver.types import (
     FunctionDef,
     FunctionRun,
     Job,
+    QueuedJobs,
     Scope,
     StoredDoc,
     Task,
@@ -118,9 +119,11 @@ class Store(ABC):
 
     # documents: every read returns documents in creation order (created, then id)
     @abstractmethod
-    async def insert_documents(self, base: Base, col: str, docs: list[StoredDoc], perm: str) -> None:
+    async def insert_documents(
+        self, base: Base, col: str, docs: list[StoredDoc], perm: str, queue: QueuedJobs | None = None
+    ) -> None:
         """Insert documents all-or-nothing, registering the collection (with its permission digits)
-        on first use."""
+        on first use; ``queue``'s function jobs go in the same transaction."""
 
     @abstractmethod
     async def get_document(self, base: Base, col: str, doc_id: str, scope: Scope) -> StoredDoc | None:

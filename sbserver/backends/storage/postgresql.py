@@ -28,6 +28,7 @@ from sbserver.types import (
     FunctionDef,
     FunctionRun,
     Job,
+    QueuedJobs,
     Scope,
     StoredDoc,
     Task,
@@ -401,6 +402,19 @@ async def _migrate(conn: asyncpg.Connection, table: str, scripts: list[str], sch
             await conn.execute(f"INSERT INTO {table} (version) VALUES ($1)", version)
 
 
+INSERT_JOB = (
+    "INSERT INTO sb.fn_jobs (id, base, function_id, payload, created, owner, lease_until, attempts) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+)
+
+
+def _job_rows(jobs: list[Job], owner: str, lease_until: float) -> list[tuple[Any, ...]]:
+    return [
+        (j.id, j.base, j.function_id, orjson.dumps(j.payload).decode(), j.created, owner, lease_until, j.attempts)
+        for j in jobs
+    ]
+
+
 class PostgresStore(Store):
     kind = "pg"
 
@@ -586,12 +600,15 @@ class PostgresStore(Store):
         return _count(status) > 0
 
     # documents
-    async def insert_documents(self, base: Base, col: str, docs: list[StoredDoc], perm: str) -> None:
+    async def insert_documents(
+        self, base: Base, col: str, docs: list[StoredDoc], perm: str, queue: QueuedJobs | None = None
+    ) -> None:
         schema = _schema(base.name)
         rows = [(col, d.id, d.account_id, d.owner_id, d.created, orjson.dumps(d.data).decode()) for d in docs]
         created = docs[0].created if docs else ""
         insert = f"INSERT INTO {schema}.documents (col, {_DOC_COLS}) VALUES ($1, $2, $3, $4, $5, $6)"
-        if (base.name, col) in self._known and len(rows) == 1:
+        job_rows = _job_rows(queue.jobs, queue.owner, queue.lease_until) if queue else []
+        if (base.name, col) in self._known and len(rows) == 1 and not job_rows:
             await self._execute(insert, *rows[0])  # the hot path: one statement, one round trip
             return
         async with self._conn(transaction=True) as c:
@@ -603,6 +620,8 @@ class PostgresStore(Store):
             )
             if rows:
                 await c.executemany(insert, rows)
+            if job_rows:
+                await c.executemany(INSERT_JOB, job_rows)
         self._known.add((base.name, col))
 
     async def get_document(self, base: Base, col: str, doc_id: str, scope: Scope) -> StoredDoc | None:
@@ -882,16 +901,9 @@ class PostgresStore(Store):
     async def enqueue_jobs(self, jobs: list[Job], owner: str, lease_until: float) -> None:
         if not jobs:
             return
-        rows = [
-            (j.id, j.base, j.function_id, orjson.dumps(j.payload).decode(), j.created, owner, lease_until, j.attempts)
-            for j in jobs
-        ]
+        rows = _job_rows(jobs, owner, lease_until)
         async with self._conn(transaction=True) as c:
-            await c.executemany(
-                "INSERT INTO sb.fn_jobs (id, base, function_id, payload, created, owner, lease_until, attempts) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                rows,
-            )
+            await c.executemany(INSERT_JOB, rows)
 
     async def claim_jobs(self, owner: str, now: float, lease_until: float, limit: int) -> list[Job]:
         """One statement: SKIP LOCKED lets concurrent claimers take disjoint jobs without waiting,

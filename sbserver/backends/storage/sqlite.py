@@ -27,6 +27,7 @@ from sbserver.types import (
     FunctionDef,
     FunctionRun,
     Job,
+    QueuedJobs,
     Scope,
     StoredDoc,
     Task,
@@ -349,6 +350,19 @@ def _migrate(conn: sqlite3.Connection) -> int:
     return len(MIGRATIONS)
 
 
+INSERT_JOB = (
+    "INSERT INTO fn_jobs (id, base, function_id, payload, created, owner, lease_until, attempts) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _job_rows(jobs: list[Job], owner: str, lease_until: float) -> list[tuple[Any, ...]]:
+    return [
+        (j.id, j.base, j.function_id, orjson.dumps(j.payload).decode(), j.created, owner, lease_until, j.attempts)
+        for j in jobs
+    ]
+
+
 class SQLiteStore(Store):
     kind = "sqlite"
 
@@ -543,10 +557,13 @@ class SQLiteStore(Store):
         return cur.rowcount > 0
 
     # documents
-    async def insert_documents(self, base: Base, col: str, docs: list[StoredDoc], perm: str) -> None:
+    async def insert_documents(
+        self, base: Base, col: str, docs: list[StoredDoc], perm: str, queue: QueuedJobs | None = None
+    ) -> None:
         rows = [
             (base.name, col, d.id, d.account_id, d.owner_id, d.created, orjson.dumps(d.data).decode()) for d in docs
         ]
+        job_rows = _job_rows(queue.jobs, queue.owner, queue.lease_until) if queue else []
         created = docs[0].created if docs else ""
         key = (base.name, col)
         known = key in self._collections  # collections are never dropped: once seen, it exists
@@ -562,6 +579,8 @@ class SQLiteStore(Store):
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
+            if job_rows:
+                c.executemany(INSERT_JOB, job_rows)
 
         await self._write(tx)
         self._collections.add(key)
@@ -812,17 +831,8 @@ class SQLiteStore(Store):
 
     # the durable queue of function runs
     async def enqueue_jobs(self, jobs: list[Job], owner: str, lease_until: float) -> None:
-        rows = [
-            (j.id, j.base, j.function_id, orjson.dumps(j.payload).decode(), j.created, owner, lease_until, j.attempts)
-            for j in jobs
-        ]
-        await self._write(
-            lambda c: c.executemany(
-                "INSERT INTO fn_jobs (id, base, function_id, payload, created, owner, lease_until, attempts) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-        )
+        rows = _job_rows(jobs, owner, lease_until)
+        await self._write(lambda c: c.executemany(INSERT_JOB, rows))
 
     async def claim_jobs(self, owner: str, now: float, lease_until: float, limit: int) -> list[Job]:
         def tx(c: sqlite3.Connection) -> list[Job]:
