@@ -107,6 +107,9 @@ def test_auto_writes_inline_only_on_one_cpu(tmp_path: Path) -> None:
     assert SQLiteStore(tmp_path / "c.db", writer="auto").inline_writer is (usable_cpus() == 1)
 
 
+N_WRITES = 3000
+
+
 @pytest.mark.parametrize("inline", [False, True], ids=["thread", "inline"])
 async def test_the_wal_stays_bounded_under_a_steady_stream_of_writes(tmp_path: Path, inline: bool) -> None:
     """A checkpoint on another connection (the checkpointer thread, running here too) never lets
@@ -124,15 +127,16 @@ async def test_the_wal_stays_bounded_under_a_steady_stream_of_writes(tmp_path: P
     wal = Path(f"{path}-wal")
     largest = 0
     try:
-        for i in range(1500):  # one write at a time: about 6 MB of WAL frames in all
+        for i in range(N_WRITES):  # one write at a time: about 4 KB of WAL frames each
             await w.submit(lambda c, i=i: c.execute("INSERT INTO t VALUES (?, ?)", (f"{i:06d}" + "x" * 600, i)))
             largest = max(largest, wal.stat().st_size)
     finally:
         await asyncio.to_thread(checkpointer.stop)
         await asyncio.to_thread(w.stop)
-    assert largest < 4 * limit, f"the WAL grew to {largest} bytes (limit {limit})"
+    # bounded: the writes made while a checkpoint copies come on top (unbounded, it reaches 50 MB)
+    assert largest < 16 * limit, f"the WAL grew to {largest} bytes (limit {limit})"
     c = sqlite3.connect(path)
     try:
-        assert c.execute("SELECT count(*) FROM t").fetchone()[0] == 1500
+        assert c.execute("SELECT count(*) FROM t").fetchone()[0] == N_WRITES
     finally:
         c.close()

@@ -77,6 +77,9 @@ class Writer:
         self.wal_limit = wal_limit
         self._wal = Path(f"{path}-wal")
         self._batches = 0
+        self._held = False  # inline: batches wait for the end of a checkpoint
+        self._stopping = False
+        self._copier: sqlite3.Connection | None = None  # inline: the first pass of a checkpoint
         self._checkpoint: concurrent.futures.Future[None] | None = None  # inline: one in flight
         self._conn: sqlite3.Connection | None = None
         self._pending: list[Job] = []
@@ -111,7 +114,7 @@ class Writer:
 
     def _run_inline(self) -> None:
         self._scheduled = False
-        if self._checkpoint is not None:  # the batch goes when the checkpoint is done
+        if self._held:  # the batch goes when the checkpoint is done
             return
         conn = self._conn
         results: list[Result]
@@ -121,10 +124,8 @@ class Writer:
         else:
             batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
             results = self._run_safely(conn, batch)
-            if self._wal_too_long():
+            if self._checkpoint is None and self._wal_too_long():
                 self._checkpoint_off_loop(conn)
-                _settle(results)
-                return
         if self._pending and self._loop is not None:
             self._scheduled = True
             self._loop.call_soon(self._run_inline)
@@ -151,8 +152,10 @@ class Writer:
             return False
 
     def _checkpoint_off_loop(self, conn: sqlite3.Connection) -> None:
-        """Inline mode: checkpoint on a thread (its fsyncs must not hold the loop), no batch
-        meanwhile; the next batch begins on a fully copied WAL, so SQLite restarts it."""
+        """Inline mode: restart the WAL from a thread, its fsyncs off the loop. First the bulk of
+        the copy, on a connection of its own, while batches go on; then, with batches held, the
+        frames written meanwhile, on the writer's connection, so that the next batch begins on a
+        fully copied WAL and SQLite starts it over."""
         assert self._loop is not None
         loop = self._loop
         done: concurrent.futures.Future[None] = concurrent.futures.Future()
@@ -160,18 +163,34 @@ class Writer:
 
         def work() -> None:
             try:
+                if self._copier is None:
+                    self._copier = connect(self.path)
+                _checkpoint(self._copier)
+                held = threading.Event()
+                loop.call_soon_threadsafe(self._hold, held)
+                while not held.wait(0.05):
+                    if self._stopping:
+                        return
                 _checkpoint(conn)
+            except RuntimeError:  # the loop is closed: nobody is writing any more
+                pass
             finally:
                 done.set_result(None)
                 try:
                     loop.call_soon_threadsafe(self._checkpoint_done)
-                except RuntimeError:  # the loop is closed: nobody is waiting
+                except RuntimeError:
                     pass
 
         threading.Thread(target=work, name="sqlite-wal-restart", daemon=True).start()
 
+    def _hold(self, held: threading.Event) -> None:
+        """Between two batches: none runs until the checkpoint is done."""
+        self._held = True
+        held.set()
+
     def _checkpoint_done(self) -> None:
         self._checkpoint = None
+        self._held = False
         if self._pending and not self._scheduled and self._loop is not None:
             self._scheduled = True
             self._loop.call_soon(self._run_inline)
@@ -182,8 +201,12 @@ class Writer:
             await asyncio.wrap_future(self._checkpoint)
 
     def stop(self) -> None:
+        self._stopping = True
         if self._checkpoint is not None:
             self._checkpoint.result()
+        if self._copier is not None:
+            self._copier.close()
+            self._copier = None
         if self._conn is not None:
             conn, self._conn = self._conn, None
             conn.close()
