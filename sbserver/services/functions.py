@@ -560,5 +560,7 @@ class FunctionService:
                 log.exception("claiming function jobs failed")
                 continue
             for job in jobs:
+                if job.id in self._held:
+                    continue  # our own, queued or running here: its lease ran out while we stalled
                 self._held.add(job.id)
                 self._queue.put_nowait((job, None))

@@ -218,6 +218,27 @@ async def test_a_queue_longer_than_the_lease_runs_each_job_once(make_fn: MakeFn)
         assert sorted(d["src"] for d in r.json()["results"]) == sorted(s["id"] for s in sources)
 
 
+async def test_a_process_never_runs_its_own_queued_job_twice(make_fn: MakeFn) -> None:
+    """If the process stalls past its jobs' leases (the lease keeper is switched off here to
+    make it happen), its poller claims them again; those it still holds are not run again."""
+    async with make_fn(function_workers=1, function_lease_seconds=0.3, function_poll_seconds=0.05) as env:
+
+        async def stalled() -> None:
+            return None
+
+        env.server.services.functions._keep_leases = stalled  # type: ignore[method-assign]
+        fn = env.api
+        col = unique("colstall")
+        slow = "function handle(channel, type, doc) { var t = Date.now(); while (Date.now() - t < 200) {} }"
+        await fn.add_ok("fstall", f"db-{col}", slow)
+        user = await fn.register()
+        await fn.create_bulk(user.jwt, col, [{"i": i} for i in range(6)])  # about 1.2 s of runs
+        await fn.runs("fstall", 6, timeout=30)
+        await asyncio.sleep(1.0)  # a second run of any job would land by now
+        history = (await fn.info("fstall"))["history"]
+        assert len(history) == 6, [h["started"] for h in history]
+
+
 async def test_an_internal_error_in_a_triggered_run_is_recorded_not_dropped(make_fn: MakeFn) -> None:
     """Fault injection: the pool breaks in a way no worker outcome covers; the event's run is in
     the function's history as failed with the reason, rather than vanishing with the job."""
