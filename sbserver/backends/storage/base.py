@@ -11,6 +11,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 from sbserver.types import (
     Account,
     Base,
@@ -296,3 +298,12 @@ class Store(ABC):
     @abstractmethod
     async def task_runs(self, task_id: str, limit: int) -> list[TaskRun]:
         """The newest ``limit`` runs of a task, oldest first."""
+
+
+def job_rows(jobs: list[Job], owner: str, lease_until: float) -> list[tuple[Any, ...]]:
+    """The fn_jobs rows of ``jobs`` claimed by ``owner`` until ``lease_until``, in column order
+    (id, base, function_id, payload, created, owner, lease_until, attempts)."""
+    return [
+        (j.id, j.base, j.function_id, orjson.dumps(j.payload).decode(), j.created, owner, lease_until, j.attempts)
+        for j in jobs
+    ]

@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from sbserver.backends.storage.base import Mutation, Predicate, Store
+from sbserver.backends.storage.base import Mutation, Predicate, Store, job_rows
 from sbserver.backends.storage.text import candidates, keyword_words, words
 from sbserver.errors import BadRequest, Conflict, StoreError
 from sbserver.types import (
@@ -408,13 +408,6 @@ INSERT_JOB = (
 )
 
 
-def _job_rows(jobs: list[Job], owner: str, lease_until: float) -> list[tuple[Any, ...]]:
-    return [
-        (j.id, j.base, j.function_id, orjson.dumps(j.payload).decode(), j.created, owner, lease_until, j.attempts)
-        for j in jobs
-    ]
-
-
 class PostgresStore(Store):
     kind = "pg"
 
@@ -607,8 +600,8 @@ class PostgresStore(Store):
         rows = [(col, d.id, d.account_id, d.owner_id, d.created, orjson.dumps(d.data).decode()) for d in docs]
         created = docs[0].created if docs else ""
         insert = f"INSERT INTO {schema}.documents (col, {_DOC_COLS}) VALUES ($1, $2, $3, $4, $5, $6)"
-        job_rows = _job_rows(queue.jobs, queue.owner, queue.lease_until) if queue else []
-        if (base.name, col) in self._known and len(rows) == 1 and not job_rows:
+        jobs = job_rows(queue.jobs, queue.owner, queue.lease_until) if queue else []
+        if (base.name, col) in self._known and len(rows) == 1 and not jobs:
             await self._execute(insert, *rows[0])  # the hot path: one statement, one round trip
             return
         async with self._conn(transaction=True) as c:
@@ -620,8 +613,8 @@ class PostgresStore(Store):
             )
             if rows:
                 await c.executemany(insert, rows)
-            if job_rows:
-                await c.executemany(INSERT_JOB, job_rows)
+            if jobs:
+                await c.executemany(INSERT_JOB, jobs)
         self._known.add((base.name, col))
 
     async def get_document(self, base: Base, col: str, doc_id: str, scope: Scope) -> StoredDoc | None:
@@ -901,7 +894,7 @@ class PostgresStore(Store):
     async def enqueue_jobs(self, jobs: list[Job], owner: str, lease_until: float) -> None:
         if not jobs:
             return
-        rows = _job_rows(jobs, owner, lease_until)
+        rows = job_rows(jobs, owner, lease_until)
         async with self._conn(transaction=True) as c:
             await c.executemany(INSERT_JOB, rows)
 

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from sbserver.backends.storage.base import Mutation, Predicate, Store
+from sbserver.backends.storage.base import Mutation, Predicate, Store, job_rows
 from sbserver.backends.storage.sqlite_writer import Checkpointer, Writer, connect, one_core
 from sbserver.backends.storage.text import candidates, keyword_words, words
 from sbserver.errors import Conflict, StoreError
@@ -356,13 +356,6 @@ INSERT_JOB = (
 )
 
 
-def _job_rows(jobs: list[Job], owner: str, lease_until: float) -> list[tuple[Any, ...]]:
-    return [
-        (j.id, j.base, j.function_id, orjson.dumps(j.payload).decode(), j.created, owner, lease_until, j.attempts)
-        for j in jobs
-    ]
-
-
 class SQLiteStore(Store):
     kind = "sqlite"
 
@@ -563,7 +556,7 @@ class SQLiteStore(Store):
         rows = [
             (base.name, col, d.id, d.account_id, d.owner_id, d.created, orjson.dumps(d.data).decode()) for d in docs
         ]
-        job_rows = _job_rows(queue.jobs, queue.owner, queue.lease_until) if queue else []
+        jobs = job_rows(queue.jobs, queue.owner, queue.lease_until) if queue else []
         created = docs[0].created if docs else ""
         key = (base.name, col)
         known = key in self._collections  # collections are never dropped: once seen, it exists
@@ -579,8 +572,8 @@ class SQLiteStore(Store):
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
-            if job_rows:
-                c.executemany(INSERT_JOB, job_rows)
+            if jobs:
+                c.executemany(INSERT_JOB, jobs)
 
         await self._write(tx)
         self._collections.add(key)
@@ -831,7 +824,7 @@ class SQLiteStore(Store):
 
     # the durable queue of function runs
     async def enqueue_jobs(self, jobs: list[Job], owner: str, lease_until: float) -> None:
-        rows = _job_rows(jobs, owner, lease_until)
+        rows = job_rows(jobs, owner, lease_until)
         await self._write(lambda c: c.executemany(INSERT_JOB, rows))
 
     async def claim_jobs(self, owner: str, now: float, lease_until: float, limit: int) -> list[Job]:
