@@ -52,9 +52,8 @@ FINISH_BATCH = 64
 
 # The functions of one base, by trigger and by id.
 Table = tuple[dict[str, list[FunctionDef]], dict[str, FunctionDef]]
-# base name, base, message, sender, and the data as a value (NO_VALUE: parse the message's text)
-# base name, base, message, identity, value, and for a database write the future its writer
-# awaits: resolved once the event's jobs are in the store
+# base name, base, message, sender, the data as a value (NO_VALUE: parse the message's text),
+# and for a database write the future its writer awaits: resolved once the event's jobs are stored
 Inbox = tuple[str, Base | None, dict[str, Any], Identity | None, Any, "asyncio.Future[None] | None"]
 NO_VALUE = object()
 
