@@ -12,10 +12,11 @@ writing the WAL from its beginning again when a write transaction begins with ev
 already copied, which a checkpoint on another connection never arranges while writes keep
 coming. The WAL would then grow without end, and appending to new file blocks costs the kernel
 far more than overwriting cached ones (zero-filling each block; it was an eighth of all the CPU
-a stream of writes used). So once the WAL passes ``wal_limit`` bytes, the writer runs a
-checkpoint on its own connection between two batches: off the event loop (writes wait for it,
-and go out together after), with ``journal_size_limit`` trimming the file back when the WAL
-restarts.
+a stream of writes used). So once the WAL passes ``wal_limit`` bytes, the writer restarts it:
+on the writer thread, a checkpoint on its own connection between two batches; inline, from a
+thread (its fsyncs off the loop), the bulk copied on a second connection while batches go on,
+then batches held only while the frames written meanwhile are copied on the writer's
+connection. ``journal_size_limit`` trims the file back when the WAL restarts.
 """
 
 from __future__ import annotations
@@ -173,6 +174,8 @@ class Writer:
                         return
                 _checkpoint(conn)
             except RuntimeError:  # the loop is closed: nobody is writing any more
+                pass
+            except sqlite3.Error:  # the second connection could not open: the next pass tries again
                 pass
             finally:
                 done.set_result(None)
