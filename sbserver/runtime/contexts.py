@@ -27,7 +27,8 @@ BASE, DATE, EVAL, NORMALIZE, REGEXP, JSON, PROXY, MAPSET, TYPED_ARRAYS, PROMISE,
 EVERYTHING = 0  # the engine's own JS_NewContext
 ALWAYS = BASE | DATE | EVAL | NORMALIZE | REGEXP | JSON
 
-_DYNAMIC = re.compile(r"\beval\b|\bFunction\b|globalThis|\bthis\b|\bwith\b|\bReflect\b|\bconstructor\b")
+# Code that can reach a global by a computed name (the worker gives it every helper, too).
+COMPUTES_NAMES = re.compile(r"\beval\b|\bFunction\b|globalThis|\bthis\b|\bwith\b|\bReflect\b|\bconstructor\b")
 _WANTS = (
     (re.compile(r"\bProxy\b"), PROXY),
     (re.compile(r"\b(?:Weak)?(?:Map|Set)\b"), MAPSET),
@@ -46,7 +47,7 @@ _WANTS = (
 @lru_cache(maxsize=256)
 def builtins_for(code: str) -> int:
     """The mask of built-ins a context for ``code`` needs (EVERYTHING when it cannot be told)."""
-    if _DYNAMIC.search(code):
+    if COMPUTES_NAMES.search(code):
         return EVERYTHING
     mask = ALWAYS
     for pattern, bits in _WANTS:

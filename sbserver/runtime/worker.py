@@ -25,7 +25,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from sbserver.runtime.contexts import ALWAYS, builtins_for, new_context, quickjs
+from sbserver.runtime.contexts import ALWAYS, COMPUTES_NAMES, builtins_for, new_context, quickjs
 from sbserver.runtime.protocol import encode, read_frame
 
 FORMAT = (Path(__file__).parent / "format.js").read_text()
@@ -74,14 +74,13 @@ SETTLE = """(function (r) {
 
 # Code that can reach a global by a computed name gets every helper; other code gets the ones
 # it names.
-_DYNAMIC = re.compile(r"\beval\b|\bFunction\b|globalThis|\bthis\b|\bwith\b|\bReflect\b")
 _WORD = re.compile(r"[A-Za-z_$][\w$]*")
 _LOCATION = re.compile(r"<input>:(\d+)")
 
 
 @lru_cache(maxsize=256)
 def helpers_for(code: str) -> tuple[str, ...]:
-    if _DYNAMIC.search(code):
+    if COMPUTES_NAMES.search(code):
         return tuple(HELPERS)
     words = set(_WORD.findall(code))
     return tuple(n for n in HELPERS if n in words)

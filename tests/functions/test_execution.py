@@ -363,6 +363,16 @@ async def test_every_helper_is_reachable_by_a_computed_name(fn: FnApi) -> None:
     assert created is True
 
 
+async def test_a_helper_is_reachable_through_a_functions_constructor(fn: FnApi) -> None:
+    """``handle.constructor`` is ``Function``: code using it can build any global's name."""
+    code = """function handle() {
+      var typeOf = function (name) { return handle.constructor("return typeof " + name)(); };
+      log(JSON.stringify([typeOf("cre" + "ate"), typeOf("Ma" + "p")]));
+    }"""
+    [seen] = await report(fn, code, {})
+    assert seen == ["function", "function"], seen
+
+
 async def test_helpers_the_code_names_are_defined_and_work(fn: FnApi) -> None:
     code = 'function handle() { create("col_named", {x: 1}); log(JSON.stringify([typeof count, count("col_named").ok, typeof log])); }'
     [found] = await report(fn, code, {})
