@@ -4,10 +4,13 @@ Drives the shared yardstick harness (``../shared/bench``: wrk for W1/W2, aiohttp
 server pinned to CPU 0, generator to CPU 1) for each system, samples sbserver's resident memory
 while it runs, then prints every figure with its ratio to the baseline and to PocketBase
 measured in the same run. Absolute numbers on a shared machine move by 2x between hours;
-the ratios are what to compare.
+the ratios are what to compare. With ``--rounds N`` the whole list of systems is measured N
+times in turn, and each workload's ratio to PocketBase is also given round by round (the
+spread of those ratios is what says whether a lead is reliable).
 
     python bench/run.py                          # W1 + W2 on SQLite and PostgreSQL, 1 run of 10 s
     python bench/run.py --workloads w1 --runs 3 --duration 20 --systems baseline,sqlite
+    python bench/run.py --systems pocketbase,sqlite --workloads w4 --rounds 10
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("SB_SHARED_BENCH", ROOT.parent / "shared" / "bench"))
@@ -109,7 +113,7 @@ class RssSampler(threading.Thread):
         return self.peak_kb
 
 
-def run_system(name: str, workloads: list[str], runs: int, duration: int, out: Path) -> int:
+def run_system(name: str, workloads: list[str], a: argparse.Namespace, out: Path) -> int:
     adapter, label, extra = SYSTEMS[name]
     env = dict(os.environ)
     env.update(extra)
@@ -117,18 +121,8 @@ def run_system(name: str, workloads: list[str], runs: int, duration: int, out: P
     env.setdefault("JWT_SECRET", "bench-secret")
     if name == "pg":
         env["DATABASE_URL"] = fresh_pg_database("sbbench")
-    cmd = [
-        "bash",
-        str(SHARED / "run"),
-        adapter,
-        *workloads,
-        "--runs",
-        str(runs),
-        "--duration",
-        str(duration),
-        "--out",
-        str(out),
-    ]
+    cmd = ["bash", str(SHARED / "run"), adapter, *workloads, "--runs", str(a.runs), "--duration", str(a.duration)]
+    cmd += ["--w4-docs", str(a.w4_docs), "--msgs", str(a.msgs), "--out", str(out)]
     if label:
         cmd += ["--label", label]
     sampler = RssSampler() if adapter == "staticbackend" else None
@@ -142,60 +136,135 @@ def run_system(name: str, workloads: list[str], runs: int, duration: int, out: P
     return peak
 
 
-def report(out: Path, peaks: dict[str, int]) -> str:
-    rows: dict[tuple[str, str], list[dict[str, float]]] = {}
-    for line in out.read_text().splitlines():
-        rec = json.loads(line)
-        if "rps" in rec or "delivered_per_s" in rec or "derived_per_s" in rec:
-            rows.setdefault((rec["system"], rec["workload"]), []).append(rec)
+# workload -> (rate key, latency keys, loss key) of the harness's records for W3/W4
+STREAMS = {
+    "w3": ("delivered_per_s", ("p50_ms", "p99_ms"), "loss"),
+    "w4": ("derived_per_s", ("lag_p50_ms", "lag_p99_ms"), "missing"),
+}
+Records = dict[tuple[str, str], list[dict[str, Any]]]
 
+
+def rate_key(workload: str) -> str:
+    return STREAMS[workload][0] if workload in STREAMS else "rps"
+
+
+def read_rounds(out: Path, start: int, rounds: list[int]) -> Records:
+    """This invocation's records by (system, workload), each tagged with its round: the file
+    had ``start`` lines before the first round and ``rounds[k]`` when round k + 1 ended."""
+    rows: Records = {}
+    for n, line in enumerate(out.read_text().splitlines()):
+        if n < start:
+            continue
+        rec = json.loads(line)
+        rec["round"] = next((r for r, end in enumerate(rounds, 1) if n < end), len(rounds))
+        if rate_key(rec["workload"]) in rec:
+            rows.setdefault((rec["system"], rec["workload"]), []).append(rec)
+    return rows
+
+
+def report(rows: Records, peaks: dict[str, int]) -> str:
     def median(system: str, workload: str, key: str) -> float | None:
-        recs = rows.get((system, workload))
-        vals = [r[key] for r in recs or [] if key in r]
+        vals = [r[key] for r in rows.get((system, workload), []) if r.get(key) is not None]
         return statistics.median(vals) if vals else None
 
-    def ratio(rps: float, other: float | None) -> str:
-        return f"{rps / other:.2f}" if other else "n/a"
+    def ratio(value: float, other: float | None) -> str:
+        return f"{value / other:.2f}" if other else "n/a"
 
+    def fmt(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:,.1f}"
+
+    systems = sorted({s for s, _ in rows})
     workloads = sorted({w for _, w in rows})
-    lines = [
-        "| system | workload | req/s | p50 ms | p99 ms | errors | vs baseline | vs PocketBase |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for system in sorted({s for s, _ in rows}):
+    lines: list[str] = []
+    if any(wl not in STREAMS for wl in workloads):
+        lines += [
+            "| system | workload | req/s | p50 ms | p99 ms | errors | vs baseline | vs PocketBase |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+    for system in systems:
         for wl in workloads:
             rps = median(system, wl, "rps")
-            if rps is None:
+            if rps is None or wl in STREAMS:
                 continue
             base, pb = median("baseline", wl, "rps"), median("pocketbase", wl, "rps")
             lines.append(
                 f"| {system} | {wl} | {rps:,.0f} | {median(system, wl, 'p50_ms')} | {median(system, wl, 'p99_ms')} "
                 f"| {median(system, wl, 'errors') or 0:.0f} | {ratio(rps, base)} | {ratio(rps, pb)} |"
             )
+    streams = [wl for wl in workloads if wl in STREAMS]
+    if streams:
+        lines += [
+            *([""] if lines else []),
+            "| system | workload | per s | p50 ms | p99 ms | lost | vs baseline | vs PocketBase |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+    for wl in streams:
+        key, (p50, p99), lost = STREAMS[wl]
+        base, pb = median("baseline", wl, key), median("pocketbase", wl, key)
+        for system in systems:
+            rate = median(system, wl, key)
+            if rate is None:
+                continue
+            worst_lost = max((r.get(lost) or 0) for r in rows[(system, wl)])
+            lines.append(
+                f"| {system} | {wl} | {rate:,.0f} | {fmt(median(system, wl, p50))} | {fmt(median(system, wl, p99))} "
+                f"| {worst_lost} | {ratio(rate, base)} | {ratio(rate, pb)} |"
+            )
+    lines += round_ratios(rows)
     for name, kb in peaks.items():
         if kb:
             lines.append(f"\npeak RSS of sbserver ({name}): {kb / 1024:.1f} MB")
     return "\n".join(lines)
 
 
+def round_ratios(rows: Records) -> list[str]:
+    """Each sbserver workload's rate over PocketBase's in the same round, when there are rounds."""
+    lines: list[str] = []
+    for (system, wl), recs in sorted(rows.items()):
+        if system in ("pocketbase", "baseline"):
+            continue
+        key = rate_key(wl)
+        pb = {r["round"]: r[key] for r in rows.get(("pocketbase", wl), [])}
+        ratios = [r[key] / pb[r["round"]] for r in recs if pb.get(r["round"])]
+        if len(ratios) < 2:
+            continue
+        listed = ", ".join(f"{x:.2f}" for x in ratios)
+        lines.append(
+            f"\n{system} {wl} / PocketBase, round by round: {listed} "
+            f"(median {statistics.median(ratios):.2f}, min {min(ratios):.2f}, below 1 in {sum(x < 1 for x in ratios)})"
+        )
+    return lines
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--systems", default="baseline,pocketbase,sqlite,pg")
     ap.add_argument("--workloads", nargs="+", default=["w2get", "w2list", "w1"])
-    ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--runs", type=int, default=1, help="runs of each workload per server start")
+    ap.add_argument("--rounds", type=int, default=1, help="times the whole list of systems is measured in turn")
     ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--w4-docs", type=int, default=2000, help="documents created in W4")
+    ap.add_argument("--msgs", type=int, default=2000, help="messages published in W3")
     ap.add_argument("--out", default="")
     a = ap.parse_args()
     if not (SHARED / "run").exists():
         log("the shared harness is missing at", SHARED, "(set SB_SHARED_BENCH)")
         return 2
+    if a.rounds < 1 or a.runs < 1:
+        log("--rounds and --runs must be at least 1")
+        return 2
     ensure_tools()
     out = Path(a.out) if a.out else ROOT / "bench" / "results" / f"run-{time.strftime('%Y%m%dT%H%M%S')}.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
-    peaks = {}
-    for name in a.systems.split(","):
-        peaks[name] = run_system(name.strip(), a.workloads, a.runs, a.duration, out)
-    text = report(out, peaks)
+    out.touch()
+    start = len(out.read_text().splitlines())
+    peaks: dict[str, int] = {}
+    ends: list[int] = []
+    for _ in range(a.rounds):
+        for name in a.systems.split(","):
+            peaks[name] = max(peaks.get(name, 0), run_system(name.strip(), a.workloads, a, out))
+        ends.append(len(out.read_text().splitlines()))
+    text = report(read_rounds(out, start, ends), peaks)
     print(text)
     (out.with_suffix(".md")).write_text(text + "\n")
     log("results in", out)
