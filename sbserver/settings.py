@@ -55,6 +55,8 @@ class Settings:
     function_rate_per_minute: int = 5
     function_poll_seconds: float = 2.0
     function_lease_seconds: float = 0.0  # 0: the timeout plus 30 s
+    # jobs one process holds in memory at most; more wait in the store until there is room
+    function_queue_limit: int = 1000
     primary_instance: str = ""
     pg_synchronous_commit: bool = True
     # auto: the SQLite writer runs on the event loop when the process has one CPU, else on a thread
@@ -186,6 +188,7 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> Setti
         function_rate_per_minute=_int(env, "SB_FUNCTION_RATE_PER_MINUTE", 5),
         function_poll_seconds=float(_int(env, "SB_FUNCTION_POLL_SECONDS", 2)),
         function_lease_seconds=float(_int(env, "SB_FUNCTION_LEASE_SECONDS", 0)),
+        function_queue_limit=max(1, _int(env, "SB_FUNCTION_QUEUE_LIMIT", 1000)),
         primary_instance=env.get("PRIMARY_INSTANCE_HOSTNAME", "").strip(),
         scheduler_enabled=env.get("SB_SCHEDULER", "1") not in ("0", "false", "no"),
         pg_synchronous_commit=env.get("SB_PG_SYNCHRONOUS_COMMIT", "on").lower() not in ("off", "0", "false", "no"),

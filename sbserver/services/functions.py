@@ -13,6 +13,11 @@ write), a few runners take jobs from a queue into the worker pool, and one finis
 finished jobs and records their runs (everything that finished meanwhile in one write). While
 this process holds jobs it keeps pushing their lease back, so a long queue is never mistaken
 for a dead process.
+
+Memory stays bounded under any burst: a process holds at most ``function_queue_limit`` jobs;
+the jobs of events beyond that are stored unclaimed, and the poller claims them in order, a
+batch at a time, as the queue runs low. The same refill drains jobs other processes left (a
+dead process's, or those of processes that only enqueue).
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ _NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 UNLIMITED_TYPES = ("chan_out", "db_created", "db_updated", "db_deleted")
 MAX_ATTEMPTS = 3
 POLL_WHEN_QUEUE_BELOW = 64  # a busy process leaves expired jobs to the others' pollers
+POLL_BATCH = 16  # jobs claimed by a routine poll
+REFILL_BATCH = 256  # jobs claimed at a time while more are known to wait
 # While runs are queued, finished jobs wait this long to be written together with the next ones
 # (a crash in between runs them again, as a crash before any finish would).
 FINISH_GATHER_SECONDS = 0.005
@@ -159,6 +166,13 @@ class FunctionService:
         self._flushing = asyncio.Lock()  # one finish write at a time: stop() waits for the last
         self._held: set[str] = set()  # ids of the jobs this process claimed and has not finished
         self._extended = 0.0
+        self._limit = max(1, settings.function_queue_limit)
+        self._refill_below = max(1, min(POLL_WHEN_QUEUE_BELOW, self._limit // 2))
+        # Jobs may be waiting unclaimed in the store (left for want of room, or a full claim came
+        # back): the poller claims again as soon as the queue runs low, not at its next tick.
+        self._more = False
+        self._more_since = 0  # bumped each time jobs are left unclaimed
+        self._refill = asyncio.Event()
 
     # lifecycle
     async def start(self) -> None:
@@ -321,7 +335,6 @@ class FunctionService:
         if table is None:
             return None
         channel = f"db-{col}"
-        owner, lease_until = (self.owner, time.time() + self._lease()) if self.runs_jobs else ("", 0.0)
         fns = matching(table, [channel, DB_CREATED])
         jobs: list[Job] = []
         for doc in docs:
@@ -339,12 +352,16 @@ class FunctionService:
                     "event": DB_CREATED,
                 }
                 jobs.append(Job(new_ordered_id(), base.name, fn.id, payload, now_iso()))
-        return QueuedJobs(jobs, owner, lease_until)
+        if not jobs or not self._has_room(len(jobs)):
+            return QueuedJobs(jobs, "", 0.0)
+        return QueuedJobs(jobs, self.owner, time.time() + self._lease())
 
     def inserted(self, planned: QueuedJobs) -> None:
         """The documents and their jobs are committed: run the jobs here (held under our lease)."""
         if not planned.owner:
-            return  # left unclaimed for the primary instance's poller
+            if planned.jobs:
+                self._left_unclaimed()
+            return
         for job in planned.jobs:
             self._held.add(job.id)
             self._queue.put_nowait((job, None))  # the run looks its function up when it starts
@@ -439,8 +456,9 @@ class FunctionService:
         if not jobs:
             return
         try:
-            if not self.runs_jobs:  # left unclaimed for the primary instance's poller
+            if not self._has_room(len(jobs)):
                 await self.store.enqueue_jobs([job for job, _ in jobs], "", 0.0)
+                self._left_unclaimed()
                 return
             await self.store.enqueue_jobs([job for job, _ in jobs], self.owner, time.time() + self._lease())
         except SBError as exc:
@@ -453,6 +471,22 @@ class FunctionService:
     def _lease(self) -> float:
         return self.settings.function_lease_seconds or self.settings.function_timeout + 30.0
 
+    def _has_room(self, count: int) -> bool:
+        """Whether this process runs ``count`` new jobs itself (else they wait unclaimed: when
+        it only enqueues, or holds its limit, or older jobs already wait in the store)."""
+        return self.runs_jobs and not self._more and len(self._held) + count <= self._limit
+
+    def _left_unclaimed(self) -> None:
+        """Jobs were stored without an owner; the primary instance's poller claims them."""
+        if self.runs_jobs:
+            self._more = True
+            self._more_since += 1
+            self._wake_poller()
+
+    def _wake_poller(self) -> None:
+        if self._more and self._queue.qsize() < self._refill_below and len(self._held) < self._limit:
+            self._refill.set()
+
     @property
     def runs_jobs(self) -> bool:
         """False when PRIMARY_INSTANCE_HOSTNAME names another host: this process only enqueues."""
@@ -462,6 +496,7 @@ class FunctionService:
     async def _run_forever(self) -> None:
         while True:
             job, fn = await self._queue.get()
+            self._wake_poller()
             await self._run_job(job, fn)
 
     async def _current(self, base: Base, job: Job, fn: FunctionDef | None) -> FunctionDef | None:
@@ -534,6 +569,7 @@ class FunctionService:
                 log.warning("function job %s not finished: %s", batch[0].job_id, exc)
             finally:  # a job not removed is left to expire and run again
                 self._held.difference_update(f.job_id for f in batch)
+                self._wake_poller()
 
     async def _keep_leases(self) -> None:
         now = time.time()
@@ -542,22 +578,33 @@ class FunctionService:
             await self.store.extend_leases(self.owner, list(self._held), now + self._lease())
 
     async def _poll_forever(self) -> None:
-        """Keep this process's leases alive, and run jobs whose lease expired (their process
-        died), on whichever process sees them first."""
+        """Keep this process's leases alive, and run jobs nobody holds: those left unclaimed and
+        those whose lease expired (their process died), on whichever process sees them first."""
         while True:
-            await asyncio.sleep(self.settings.function_poll_seconds)
+            try:
+                await asyncio.wait_for(self._refill.wait(), self.settings.function_poll_seconds)
+            except TimeoutError:
+                pass
+            self._refill.clear()
             try:
                 await self._keep_leases()
-                if self._queue.qsize() >= POLL_WHEN_QUEUE_BELOW:
+                if self._queue.qsize() >= self._refill_below:
                     continue
-                now = time.time()
-                jobs = await self.store.claim_jobs(self.owner, now, now + self._lease(), 16)
+                wanted = min(self._limit - len(self._held), REFILL_BATCH if self._more else POLL_BATCH)
+                if wanted <= 0:
+                    continue
+                since, now = self._more_since, time.time()
+                jobs = await self.store.claim_jobs(self.owner, now, now + self._lease(), wanted)
             except SBError as exc:
                 log.warning("claiming function jobs failed: %s", exc.message)
                 continue
             except Exception:
                 log.exception("claiming function jobs failed")
                 continue
+            if len(jobs) == wanted:
+                self._more = True  # a full batch: there may be more behind it
+            elif since == self._more_since:
+                self._more = False  # the store had no more when asked, and none were left since
             for job in jobs:
                 if job.id in self._held:
                     continue  # our own, queued or running here: its lease ran out while we stalled

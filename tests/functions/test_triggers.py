@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 
+from sbserver.ids import new_ordered_id, now_iso
+from sbserver.services.functions import identity_dict
 from sbserver.settings import from_env
-from sbserver.types import FunctionDef
+from sbserver.types import FunctionDef, Job
 from tests.functions.conftest import InProcess, MakeFn
 from tests.functions.support import ECHO_ARGS, FnApi, logged, unique
 
@@ -299,3 +301,72 @@ async def test_new_documents_and_their_jobs_share_one_transaction(make_fn: MakeF
         docs = [await env.api.create(user.jwt, col, {"n": n}) for n in range(3)]
         jobs = await store.claim_jobs("test-owner", time.time(), time.time() + 60, 100)
         assert sorted(job.payload["args"][2]["id"] for job in jobs) == sorted(d["id"] for d in docs), jobs
+
+
+async def test_a_burst_beyond_the_queue_limit_waits_in_the_store_and_runs_once(make_fn: MakeFn) -> None:
+    """Memory stays bounded under any burst: past ``function_queue_limit`` jobs in hand, the
+    jobs of new events are stored unclaimed and claimed as the queue runs low. Every event
+    still runs exactly once, and in order: those left in the store before the newer ones."""
+    limit = 4
+    async with make_fn(function_workers=1, function_queue_limit=limit, function_history=100) as env:
+        fn, functions = env.api, env.server.services.functions
+        col = unique("burst")
+        work = """function handle(channel, type, doc) {
+          log(doc.n);
+          var t = Date.now(); while (Date.now() - t < 5) {}
+          create("derivedburst", {src: doc.id, n: doc.n});
+        }"""
+        await fn.add_ok("fburst", f"db-{col}", work)
+        user = await fn.register()
+        held: list[int] = []
+
+        async def watch() -> None:
+            while True:
+                held.append(len(functions._held))
+                await asyncio.sleep(0.002)
+
+        watcher = asyncio.create_task(watch())
+        try:
+            await fn.create(user.jwt, col, {"n": -1})  # through the dispatcher: triggers now known
+            await fn.create_bulk(user.jwt, col, [{"n": n} for n in range(30)])  # 30 jobs at once
+            singles = [await fn.create(user.jwt, col, {"n": n}) for n in range(30, 40)]
+            await fn.runs("fburst", 41, timeout=30)
+        finally:
+            watcher.cancel()
+        await asyncio.sleep(0.3)  # a second run of any job would land by now
+        history = (await fn.info("fburst"))["history"]
+        assert max(held) <= limit, max(held)
+        order = [int(run["output"][1]) for run in history]
+        assert len(order) == 41 and order[0] == -1, order
+        assert sorted(order[1:31]) == list(range(30)) and order[31:] == list(range(30, 40)), order
+        r = await fn.request("GET", "/sudo/derivedburst", fn.root, params={"size": "100"})
+        derived = r.json()["results"]
+        assert len(derived) == 41 and len({d["src"] for d in derived}) == 41
+        assert {s["id"] for s in singles} <= {d["src"] for d in derived}
+
+
+async def test_jobs_left_by_processes_that_only_enqueue_are_drained_in_batches(make_fn: MakeFn) -> None:
+    """Jobs another process stored unclaimed (as a process that is not the primary instance
+    does) are claimed a batch after another as the queue runs low, not a small batch per poll
+    interval: 100 jobs run well before the poller's third tick."""
+    async with make_fn(function_poll_seconds=3.0) as env:
+        fn = env.api
+        col = unique("left")
+        await fn.add_ok("fleft", f"db-{col}", MARK)
+        base = await env.base()
+        [fdef] = [f for f in await env.store.functions(base) if f.name == "fleft"]
+        ident = await env.server.services.tenancy.root_identity(base)
+        jobs = [
+            Job(
+                new_ordered_id(),
+                base.name,
+                fdef.id,
+                {"args": [f"db-{col}", "db_created", {"id": str(i)}], "legacy": None, "identity": identity_dict(ident)},
+                now_iso(),
+            )
+            for i in range(100)
+        ]
+        await env.store.enqueue_jobs(jobs, "", 0.0)
+        history = await fn.runs("fleft", 100, timeout=5.5)  # a poll of 16 every 3 s would need 21 s
+        assert len(history) == 100 and all(h["success"] for h in history)
+        assert await env.store.claim_jobs("test-owner", time.time(), time.time() + 60, 10) == []

@@ -302,8 +302,19 @@ class Store(ABC):
 
 def job_rows(jobs: list[Job], owner: str, lease_until: float) -> list[tuple[Any, ...]]:
     """The fn_jobs rows of ``jobs`` claimed by ``owner`` until ``lease_until``, in column order
-    (id, base, function_id, payload, created, owner, lease_until, attempts)."""
+    (id, base, function_id, payload, created, owner, lease_until, attempts). A job left
+    unclaimed (no owner) counts one attempt less: the claim that first runs it is not a retry."""
+    tried = 0 if owner else -1
     return [
-        (j.id, j.base, j.function_id, orjson.dumps(j.payload).decode(), j.created, owner, lease_until, j.attempts)
+        (
+            j.id,
+            j.base,
+            j.function_id,
+            orjson.dumps(j.payload).decode(),
+            j.created,
+            owner,
+            lease_until,
+            j.attempts + tried,
+        )
         for j in jobs
     ]
