@@ -16,7 +16,8 @@ a stream of writes used). So once the WAL passes ``wal_limit`` bytes, the writer
 on the writer thread, a checkpoint on its own connection between two batches; inline, from a
 thread (its fsyncs off the loop), the bulk copied on a second connection while batches go on,
 then batches held only while the frames written meanwhile are copied on the writer's
-connection. ``journal_size_limit`` trims the file back when the WAL restarts.
+connection (or from the moment the WAL reaches four times the limit, if the copy falls that far
+behind). ``journal_size_limit`` trims the file back when the WAL restarts.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import concurrent.futures
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,6 +35,7 @@ from typing import Any, TypeVar
 from sbserver.settings import usable_cpus
 
 T = TypeVar("T")
+OVERGROWN = 4  # inline: batches wait for a WAL restart once the WAL is this many times its limit
 Job = tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]
 
 PRAGMAS = (
@@ -115,6 +118,8 @@ class Writer:
 
     def _run_inline(self) -> None:
         self._scheduled = False
+        if self._checkpoint is not None and not self._held and self._overgrown():
+            self._held = True  # the copy lags behind the writes (a starved thread): wait for it
         if self._held:  # the batch goes when the checkpoint is done
             return
         conn = self._conn
@@ -152,6 +157,15 @@ class Writer:
         except OSError:
             return False
 
+    def _overgrown(self) -> bool:
+        """Inline, while a restart is under way: the WAL has grown to four times the limit, so
+        batches wait for the restart; the WAL stays bounded even when the restart's thread gets
+        little CPU."""
+        try:
+            return self._wal.stat().st_size > OVERGROWN * self.wal_limit
+        except OSError:
+            return False
+
     def _checkpoint_off_loop(self, conn: sqlite3.Connection) -> None:
         """Inline mode: restart the WAL from a thread, its fsyncs off the loop. First the bulk of
         the copy, on a connection of its own, while batches go on; then, with batches held, the
@@ -172,7 +186,7 @@ class Writer:
                 while not held.wait(0.05):
                     if self._stopping:
                         return
-                _checkpoint(conn)
+                _checkpoint_all(conn)
             except RuntimeError:  # the loop is closed: nobody is writing any more
                 pass
             except sqlite3.Error:  # the second connection could not open: the next pass tries again
@@ -258,7 +272,7 @@ class Writer:
                 except RuntimeError:  # the loop closed under us: nobody is waiting any more
                     return
                 if self._wal_too_long():
-                    _checkpoint(conn)
+                    _checkpoint_all(conn)
         finally:
             conn.close()
 
@@ -275,11 +289,25 @@ class Writer:
 Result = tuple[asyncio.Future[Any], Any, BaseException | None]
 
 
-def _checkpoint(conn: sqlite3.Connection) -> None:
+def _checkpoint(conn: sqlite3.Connection) -> bool:
+    """Copy what the WAL holds into the database. False when another connection's checkpoint
+    was in progress (nothing copied); True otherwise, even if a reader kept some frames."""
     try:
-        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-    except sqlite3.Error:
-        pass  # busy: the next batch past the limit tries again
+        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    except sqlite3.OperationalError:
+        return False
+    return not busy
+
+
+def _checkpoint_all(conn: sqlite3.Connection, tries: int = 25) -> None:
+    """With no write in progress: copy every frame, so that the next write starts the WAL over.
+    A pass made while the checkpointer thread's own checkpoint runs gives up at once, copying
+    nothing, and the WAL would grow on until the next attempt: that checkpoint is over within
+    milliseconds, so try again a few times."""
+    for _ in range(tries):
+        if _checkpoint(conn):
+            return
+        time.sleep(0.002)
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
