@@ -94,6 +94,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise SystemExit(f"invalid {name}={raw!r}: expected an integer") from exc
 
 
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 1:
+        raise SystemExit(f"invalid {name}={value}: expected at least 1")
+    return value
+
+
 def usable_cpus() -> int:
     """The CPUs this process may run on (fewer than the machine's when it is pinned)."""
     try:
@@ -188,7 +195,7 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> Setti
         function_rate_per_minute=_int(env, "SB_FUNCTION_RATE_PER_MINUTE", 5),
         function_poll_seconds=float(_int(env, "SB_FUNCTION_POLL_SECONDS", 2)),
         function_lease_seconds=float(_int(env, "SB_FUNCTION_LEASE_SECONDS", 0)),
-        function_queue_limit=max(1, _int(env, "SB_FUNCTION_QUEUE_LIMIT", 1000)),
+        function_queue_limit=_positive(env, "SB_FUNCTION_QUEUE_LIMIT", 1000),
         primary_instance=env.get("PRIMARY_INSTANCE_HOSTNAME", "").strip(),
         scheduler_enabled=env.get("SB_SCHEDULER", "1") not in ("0", "false", "no"),
         pg_synchronous_commit=env.get("SB_PG_SYNCHRONOUS_COMMIT", "on").lower() not in ("off", "0", "false", "no"),

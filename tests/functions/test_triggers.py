@@ -345,6 +345,15 @@ async def test_a_burst_beyond_the_queue_limit_waits_in_the_store_and_runs_once(m
         assert {s["id"] for s in singles} <= {d["src"] for d in derived}
 
 
+async def test_the_queue_limit_setting_is_checked() -> None:
+    assert from_env({"JWT_SECRET": "x"}).function_queue_limit == 1000
+    assert from_env({"JWT_SECRET": "x", "SB_FUNCTION_QUEUE_LIMIT": " 50 "}).function_queue_limit == 50
+    with pytest.raises(SystemExit, match="invalid SB_FUNCTION_QUEUE_LIMIT=0: expected at least 1"):
+        from_env({"JWT_SECRET": "x", "SB_FUNCTION_QUEUE_LIMIT": "0"})
+    with pytest.raises(SystemExit, match="invalid SB_FUNCTION_QUEUE_LIMIT='many': expected an integer"):
+        from_env({"JWT_SECRET": "x", "SB_FUNCTION_QUEUE_LIMIT": "many"})
+
+
 async def test_jobs_left_by_processes_that_only_enqueue_are_drained_in_batches(make_fn: MakeFn) -> None:
     """Jobs another process stored unclaimed (as a process that is not the primary instance
     does) are claimed a batch after another as the queue runs low, not a small batch per poll
