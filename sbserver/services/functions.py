@@ -477,7 +477,8 @@ class FunctionService:
         return self.runs_jobs and not self._more and len(self._held) + count <= self._limit
 
     def _left_unclaimed(self) -> None:
-        """Jobs were stored without an owner; the primary instance's poller claims them."""
+        """Jobs were stored without an owner: a poller claims them (this process's as soon as its
+        queue runs low, when it runs jobs; else the primary instance's)."""
         if self.runs_jobs:
             self._more = True
             self._more_since += 1

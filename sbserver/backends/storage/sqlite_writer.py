@@ -294,7 +294,7 @@ def _checkpoint(conn: sqlite3.Connection) -> bool:
     was in progress (nothing copied); True otherwise, even if a reader kept some frames."""
     try:
         busy, _, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-    except sqlite3.OperationalError:
+    except sqlite3.Error:  # busy or locked: the next batch past the limit tries again
         return False
     return not busy
 
