@@ -490,7 +490,8 @@ async def test_extend_leases_only_touches_the_owners_jobs(store: Store) -> None:
 
 async def test_documents_and_their_jobs_are_written_together(store: Store) -> None:
     """insert_documents with a queue: the documents and their function jobs in one transaction,
-    including on a collection already known (PostgreSQL's one-statement path must not be taken)."""
+    including on a collection already known (PostgreSQL's one-statement path), with one job
+    or several, claimed or not."""
     await empty_queue(store)
     base = await make_base(store)
     first = StoredDoc(uid(), "acct", "user", NOW, {"n": 1})
@@ -501,7 +502,13 @@ async def test_documents_and_their_jobs_are_written_together(store: Store) -> No
     assert await store.get_document(base, "jobs_col", doc.id, ALL_ROWS) == doc
     assert await store.claim_jobs("p2", T0, T0 + 60, 10) == []  # leased to p1 until T0 + 30
     got = await store.claim_jobs("p2", T0 + 31, T0 + 60, 10)
-    assert [(j.id, j.payload) for j in got] == [(job.id, job.payload)]
+    assert [(j.id, j.payload, j.attempts) for j in got] == [(job.id, job.payload, 1)]
+    await empty_queue(store)
+    two = StoredDoc(uid(), "acct", "user", NOW, {"n": 3})
+    jobs = [job_of(base, payload={"args": [n, {"id": two.id}]}) for n in range(2)]
+    await store.insert_documents(base, "jobs_col", [two], "764", QueuedJobs(jobs, "", 0.0))
+    got = sorted(await store.claim_jobs("p2", T0, T0 + 60, 10), key=lambda j: j.payload["args"][0])
+    assert [(j.id, j.payload, j.attempts) for j in got] == [(j.id, j.payload, 0) for j in jobs]  # not a retry
     await empty_queue(store)
 
 

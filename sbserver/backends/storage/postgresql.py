@@ -406,6 +406,12 @@ INSERT_JOB = (
     "INSERT INTO sb.fn_jobs (id, base, function_id, payload, created, owner, lease_until, attempts) "
     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
 )
+# The same rows given column by column, as arrays in parameters $7 to $14 (after a document's six)
+INSERT_JOBS_FROM_ARRAYS = (
+    "INSERT INTO sb.fn_jobs (id, base, function_id, payload, created, owner, lease_until, attempts) "
+    "SELECT * FROM unnest($7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], "
+    "$13::float8[], $14::int[])"
+)
 
 
 class PostgresStore(Store):
@@ -601,8 +607,13 @@ class PostgresStore(Store):
         created = docs[0].created if docs else ""
         insert = f"INSERT INTO {schema}.documents (col, {_DOC_COLS}) VALUES ($1, $2, $3, $4, $5, $6)"
         jobs = job_rows(queue.jobs, queue.owner, queue.lease_until) if queue else []
-        if (base.name, col) in self._known and len(rows) == 1 and not jobs:
-            await self._execute(insert, *rows[0])  # the hot path: one statement, one round trip
+        if (base.name, col) in self._known and len(rows) == 1:  # the hot path: one statement, one round trip
+            if not jobs:
+                await self._execute(insert, *rows[0])
+            else:  # the document and its function jobs, atomic as any one statement
+                await self._execute(
+                    f"WITH doc AS ({insert}) {INSERT_JOBS_FROM_ARRAYS}", *rows[0], *zip(*jobs, strict=True)
+                )
             return
         async with self._conn(transaction=True) as c:
             await c.execute(
