@@ -47,6 +47,10 @@ from sbserver.types import Base, FinishedJob, FunctionDef, FunctionRun, Identity
 
 log = logging.getLogger("sbserver.functions")
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+# Every run sends the code to a worker and compiles it: a function is a handler, not a bundle.
+MAX_CODE_BYTES = 1024 * 1024
+MAX_TRIGGER_CHARS = 256
+MAX_SECRETS_BYTES = 64 * 1024
 UNLIMITED_TYPES = ("chan_out", "db_created", "db_updated", "db_deleted")
 MAX_ATTEMPTS = 3
 POLL_WHEN_QUEUE_BELOW = 64  # a busy process leaves expired jobs to the others' pollers
@@ -211,7 +215,21 @@ class FunctionService:
         task.add_done_callback(self._tasks.discard)
 
     # management
-    async def _check_code(self, code: str) -> None:
+    @staticmethod
+    def _checked_trigger(trigger: str) -> str:
+        trigger = trigger.strip()
+        if not trigger:
+            raise BadRequest("invalid trigger: it must not be empty (use web for HTTP-only functions)")
+        if len(trigger) > MAX_TRIGGER_CHARS or not trigger.isprintable():
+            raise BadRequest(f"invalid trigger: use at most {MAX_TRIGGER_CHARS} printable characters")
+        return trigger
+
+    async def _check_code(self, code: str, secrets: str | None) -> None:
+        size = len(code.encode("utf-8", "surrogatepass"))
+        if size > MAX_CODE_BYTES:
+            raise BadRequest(f"invalid function code: {size} bytes, at most {MAX_CODE_BYTES} are allowed")
+        if secrets is not None and len(secrets.encode("utf-8", "surrogatepass")) > MAX_SECRETS_BYTES:
+            raise BadRequest(f"invalid secrets: at most {MAX_SECRETS_BYTES} bytes are allowed")
         outcome = await self.pool.check(code)
         if not outcome.ok:
             raise BadRequest(f"invalid function code: {outcome.error}")
@@ -219,11 +237,10 @@ class FunctionService:
     async def add(self, base: Base, name: str, trigger: str, code: str, secrets: str) -> FunctionDef:
         if not _NAME.match(name):
             raise BadRequest(f"invalid function name {name[:60]!r}: use 1 to 100 letters, digits, '_' or '-'")
-        if not trigger.strip():
-            raise BadRequest("invalid trigger: it must not be empty (use web for HTTP-only functions)")
-        await self._check_code(code)
+        trigger = self._checked_trigger(trigger)
+        await self._check_code(code, secrets)
         now = now_iso()
-        fn = FunctionDef(new_id(), name, trigger.strip(), code, 1, now, secrets=secrets)
+        fn = FunctionDef(new_id(), name, trigger, code, 1, now, secrets=secrets)
         try:
             await self.store.create_function(base, fn)
         except Conflict as exc:
@@ -234,10 +251,9 @@ class FunctionService:
     async def update(self, base: Base, fn_id: str, trigger: str, code: str, secrets: str | None) -> FunctionDef:
         if not fn_id:
             raise BadRequest("missing function id: call /fn/info/<name> to get it")
-        if not trigger.strip():
-            raise BadRequest("invalid trigger: it must not be empty (use web for HTTP-only functions)")
-        await self._check_code(code)
-        fn = await self.store.update_function(base, fn_id, code, trigger.strip(), secrets, now_iso())
+        trigger = self._checked_trigger(trigger)
+        await self._check_code(code, secrets)
+        fn = await self.store.update_function(base, fn_id, code, trigger, secrets, now_iso())
         self._triggers.pop(base.name, None)
         if fn is None:
             raise NotFound("function not found")

@@ -266,3 +266,96 @@ async def test_secrets_are_read_only_in_handle(fn: FnApi) -> None:
     assert r.status_code == 200, r.text
     run = await fn.exec_ok("frozen", (await fn.register()).jwt, {})
     assert run["output"][1] == '["kept",null,true]', run
+
+
+GOOD = "function handle() {}"
+BAD_ADDS = [
+    # (what is wrong, raw body or JSON value, status, the answer's first words)
+    ("malformed JSON", b'{"name": "x", "trigger": ', 400, "invalid JSON body: "),
+    ("an empty body", b"", 400, "invalid JSON body: EOF"),
+    ("not an object", [1, 2], 400, "invalid JSON body: expected an object"),
+    ("a name that is a number", {"name": 7, "trigger": "web", "code": GOOD}, 400, 'invalid field "name"'),
+    ("code that is an object", {"name": "x", "trigger": "web", "code": {"a": 1}}, 400, 'invalid field "code"'),
+    ("a trigger that is a list", {"name": "x", "trigger": ["web"], "code": GOOD}, 400, 'invalid field "trigger"'),
+    (
+        "secrets that are a number",
+        {"name": "x", "trigger": "web", "code": GOOD, "secrets": 5},
+        400,
+        'invalid field "secrets"',
+    ),
+    ("no name", {"trigger": "web", "code": GOOD}, 400, "invalid function name"),
+    ("a name with a slash", {"name": "../etc", "trigger": "web", "code": GOOD}, 400, "invalid function name"),
+    ("a name with a space", {"name": "a b", "trigger": "web", "code": GOOD}, 400, "invalid function name"),
+    ("a name of 101 characters", {"name": "n" * 101, "trigger": "web", "code": GOOD}, 400, "invalid function name"),
+    ("a blank trigger", {"name": "x", "trigger": "  ", "code": GOOD}, 400, "invalid trigger: it must not be empty"),
+    (
+        "a trigger of 257 characters",
+        {"name": "x", "trigger": "t" * 257, "code": GOOD},
+        400,
+        "invalid trigger: use at most 256",
+    ),
+    (
+        "a trigger with a newline",
+        {"name": "x", "trigger": "lob\nby", "code": GOOD},
+        400,
+        "invalid trigger: use at most 256",
+    ),
+    ("no code", {"name": "x", "trigger": "web"}, 400, "invalid function code: "),
+    (
+        "code over 1 MiB",
+        {"name": "x", "trigger": "web", "code": GOOD + " " * (1 << 20)},
+        400,
+        "invalid function code: 1048596 bytes, at most 1048576",
+    ),
+    (
+        "secrets over 64 KiB",
+        {"name": "x", "trigger": "web", "code": GOOD, "secrets": "k=" + "v" * 65536},
+        400,
+        "invalid secrets: at most 65536 bytes",
+    ),
+]
+
+
+@pytest.mark.parametrize(("wrong", "body", "status", "answer"), BAD_ADDS, ids=[b[0] for b in BAD_ADDS])
+async def test_add_refuses_bad_input_with_the_reason_and_stores_nothing(
+    fn: FnApi, wrong: str, body: object, status: int, answer: str
+) -> None:
+    if isinstance(body, bytes):
+        r = await fn.request("POST", "/fn/add", fn.root, content=body)
+    else:
+        r = await fn.request("POST", "/fn/add", fn.root, json=body)
+    assert_plain_error(r, status, startswith=answer)
+    assert await fn.functions() == []
+    assert (await fn.request("GET", "/ping")).status_code == 200
+
+
+BAD_UPDATES = [
+    ("no id", {"trigger": "web", "code": GOOD}, "missing function id"),
+    ("an unknown id", {"id": "nope", "trigger": "web", "code": GOOD}, "function not found"),
+    ("a blank trigger", {"trigger": "", "code": GOOD}, "invalid trigger: it must not be empty"),
+    ("a trigger of 257 characters", {"trigger": "t" * 257, "code": GOOD}, "invalid trigger: use at most 256"),
+    (
+        "code that does not compile",
+        {"trigger": "web", "code": "function handle( {"},
+        "invalid function code: SyntaxError",
+    ),
+    ("code over 1 MiB", {"trigger": "web", "code": GOOD + " " * (1 << 20)}, "invalid function code: 1048596 bytes"),
+    (
+        "secrets over 64 KiB",
+        {"trigger": "web", "code": GOOD, "secrets": "v" * 65537},
+        "invalid secrets: at most 65536 bytes",
+    ),
+]
+
+
+@pytest.mark.parametrize(("wrong", "body", "answer"), BAD_UPDATES, ids=[b[0] for b in BAD_UPDATES])
+async def test_update_refuses_bad_input_and_leaves_the_function_as_it_was(
+    fn: FnApi, wrong: str, body: dict, answer: str
+) -> None:
+    before = await fn.add_ok("fupd", "lobby", GOOD)
+    fields = {"id": before["id"], **body} if wrong not in ("no id", "an unknown id") else body
+    r = await fn.update(fields)
+    status = 404 if wrong == "an unknown id" else 400
+    assert_plain_error(r, status, startswith=answer)
+    after = await fn.info("fupd")
+    assert (after["trigger"], after["code"], after["version"]) == ("lobby", GOOD, 1)
