@@ -59,6 +59,10 @@ HELPERS = [
     "deleteIndexDocument",
 ]
 LOG_STREAM_AFTER = 0.02  # seconds into a run after which each log line is sent at once
+# What a run's history keeps of its log, in characters, and of an error's text: a run that logs
+# in a loop must not fill the store (or /fn/info) with hundreds of megabytes.
+MAX_LOG_CHARS = 64 * 1024
+MAX_ERROR_CHARS = 4096
 CHECK_REFUSAL = '{"ok":false,"content":"helpers are not available while the code is checked"}'
 # fetch() without arguments answers undefined; a host function can only answer null.
 FETCH_UNDEFINED = "fetch = (function (f) { return function () { var r = f.apply(null, arguments); return r === null ? undefined : r; }; })(fetch);"
@@ -108,6 +112,8 @@ def describe_text(text: str) -> str:
     if not text:
         return ""
     first, *rest = text.splitlines()
+    if len(first) > MAX_ERROR_CHARS:
+        first = first[:MAX_ERROR_CHARS] + f"... ({len(first) - MAX_ERROR_CHARS} more characters)"
     where = _LOCATION.search("\n".join(rest))
     return f"{first} (line {where.group(1)})" if where else first
 
@@ -174,6 +180,8 @@ def _run(ch: Channel, job: dict[str, Any], box: list[quickjs.Context], formatter
     code = str(job.get("code", ""))
     output: list[str] = []
     started = time.monotonic()
+    room = [MAX_LOG_CHARS]  # characters of log the run may still keep
+    dropped = [0]  # lines not kept for want of room
 
     def helper(name: str) -> Any:
         def call(*args: Any) -> Any:  # must not raise: the engine cannot carry a Python exception
@@ -213,12 +221,20 @@ def _run(ch: Channel, job: dict[str, Any], box: list[quickjs.Context], formatter
                 line = str(formatter[0](*args))
         except quickjs.JSException as exc:
             line = f"log: {describe(exc)}"
+        if room[0] <= 0:
+            dropped[0] += 1
+            return
+        if len(line) > room[0]:
+            line = line[: room[0]] + f"... ({len(line) - room[0]} more characters)"
+        room[0] -= len(line)
         output.append(line)
         if time.monotonic() - started > LOG_STREAM_AFTER:  # a long run: stream its lines as they come
             ch.send({"op": "log", "output": output})
             output.clear()
 
     def done(ok: bool, stage: str = "", error: str = "") -> None:
+        if dropped[0]:
+            output.append(f"{dropped[0]} more log lines not kept: a run keeps {MAX_LOG_CHARS} characters of log")
         ch.send({"op": "done", "ok": ok, "stage": stage, "error": error, "output": output})
 
     names = helpers_for(code)

@@ -147,6 +147,37 @@ async def test_a_throwing_triggered_function_is_recorded_failed_with_its_error_l
     assert run["output"][-1].startswith("RangeError: kaboom 42"), run
 
 
+async def test_a_run_that_logs_in_a_loop_keeps_64k_characters_of_log(safe: FnApi) -> None:
+    """A log bomb (200 MB of lines) must not fill the store or /fn/info: the run keeps 64 KiB
+    characters of log, one line cut short, and says how many lines it did not keep."""
+    code = 'function handle() { var s = "x".repeat(1000); for (var i = 0; i < 200000; i++) log(i + s); }'
+    await safe.add_ok("logbomb", "web", code)
+    user = await safe.register()
+    r, latencies = await while_pinging(safe.url, safe.exec("logbomb", user.jwt, {}))
+    assert r.status_code == 200, r.text
+    assert_responsive(latencies, at_least=1)
+    [run] = await safe.runs("logbomb", 1)
+    assert run["success"] is True
+    kept = run["output"][1:-2]
+    assert kept[0] == "0" + "x" * 1000 and len(kept) == 66, [len(line) for line in kept]
+    assert kept[-1].endswith(" more characters)") and sum(len(line.split("...")[0]) for line in kept) == 65536
+    assert run["output"][-2] == "199934 more log lines not kept: a run keeps 65536 characters of log"
+    assert run["output"][-1] == "Function completed"
+    info = await safe.request("GET", "/fn/info/logbomb", safe.root)
+    assert len(info.content) < 100_000
+
+
+async def test_an_error_of_a_million_characters_is_cut_short(safe: FnApi) -> None:
+    await safe.add_ok("bigerror", "web", 'function handle() { throw new Error("e".repeat(1000000)); }')
+    user = await safe.register()
+    r = await safe.exec("bigerror", user.jwt, {})
+    assert r.status_code == 500 and len(r.text) < 5000, len(r.text)
+    assert r.text.startswith("error executing your function: Error: eeee"), r.text[:80]
+    assert r.text.endswith("e... (995911 more characters)\n"), r.text[-80:]
+    [run] = await safe.runs("bigerror", 1)
+    assert run["success"] is False and len(run["output"][-1]) < 5000
+
+
 def worker_pids(server_pid: int) -> list[int]:
     found = subprocess.run(
         ["pgrep", "-P", str(server_pid), "-f", "sbserver.runtime.worker"], capture_output=True, text=True
