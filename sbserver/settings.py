@@ -57,6 +57,8 @@ class Settings:
     function_lease_seconds: float = 0.0  # 0: the timeout plus 30 s
     # jobs one process holds in memory at most; more wait in the store until there is room
     function_queue_limit: int = 1000
+    # runs deep a chain of functions may go (a run's writes and messages trigger the next ones)
+    function_max_chain: int = 8
     primary_instance: str = ""
     pg_synchronous_commit: bool = True
     # auto: the SQLite writer runs on the event loop when the process has one CPU, else on a thread
@@ -196,6 +198,7 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> Setti
         function_poll_seconds=float(_int(env, "SB_FUNCTION_POLL_SECONDS", 2)),
         function_lease_seconds=float(_int(env, "SB_FUNCTION_LEASE_SECONDS", 0)),
         function_queue_limit=_positive(env, "SB_FUNCTION_QUEUE_LIMIT", 1000),
+        function_max_chain=_positive(env, "SB_FUNCTION_MAX_CHAIN", 8),
         primary_instance=env.get("PRIMARY_INSTANCE_HOSTNAME", "").strip(),
         scheduler_enabled=env.get("SB_SCHEDULER", "1") not in ("0", "false", "no"),
         pg_synchronous_commit=env.get("SB_PG_SYNCHRONOUS_COMMIT", "on").lower() not in ("off", "0", "false", "no"),

@@ -27,6 +27,8 @@ import logging
 import re
 import socket
 import time
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl
@@ -61,11 +63,26 @@ REFILL_BATCH = 256  # jobs claimed at a time while more are known to wait
 FINISH_GATHER_SECONDS = 0.005
 FINISH_BATCH = 64
 
+
+@dataclass(slots=True)
+class Chain:
+    """The run in progress in this task: how many runs deep it is (a client's event starts
+    runs at 1; an event a run causes starts the next at its depth + 1) and notes for its log."""
+
+    depth: int
+    notes: list[str] = field(default_factory=list)
+
+
+# Set while a run is in progress: its helpers' writes and messages are events of that run.
+CURRENT_RUN: ContextVar[Chain | None] = ContextVar("sb_current_function_run", default=None)
+
+
 # The functions of one base, by trigger and by id.
 Table = tuple[dict[str, list[FunctionDef]], dict[str, FunctionDef]]
 # base name, base, message, sender, the data as a value (NO_VALUE: parse the message's text),
-# and for a database write the future its writer awaits: resolved once the event's jobs are stored
-Inbox = tuple[str, Base | None, dict[str, Any], Identity | None, Any, "asyncio.Future[None] | None"]
+# for a database write the future its writer awaits (resolved once the event's jobs are stored),
+# and the run that caused the event, if a function's helper did
+Inbox = tuple[str, Base | None, dict[str, Any], Identity | None, Any, "asyncio.Future[None] | None", Chain | None]
 NO_VALUE = object()
 
 
@@ -199,7 +216,7 @@ class FunctionService:
             task.cancel()
         await asyncio.gather(*self._loops, *self._tasks, return_exceptions=True)
         self._loops.clear()
-        for *_, durable in self._inbox:  # events never dispatched: their writers must not hang
+        for *_, durable, _chain in self._inbox:  # events never dispatched: their writers must not hang
             if durable is not None and not durable.done():
                 durable.set_result(None)
         if self._finisher:  # after its write in flight, if any: a cancelled write would run them again
@@ -287,15 +304,20 @@ class FunctionService:
 
     # running
     async def _execute(
-        self, base: Base, fn: FunctionDef, ident: Identity, args: list[Any], legacy: Any = None
+        self, base: Base, fn: FunctionDef, ident: Identity, args: list[Any], legacy: Any = None, depth: int = 1
     ) -> tuple[Outcome, FunctionRun]:
         started = now_iso()
         timeout = self.settings.function_timeout
         ctx = HelperContext(base, ident, fn, asyncio.get_running_loop().time() + timeout)
-        outcome = await self.pool.run(
-            fn.code, args, self.helpers.bind(ctx), legacy=legacy, secrets=parse_secrets(fn.secrets), timeout=timeout
-        )
-        output = ["Function started", *outcome.output]
+        chain = Chain(depth)
+        token = CURRENT_RUN.set(chain)
+        try:
+            outcome = await self.pool.run(
+                fn.code, args, self.helpers.bind(ctx), legacy=legacy, secrets=parse_secrets(fn.secrets), timeout=timeout
+            )
+        finally:
+            CURRENT_RUN.reset(token)
+        output = ["Function started", *outcome.output, *chain.notes]
         if outcome.stage != "compile":
             output.append("Function completed")
         if not outcome.ok:
@@ -352,6 +374,10 @@ class FunctionService:
             return None
         channel = f"db-{col}"
         fns = matching(table, [channel, DB_CREATED])
+        chain = CURRENT_RUN.get()
+        if fns and self._too_deep(chain, DB_CREATED, channel):
+            return QueuedJobs([], "", 0.0)
+        depth = chain.depth if chain else 0
         jobs: list[Job] = []
         for doc in docs:
             value = doc.public()
@@ -366,6 +392,7 @@ class FunctionService:
                     "legacy": legacy,
                     "identity": identity_dict(caller),
                     "event": DB_CREATED,
+                    "chain": depth,
                 }
                 jobs.append(Job(new_ordered_id(), base.name, fn.id, payload, now_iso()))
         if not jobs or not self._has_room(len(jobs)):
@@ -405,8 +432,21 @@ class FunctionService:
         value: Any,
         durable: asyncio.Future[None] | None = None,
     ) -> None:
-        self._inbox.append((base_name, base, msg, ident, value, durable))
+        self._inbox.append((base_name, base, msg, ident, value, durable, CURRENT_RUN.get()))
         self._inbox_ready.set()
+
+    def _too_deep(self, chain: Chain | None, kind: str, channel: str) -> bool:
+        """True when an event of the run ``chain`` must not trigger functions: a function whose
+        runs cause the events it is triggered by would otherwise run for ever."""
+        if chain is None or chain.depth < self.settings.function_max_chain:
+            return False
+        note = (
+            f"functions not triggered by {kind} on {channel}: this run is {chain.depth} functions deep "
+            f"(SB_FUNCTION_MAX_CHAIN is {self.settings.function_max_chain})"
+        )
+        chain.notes.append(note)
+        log.warning("%s", note)
+        return True
 
     async def _rate_limited(self, base: Base, msg: dict[str, Any], ident: Identity | None) -> bool:
         if msg["type"] in UNLIMITED_TYPES or (ident is not None and ident.is_root):
@@ -428,7 +468,7 @@ class FunctionService:
                 except Exception:
                     log.exception("dispatching %d events to functions failed", len(batch))
                 finally:  # the writers go on, stored or not (a failure is logged, not theirs)
-                    for *_, durable in batch:
+                    for *_, durable, _chain in batch:
                         if durable is not None and not durable.done():
                             durable.set_result(None)
 
@@ -437,7 +477,7 @@ class FunctionService:
         bases: dict[str, Base] = {}
         keys: dict[str, set[str]] = {}
         events = []
-        for base_name, base, msg, ident, value, _ in batch:
+        for base_name, base, msg, ident, value, _, chain in batch:
             try:
                 base = base or bases.get(base_name) or await self.tenancy.base_by_name(base_name)
             except SBError:
@@ -445,16 +485,16 @@ class FunctionService:
             bases[base.name] = base
             event_keys = [k for k in dict.fromkeys([msg.get("channel", ""), msg["type"]]) if k]
             keys.setdefault(base.name, set()).update(event_keys)
-            events.append((base, msg, ident, value, event_keys))
+            events.append((base, msg, ident, value, event_keys, chain))
         tables: dict[str, Table] = {}
         jobs: list[tuple[Job, FunctionDef]] = []
-        for base, msg, ident, value, event_keys in events:
+        for base, msg, ident, value, event_keys, chain in events:
             channel, kind = msg.get("channel", ""), msg["type"]
             try:
                 if base.name not in tables:
                     tables[base.name] = await self._table(base, keys[base.name])
                 fns = matching(tables[base.name], event_keys)
-                if not fns or await self._rate_limited(base, msg, ident):
+                if not fns or self._too_deep(chain, kind, channel) or await self._rate_limited(base, msg, ident):
                     continue
                 runner = ident or await self.tenancy.root_identity(base)
             except SBError as exc:
@@ -467,7 +507,13 @@ class FunctionService:
                     if "data" not in msg:
                         msg = with_data(msg, value)
                     legacy = msg
-                payload = {"args": args, "legacy": legacy, "identity": identity_dict(runner), "event": kind}
+                payload = {
+                    "args": args,
+                    "legacy": legacy,
+                    "identity": identity_dict(runner),
+                    "event": kind,
+                    "chain": chain.depth if chain else 0,
+                }
                 jobs.append((Job(new_ordered_id(), base.name, fn.id, payload, now_iso()), fn))
         if not jobs:
             return
@@ -541,7 +587,8 @@ class FunctionService:
                 )
             else:
                 p = job.payload
-                _, run = await self._execute(base, fn, identity_from(p["identity"]), p["args"], p.get("legacy"))
+                depth = int(p.get("chain") or 0) + 1
+                _, run = await self._execute(base, fn, identity_from(p["identity"]), p["args"], p.get("legacy"), depth)
                 finished = FinishedJob(job.id, base, run)
         except SBError as exc:
             log.warning("function job %s failed: %s", job.id, exc.message)

@@ -379,3 +379,40 @@ async def test_jobs_left_by_processes_that_only_enqueue_are_drained_in_batches(m
         history = await fn.runs("fleft", 100, timeout=5.5)  # a poll of 16 every 3 s would need 21 s
         assert len(history) == 100 and all(h["success"] for h in history)
         assert await env.store.claim_jobs("test-owner", time.time(), time.time() + 60, 10) == []
+
+
+async def test_a_function_that_triggers_itself_stops_after_the_chain_limit(fn: FnApi) -> None:
+    """A function whose write triggers it again would run for ever (and fill the store): the
+    chain of runs stops at SB_FUNCTION_MAX_CHAIN (8), and the last run's log says why."""
+    col = unique("loop")
+    code = "function handle(channel, type, doc) { create(" + f'"{col}"' + ", {from: doc.id}); }"
+    await fn.add_ok("selfloop", f"db-{col}", code)
+    user = await fn.register()
+    await fn.create(user.jwt, col, {"seed": True})
+    history = await fn.settled("selfloop", 8, extra=1.0)
+    assert len(history) == 8 and all(run["success"] for run in history), history
+    assert all(len(run["output"]) == 2 for run in history[:7]), history
+    assert history[7]["output"][1] == (
+        f"functions not triggered by db_created on db-{col}: this run is 8 functions deep (SB_FUNCTION_MAX_CHAIN is 8)"
+    ), history[7]
+    r = await fn.request("GET", f"/sudo/{col}", fn.root, params={"size": "100"})
+    assert r.json()["total"] == 9  # the client's document and one per run
+
+
+async def test_a_function_that_publishes_to_its_own_channel_stops_after_the_chain_limit(make_fn: MakeFn) -> None:
+    async with make_fn(function_max_chain=3) as env:
+        fn = env.api
+        channel = unique("echo")
+        code = 'function handle(channel, type, data) { publish(channel, "chan_out", data + "!"); }'
+        await fn.add_ok("echoloop", channel, code)
+        user = await fn.register()
+        await fn.publish(user.jwt, channel, "chan_out", "hi")
+        history = await fn.settled("echoloop", 3, extra=1.0)
+        assert len(history) == 3 and all(run["success"] for run in history), history
+
+
+async def test_the_chain_limit_setting_is_checked() -> None:
+    assert from_env({"JWT_SECRET": "x"}).function_max_chain == 8
+    assert from_env({"JWT_SECRET": "x", "SB_FUNCTION_MAX_CHAIN": "20"}).function_max_chain == 20
+    with pytest.raises(SystemExit, match="invalid SB_FUNCTION_MAX_CHAIN=0: expected at least 1"):
+        from_env({"JWT_SECRET": "x", "SB_FUNCTION_MAX_CHAIN": "0"})
