@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from pacing import paced
+
 from sbserver.app import create_app
 from sbserver.settings import from_env
 from sbserver.types import ALL_ROWS, Identity
@@ -62,13 +64,7 @@ async def main_async(docs: int, rate: float) -> None:
                 await svc.documents.create(user, base, "src_700_", {"i": i, "t0": time.time() * 1000})
 
         if rate > 0:
-            tasks = []
-            for i in range(docs):
-                delay = t0 + i / rate - time.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                tasks.append(asyncio.create_task(make(i)))
-            await asyncio.gather(*tasks)
+            await paced(docs, rate, t0, make)
         else:
             await asyncio.gather(*(make(i) for i in range(docs)))
         created = time.time()

@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pacing import paced
+
 ROOT = Path(__file__).resolve().parent.parent
 HARNESS_PY = Path(os.environ.get("BENCH_SCRATCH", "/tmp/bench")) / "venv" / "bin" / "python"
 PK = "dev_memory_pk"
@@ -108,13 +110,7 @@ async def one_rate(rate: float, docs: int, port: int) -> None:
                     errors += r.status >= 300
 
             start = time.time()
-            tasks = []
-            for i in range(docs):
-                delay = start + i / rate - time.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                tasks.append(asyncio.create_task(create(i)))
-            await asyncio.gather(*tasks)
+            await paced(docs, rate, start, create)
             sent = time.time() - start
             lags: list[float] = []
             deadline = time.time() + 60
