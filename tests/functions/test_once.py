@@ -1,7 +1,8 @@
 """Decision 13 of spec 00: a triggered run happens exactly once, on any number of processes.
 
 Two real server processes share one fresh PostgreSQL database, one Redis and one JWT secret, with
-``SB_FUNCTION_LEASE_SECONDS=3`` and ``SB_FUNCTION_POLL_SECONDS=1``. Runs only when both
+``SB_FUNCTION_LEASE_SECONDS=3``, ``SB_FUNCTION_POLL_SECONDS=1`` and ``SB_FUNCTION_QUEUE_LIMIT=4``
+(so that most of a burst's jobs wait in the store unclaimed, for either process to claim). Runs only when both
 ``SB_TEST_PG_URL`` and ``SB_TEST_REDIS_URL`` are set (two processes on one SQLite directory are
 not a supported deployment).
 
@@ -71,6 +72,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReq
         "SB_FUNCTION_LEASE_SECONDS": "3",
         "SB_FUNCTION_POLL_SECONDS": "1",
         "SB_FUNCTION_WORKERS": "1",
+        "SB_FUNCTION_QUEUE_LIMIT": "4",  # most of a burst waits unclaimed: either process may claim it
     }
     with (
         server_process(tmp_path_factory.mktemp("fn-once-p1"), env) as p1,
