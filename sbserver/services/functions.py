@@ -108,18 +108,12 @@ def parse_secrets(raw: str) -> dict[str, str]:
 
 
 def identity_dict(ident: Identity) -> dict[str, Any]:
-    return {
-        "base": ident.base,
-        "a": ident.account_id,
-        "u": ident.user_id,
-        "e": ident.email,
-        "r": ident.role,
-        "t": ident.user_token,
-    }
+    """Who a job runs as, as stored with it: not the user's secret token, which no run needs."""
+    return {"base": ident.base, "a": ident.account_id, "u": ident.user_id, "e": ident.email, "r": ident.role}
 
 
 def identity_from(d: dict[str, Any]) -> Identity:
-    return Identity(d["base"], d["a"], d["u"], d.get("e", ""), int(d.get("r", 0)), d.get("t", ""))
+    return Identity(d["base"], d["a"], d["u"], d.get("e", ""), int(d.get("r", 0)))
 
 
 def db_message(kind: str, channel: str, actor: Identity, base_name: str) -> dict[str, Any]:

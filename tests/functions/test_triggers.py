@@ -279,6 +279,10 @@ async def test_a_write_is_acknowledged_only_once_its_function_jobs_are_stored(ma
         doc = await env.api.create(user.jwt, col, {"v": 1})
         jobs = await store.claim_jobs("test-owner", time.time(), time.time() + 60, 100)
         assert [job.payload["args"][2]["id"] for job in jobs] == [doc["id"]], jobs
+        # the job says who it runs as, but does not keep the user's secret token
+        [stored] = await store.users_of_account(await env.base(), user.account_id)
+        assert jobs[0].payload["identity"]["u"] == stored.id
+        assert stored.token not in json.dumps(jobs[0].payload)
 
 
 async def test_new_documents_and_their_jobs_share_one_transaction(make_fn: MakeFn) -> None:
