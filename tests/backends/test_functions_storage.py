@@ -473,6 +473,26 @@ async def test_finish_jobs_in_one_batch_records_every_run_and_trims_each_functio
     assert g3.last_run == r3.completed
 
 
+async def test_finish_jobs_of_one_app_trims_each_function_even_past_keep_in_one_batch(store: Store) -> None:
+    """One app's batch (PostgreSQL writes it in one statement): each function keeps its newest
+    ``keep`` runs, counting those of the batch, also when the batch alone has more than that."""
+    await empty_queue(store)
+    base = await make_base(store)
+    f1, f2 = await make_fn(store, base, "f1"), await make_fn(store, base, "f2")
+    old = [run_of(f1, i) for i in range(3)]
+    for run in old:
+        await store.add_run(base, run, 3)
+    await store.add_run(base, run_of(f2, 1), 3)
+    new1 = [run_of(f1, 10), run_of(f1, 11)]
+    new2 = [run_of(f2, 20 + i) for i in range(4)]
+    finished = [FinishedJob(uid(), base, run) for run in [new1[0], new2[0], new2[1], new1[1], new2[2], new2[3]]]
+    await store.finish_jobs(finished, 3)
+    assert [r.id for r in await store.runs(base, f1.id, 100)] == [old[2].id, new1[0].id, new1[1].id]
+    assert [r.id for r in await store.runs(base, f2.id, 100)] == [r.id for r in new2[1:]]
+    got = {f.name: f.last_run for f in await store.functions(base)}
+    assert got == {"f1": max(r.completed for r in new1), "f2": max(r.completed for r in new2)}
+
+
 async def test_extend_leases_only_touches_the_owners_jobs(store: Store) -> None:
     await empty_queue(store)
     base = await make_base(store)

@@ -13,6 +13,7 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import lru_cache
 from typing import Any
 
 import asyncpg
@@ -340,6 +341,57 @@ async def _insert_runs(c: asyncpg.Connection, runs: list[tuple[Base, FunctionRun
             f"SELECT seq FROM {schema}.function_runs WHERE function_id = $1 ORDER BY seq DESC LIMIT 1 OFFSET $2)",
             [(f, max(keep, 0)) for f in last],  # SQLite reads a negative OFFSET as 0; PostgreSQL refuses it
         )
+
+
+@lru_cache(maxsize=256)
+def _finish_statement(schema: str) -> str:
+    """Finished jobs of one app in one statement: remove the jobs ($1), record the runs ($2-$8,
+    column by column, in order), set each function's last run ($9, $10) and trim its history.
+    Every part sees the table as it was before the statement, so the trim keeps, of the runs
+    already there, the newest ``keep`` minus the number being added ($9, $11)."""
+    return (
+        "WITH gone AS (DELETE FROM sb.fn_jobs WHERE id = ANY($1::text[])), "
+        f"added AS (INSERT INTO {schema}.function_runs ({_RUN_COLS}) "
+        "SELECT id, fid, version, started, completed, success, output FROM unnest("
+        "$2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::bool[], $8::text[]) "
+        "WITH ORDINALITY AS r(id, fid, version, started, completed, success, output, n) ORDER BY n), "
+        f"latest AS (UPDATE {schema}.functions f SET last_run = v.t "
+        "FROM unnest($9::text[], $10::text[]) AS v(id, t) WHERE f.id = v.id) "
+        f"DELETE FROM {schema}.function_runs r USING unnest($9::text[], $11::int[]) AS k(fid, off) "
+        f"WHERE r.function_id = k.fid AND r.seq <= (SELECT seq FROM {schema}.function_runs "
+        "WHERE function_id = k.fid ORDER BY seq DESC LIMIT 1 OFFSET k.off)"
+    )
+
+
+def _finish_arguments(runs: list[tuple[Base, FunctionRun]], keep: int) -> list[list[Any]]:
+    """Parameters $2 to $11 of ``_finish_statement``. Of a function's runs in the batch only the
+    newest ``keep`` are written: the trim would remove the others at once."""
+    keep = max(keep, 0)
+    outputs = [orjson.dumps(r.output).decode() for _, r in runs]  # fails before any write
+    last: dict[str, str] = {}
+    added: dict[str, int] = {}
+    for _, r in runs:
+        last[r.function_id] = max(last.get(r.function_id, ""), r.completed)
+        added[r.function_id] = added.get(r.function_id, 0) + 1
+    skip = {f: n - keep for f, n in added.items() if n > keep}
+    kept: list[tuple[FunctionRun, str]] = []
+    for (_, r), output in zip(runs, outputs, strict=True):
+        if skip.get(r.function_id, 0) > 0:
+            skip[r.function_id] -= 1
+            continue
+        kept.append((r, output))
+    return [
+        [r.id for r, _ in kept],
+        [r.function_id for r, _ in kept],
+        [r.version for r, _ in kept],
+        [r.started for r, _ in kept],
+        [r.completed for r, _ in kept],
+        [r.success for r, _ in kept],
+        [output for _, output in kept],
+        list(last),
+        list(last.values()),
+        [max(keep - added[f], 0) for f in last],
+    ]
 
 
 def _task(row: asyncpg.Record) -> Task:
@@ -939,6 +991,13 @@ class PostgresStore(Store):
         if not finished:
             return
         runs = [(f.base, f.run) for f in finished if f.base is not None and f.run is not None]
+        ids = [f.job_id for f in finished]
+        if not runs:
+            await self._execute("DELETE FROM sb.fn_jobs WHERE id = ANY($1::text[])", ids)
+            return
+        if len({b.name for b, _ in runs}) == 1:  # the usual batch, one app's runs: one statement
+            await self._execute(_finish_statement(_schema(runs[0][0].name)), ids, *_finish_arguments(runs, keep))
+            return
         async with self._conn(transaction=True) as c:
             await c.execute("DELETE FROM sb.fn_jobs WHERE id = ANY($1::text[])", [f.job_id for f in finished])
             if runs:
