@@ -316,37 +316,11 @@ def _job(row: asyncpg.Record) -> Job:
     return Job(row[0], row[1], row[2], orjson.loads(row[3]), row[4], row[5])
 
 
-async def _insert_runs(c: asyncpg.Connection, runs: list[tuple[Base, FunctionRun]], keep: int) -> None:
-    """Record runs, set each function's last run and keep its newest ``keep`` runs; the caller
-    holds the transaction."""
-    by_schema: dict[str, list[FunctionRun]] = {}
-    for b, r in runs:
-        by_schema.setdefault(_schema(b.name), []).append(r)
-    for schema, group in by_schema.items():
-        await c.executemany(
-            f"INSERT INTO {schema}.function_runs ({_RUN_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            [
-                (r.id, r.function_id, r.version, r.started, r.completed, r.success, orjson.dumps(r.output).decode())
-                for r in group
-            ],
-        )
-        last: dict[str, str] = {}
-        for r in group:
-            last[r.function_id] = max(last.get(r.function_id, ""), r.completed)
-        await c.executemany(
-            f"UPDATE {schema}.functions SET last_run = $1 WHERE id = $2", [(t, f) for f, t in last.items()]
-        )
-        await c.executemany(
-            f"DELETE FROM {schema}.function_runs WHERE function_id = $1 AND seq <= ("
-            f"SELECT seq FROM {schema}.function_runs WHERE function_id = $1 ORDER BY seq DESC LIMIT 1 OFFSET $2)",
-            [(f, max(keep, 0)) for f in last],  # SQLite reads a negative OFFSET as 0; PostgreSQL refuses it
-        )
-
-
 @lru_cache(maxsize=256)
 def _finish_statement(schema: str) -> str:
-    """Finished jobs of one app in one statement: remove the jobs ($1), record the runs ($2-$8,
-    column by column, in order), set each function's last run ($9, $10) and trim its history.
+    """Runs of one app recorded in one statement: remove their finished jobs ($1, may be empty),
+    record the runs ($2-$8, column by column, in order), set each function's last run ($9, $10)
+    and trim its history. Used for every run a function records (finished jobs, web runs, tasks).
     Every part sees the table as it was before the statement, so the trim keeps, of the runs
     already there, the newest ``keep`` minus the number being added ($9, $11)."""
     return (
@@ -941,8 +915,7 @@ class PostgresStore(Store):
         return [_fn(r) for r in rows]
 
     async def add_run(self, base: Base, run: FunctionRun, keep: int) -> None:
-        async with self._conn(transaction=True) as c:
-            await _insert_runs(c, [(base, run)], keep)
+        await self._execute(_finish_statement(_schema(base.name)), [], *_finish_arguments([(base, run)], keep))
 
     async def runs(self, base: Base, fn_id: str, limit: int) -> list[FunctionRun]:
         rows = await self._fetch(
@@ -990,18 +963,23 @@ class PostgresStore(Store):
     async def finish_jobs(self, finished: list[FinishedJob], keep: int) -> None:
         if not finished:
             return
-        runs = [(f.base, f.run) for f in finished if f.base is not None and f.run is not None]
         ids = [f.job_id for f in finished]
-        if not runs:
+        by_schema: dict[str, list[tuple[Base, FunctionRun]]] = {}
+        for f in finished:
+            if f.base is not None and f.run is not None:
+                by_schema.setdefault(_schema(f.base.name), []).append((f.base, f.run))
+        if not by_schema:
             await self._execute("DELETE FROM sb.fn_jobs WHERE id = ANY($1::text[])", ids)
             return
-        if len({b.name for b, _ in runs}) == 1:  # the usual batch, one app's runs: one statement
-            await self._execute(_finish_statement(_schema(runs[0][0].name)), ids, *_finish_arguments(runs, keep))
+        arguments = {schema: _finish_arguments(group, keep) for schema, group in by_schema.items()}
+        if len(arguments) == 1:  # the usual batch, one app's runs: one statement
+            [(schema, args)] = arguments.items()
+            await self._execute(_finish_statement(schema), ids, *args)
             return
         async with self._conn(transaction=True) as c:
-            await c.execute("DELETE FROM sb.fn_jobs WHERE id = ANY($1::text[])", [f.job_id for f in finished])
-            if runs:
-                await _insert_runs(c, runs, keep)
+            for schema, args in arguments.items():
+                await c.execute(_finish_statement(schema), ids, *args)
+                ids = []  # removed by the first
 
     # scheduled tasks (installation-wide, in the system schema)
     async def create_task(self, task: Task) -> None:
