@@ -150,21 +150,19 @@ class Writer:
     def _wal_too_long(self) -> bool:
         """Checked every few batches (a stat call); the limit is a soft one."""
         self._batches += 1
-        if self._batches % 8:
-            return False
-        try:
-            return self._wal.stat().st_size > self.wal_limit
-        except OSError:
-            return False
+        return not self._batches % 8 and self._wal_size() > self.wal_limit
 
     def _overgrown(self) -> bool:
         """Inline, while a restart is under way: the WAL has grown to four times the limit, so
         batches wait for the restart; the WAL stays bounded even when the restart's thread gets
         little CPU."""
+        return self._wal_size() > OVERGROWN * self.wal_limit
+
+    def _wal_size(self) -> int:
         try:
-            return self._wal.stat().st_size > OVERGROWN * self.wal_limit
+            return self._wal.stat().st_size
         except OSError:
-            return False
+            return 0
 
     def _checkpoint_off_loop(self, conn: sqlite3.Connection) -> None:
         """Inline mode: restart the WAL from a thread, its fsyncs off the loop. First the bulk of
