@@ -359,3 +359,22 @@ async def test_update_refuses_bad_input_and_leaves_the_function_as_it_was(
     assert_plain_error(r, status, startswith=answer)
     after = await fn.info("fupd")
     assert (after["trigger"], after["code"], after["version"]) == ("lobby", GOOD, 1)
+
+
+@pytest.mark.parametrize(
+    ("who", "status", "answer"),
+    [
+        ("a forged root token", 400, "invalid root token"),
+        ("another app's public key", 404, "error finding database"),
+    ],
+)
+async def test_add_with_a_forged_token_or_another_apps_key_stores_nothing(
+    fn: FnApi, who: str, status: int, answer: str
+) -> None:
+    if who == "a forged root token":
+        headers = {"SB-PUBLIC-KEY": fn.pk, "Authorization": f"Bearer {fn.root.split('|')[0]}|forged|token"}
+    else:
+        headers = {"SB-PUBLIC-KEY": "no-such-app", "Authorization": f"Bearer {fn.root}"}
+    r = await fn.http.post(fn.url + "/fn/add", headers=headers, json={"name": "x", "trigger": "web", "code": GOOD})
+    assert_plain_error(r, status, startswith=answer)
+    assert await fn.functions() == []
