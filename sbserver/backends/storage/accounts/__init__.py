@@ -1,0 +1,1 @@
+"""Accounts: tenants, bases, accounts, users and their passwords."""

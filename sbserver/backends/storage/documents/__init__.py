@@ -1,0 +1,1 @@
+"""Documents: inserts, reads, scans, updates and deletes, collections and indexes."""

@@ -1,0 +1,1 @@
+"""Server-side functions, their runs, and the durable queue of function jobs."""

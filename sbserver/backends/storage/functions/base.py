@@ -1,0 +1,88 @@
+"""The functions contract: server-side functions, their runs, and the durable job queue."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import orjson
+
+from sbserver.types import Base, FinishedJob, FunctionDef, FunctionRun, Job
+
+
+class FunctionStore(ABC):
+    """Functions of a base and their runs; the installation-wide queue of function jobs."""
+
+    # server-side functions
+    @abstractmethod
+    async def create_function(self, base: Base, fn: FunctionDef) -> None:
+        """Insert a function; ``Conflict`` when its name is taken in the base."""
+
+    @abstractmethod
+    async def update_function(
+        self, base: Base, fn_id: str, code: str, trigger: str, secrets: str | None, updated: str
+    ) -> FunctionDef | None:
+        """Replace code and trigger (and secrets unless None), bump the version; None if unknown."""
+
+    @abstractmethod
+    async def delete_function(self, base: Base, name: str) -> bool:
+        """Delete a function and its history by name; True if it existed."""
+
+    @abstractmethod
+    async def function_by_name(self, base: Base, name: str) -> FunctionDef | None:
+        """The function with that name."""
+
+    @abstractmethod
+    async def functions(self, base: Base) -> list[FunctionDef]:
+        """Every function of the base, by name."""
+
+    @abstractmethod
+    async def functions_for(self, base: Base, triggers: list[str]) -> list[FunctionDef]:
+        """The functions whose trigger is one of ``triggers``."""
+
+    @abstractmethod
+    async def add_run(self, base: Base, run: FunctionRun, keep: int) -> None:
+        """Record a run (setting the function's last run), keeping only its newest ``keep`` runs."""
+
+    @abstractmethod
+    async def runs(self, base: Base, fn_id: str, limit: int) -> list[FunctionRun]:
+        """The newest ``limit`` runs of a function by start time, oldest first (runs are recorded
+        when they end, so a short run started later may be recorded first)."""
+
+    # the durable queue of function runs (installation-wide)
+    @abstractmethod
+    async def enqueue_jobs(self, jobs: list[Job], owner: str, lease_until: float) -> None:
+        """Insert jobs already claimed by ``owner`` until ``lease_until`` (Unix seconds)."""
+
+    @abstractmethod
+    async def claim_jobs(self, owner: str, now: float, lease_until: float, limit: int) -> list[Job]:
+        """Claim up to ``limit`` jobs whose lease has expired (or never existed), oldest first."""
+
+    @abstractmethod
+    async def extend_leases(self, owner: str, job_ids: list[str], lease_until: float) -> None:
+        """Push back the lease of those jobs that ``owner`` still holds (it is still working on them)."""
+
+    @abstractmethod
+    async def finish_jobs(self, finished: list[FinishedJob], keep: int) -> None:
+        """Remove finished jobs and record the runs that come with them, all in one transaction,
+        keeping each function's newest ``keep`` runs."""
+
+
+def job_rows(jobs: list[Job], owner: str, lease_until: float) -> list[tuple[Any, ...]]:
+    """The fn_jobs rows of ``jobs`` claimed by ``owner`` until ``lease_until``, in column order
+    (id, base, function_id, payload, created, owner, lease_until, attempts). A job left
+    unclaimed (no owner) counts one attempt less: the claim that first runs it is not a retry."""
+    tried = 0 if owner else -1
+    return [
+        (
+            j.id,
+            j.base,
+            j.function_id,
+            orjson.dumps(j.payload).decode(),
+            j.created,
+            owner,
+            lease_until,
+            j.attempts + tried,
+        )
+        for j in jobs
+    ]

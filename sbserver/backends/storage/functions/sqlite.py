@@ -1,0 +1,174 @@
+"""Functions, their runs and the job queue in SQLite."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from sbserver.backends.storage.functions.base import FunctionStore, job_rows
+from sbserver.backends.storage.sqlite_base import SQLiteBase
+from sbserver.types import Base, FinishedJob, FunctionDef, FunctionRun, Job
+
+_FN_COLS = "id, name, trigger, code, version, last_updated, last_run, secrets"
+_RUN_COLS = "id, function_id, version, started, completed, success, output"
+
+
+def _fn(row: Sequence[Any]) -> FunctionDef:
+    return FunctionDef(*row)
+
+
+def _run(row: Sequence[Any]) -> FunctionRun:
+    return FunctionRun(row[0], row[1], row[2], row[3], row[4], bool(row[5]), orjson.loads(row[6]))
+
+
+def _insert_runs(c: sqlite3.Connection, runs: list[tuple[Base, FunctionRun]], keep: int) -> None:
+    """Record runs, set each function's last run and keep its newest ``keep`` runs."""
+    c.executemany(
+        f"INSERT INTO function_runs (base, {_RUN_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                b.name,
+                r.id,
+                r.function_id,
+                r.version,
+                r.started,
+                r.completed,
+                int(r.success),
+                orjson.dumps(r.output).decode(),
+            )
+            for b, r in runs
+        ],
+    )
+    last: dict[tuple[str, str], str] = {}
+    for b, r in runs:
+        key = (b.name, r.function_id)
+        last[key] = max(last.get(key, ""), r.completed)
+    c.executemany(
+        "UPDATE functions SET last_run = ? WHERE base = ? AND id = ?", [(t, b, f) for (b, f), t in last.items()]
+    )
+    c.executemany(
+        "DELETE FROM function_runs WHERE base = ? AND function_id = ? AND seq <= ("
+        "SELECT seq FROM function_runs WHERE base = ? AND function_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+        [(b, f, b, f, keep) for b, f in last],
+    )
+
+
+INSERT_JOB = (
+    "INSERT INTO fn_jobs (id, base, function_id, payload, created, owner, lease_until, attempts) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+class SQLiteFunctions(SQLiteBase, FunctionStore):
+    """The functions contract on SQLite; needs the plumbing of ``SQLiteBase``."""
+
+    # server-side functions
+    async def create_function(self, base: Base, fn: FunctionDef) -> None:
+        await self._write(
+            lambda c: c.execute(
+                f"INSERT INTO functions (base, {_FN_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (base.name, fn.id, fn.name, fn.trigger, fn.code, fn.version, fn.last_updated, fn.last_run, fn.secrets),
+            )
+        )
+
+    async def update_function(
+        self, base: Base, fn_id: str, code: str, trigger: str, secrets: str | None, updated: str
+    ) -> FunctionDef | None:
+        def tx(c: sqlite3.Connection) -> FunctionDef | None:
+            cur = c.execute(
+                "UPDATE functions SET code = ?, trigger = ?, secrets = COALESCE(?, secrets), version = version + 1, "
+                "last_updated = ? WHERE base = ? AND id = ?",
+                (code, trigger, secrets, updated, base.name, fn_id),
+            )
+            if not cur.rowcount:
+                return None
+            row = c.execute(
+                f"SELECT {_FN_COLS} FROM functions WHERE base = ? AND id = ?", (base.name, fn_id)
+            ).fetchone()
+            return _fn(row)
+
+        return await self._write(tx)
+
+    async def delete_function(self, base: Base, name: str) -> bool:
+        def tx(c: sqlite3.Connection) -> bool:
+            row = c.execute("SELECT id FROM functions WHERE base = ? AND name = ?", (base.name, name)).fetchone()
+            if row is None:
+                return False
+            c.execute("DELETE FROM functions WHERE base = ? AND id = ?", (base.name, row[0]))
+            c.execute("DELETE FROM function_runs WHERE base = ? AND function_id = ?", (base.name, row[0]))
+            return True
+
+        return await self._write(tx)
+
+    async def function_by_name(self, base: Base, name: str) -> FunctionDef | None:
+        row = self._one(f"SELECT {_FN_COLS} FROM functions WHERE base = ? AND name = ?", (base.name, name))
+        return None if row is None else _fn(row)
+
+    async def functions(self, base: Base) -> list[FunctionDef]:
+        return [
+            _fn(r) for r in self._all(f"SELECT {_FN_COLS} FROM functions WHERE base = ? ORDER BY name", (base.name,))
+        ]
+
+    async def functions_for(self, base: Base, triggers: list[str]) -> list[FunctionDef]:
+        if not triggers:
+            return []
+        marks = ",".join("?" * len(triggers))
+        rows = self._all(
+            f"SELECT {_FN_COLS} FROM functions WHERE base = ? AND trigger IN ({marks}) ORDER BY name",
+            (base.name, *triggers),
+        )
+        return [_fn(r) for r in rows]
+
+    async def add_run(self, base: Base, run: FunctionRun, keep: int) -> None:
+        await self._write(lambda c: _insert_runs(c, [(base, run)], keep))
+
+    async def runs(self, base: Base, fn_id: str, limit: int) -> list[FunctionRun]:
+        rows = self._all(
+            f"SELECT {_RUN_COLS} FROM function_runs WHERE base = ? AND function_id = ? "
+            "ORDER BY started DESC, seq DESC LIMIT ?",
+            (base.name, fn_id, limit),
+        )
+        return [_run(r) for r in reversed(rows)]
+
+    # the durable queue of function runs
+    async def enqueue_jobs(self, jobs: list[Job], owner: str, lease_until: float) -> None:
+        rows = job_rows(jobs, owner, lease_until)
+        await self._write(lambda c: c.executemany(INSERT_JOB, rows))
+
+    async def claim_jobs(self, owner: str, now: float, lease_until: float, limit: int) -> list[Job]:
+        def tx(c: sqlite3.Connection) -> list[Job]:
+            rows = c.execute(
+                "SELECT id, base, function_id, payload, created, attempts FROM fn_jobs WHERE lease_until < ? "
+                "ORDER BY created, id LIMIT ?",
+                (now, limit),
+            ).fetchall()
+            jobs = [Job(r[0], r[1], r[2], orjson.loads(r[3]), r[4], r[5] + 1) for r in rows]
+            c.executemany(
+                "UPDATE fn_jobs SET owner = ?, lease_until = ?, attempts = attempts + 1 WHERE id = ?",
+                [(owner, lease_until, j.id) for j in jobs],
+            )
+            return jobs
+
+        return await self._write(tx)
+
+    async def extend_leases(self, owner: str, job_ids: list[str], lease_until: float) -> None:
+        await self._write(
+            lambda c: c.executemany(
+                "UPDATE fn_jobs SET lease_until = ? WHERE id = ? AND owner = ?",
+                [(lease_until, job_id, owner) for job_id in job_ids],
+            )
+        )
+
+    async def finish_jobs(self, finished: list[FinishedJob], keep: int) -> None:
+        runs = [(f.base, f.run) for f in finished if f.base is not None and f.run is not None]
+
+        def tx(c: sqlite3.Connection) -> None:
+            c.executemany("DELETE FROM fn_jobs WHERE id = ?", [(f.job_id,) for f in finished])
+            if runs:
+                _insert_runs(c, runs, keep)
+
+        if finished:
+            await self._write(tx)

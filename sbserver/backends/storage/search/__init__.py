@@ -1,0 +1,1 @@
+"""Full-text search: indexing a document's text and searching it."""

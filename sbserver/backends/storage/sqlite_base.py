@@ -1,0 +1,32 @@
+"""What every SQLite domain mixin relies on: the plumbing ``SQLiteStore`` provides.
+
+Writes go through the one writer (``_write``, a transaction per call); reads run on the reader
+connection (``_one``, ``_all``). Errors come out translated: ``Conflict`` or ``StoreError``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class SQLiteBase(ABC):
+    """The connection plumbing and shared state of ``SQLiteStore``, as its mixins see them."""
+
+    _collections: set[tuple[str, str]]  # (base, collection) known to be recorded
+
+    @abstractmethod
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in one write transaction on the writer and return its result."""
+
+    @abstractmethod
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """The first row a read returns, or None."""
+
+    @abstractmethod
+    def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Every row a read returns."""
