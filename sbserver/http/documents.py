@@ -174,10 +174,12 @@ async def list_collections(request: Request) -> Response:
 
 async def create_index(request: Request) -> Response:
     base, _ = await root_of(request)
-    if request.method != "POST":
-        raise NotImplementedYet("method not implemented")
     q = request.query_params
     col, field = q.get("col", ""), q.get("field", "")
+    if request.method == "GET" and col:  # the indexed fields of a collection (upstream has no GET)
+        return ok(await services(request).documents.indexes(base, col))
+    if request.method != "POST":
+        raise NotImplementedYet("method not implemented")
     if not col or not field:
         raise BadRequest("missing col or field query parameter: use /sudo/index?col=<collection>&field=<field>")
     await services(request).documents.create_index(base, col, field)

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sbserver.backends.storage import Store
+from sbserver.clauses import CREATED, FIELD, ID, Sort
 from sbserver.errors import BadRequest, Forbidden, NotFound
 from sbserver.ids import new_ordered_id, now_iso
 from sbserver.services.events import DB_CREATED, DB_DELETED, DB_UPDATED, DbEvent, EventBus, settled
 from sbserver.services.permissions import Level, Permission, check_collection_name, permission_of, stored_name
-from sbserver.services.query import Clause, check_field, lookup, matcher, parse_clauses, sort_value
+from sbserver.services.query import check_field, parse_clauses
 from sbserver.types import ALL_ROWS, Base, Identity, QueuedJobs, Scope, StoredDoc
 
 SYSTEM_FIELDS = ("id", "accountId", "ownerId", "sb_created")
@@ -66,6 +67,14 @@ def _scope(caller: Identity, level: Level) -> Scope:
     if level == Level.ACCOUNT:
         return Scope(account_id=caller.account_id)
     return Scope(account_id=caller.account_id, owner_id=caller.user_id)
+
+
+def _sort_of(page: Page) -> Sort:
+    if page.sort in ("", "created", "sb_created"):
+        return Sort(CREATED, page.desc)
+    if page.sort == "id":
+        return Sort(ID, page.desc)
+    return Sort(FIELD, page.desc, check_field(page.sort, "sort"))
 
 
 def _within(scope: Scope, doc: StoredDoc) -> bool:
@@ -204,33 +213,19 @@ class DocumentService:
         )
         return page.result([d.public() for d in docs], total)
 
-    async def _matching(self, caller: Identity, base: Base, col: str, clauses: list[Clause]) -> list[StoredDoc]:
-        name, perm = await self.resolve(base, col)
-        docs = await self.store.scan_documents(base, name, _scope(caller, perm.read))
-        if clauses:
-            match = matcher(clauses)
-            docs = [d for d in docs if match(d.data)]
-        return docs
-
     async def query(self, caller: Identity, base: Base, col: str, raw: Any, page: Page) -> dict[str, Any]:
-        docs = await self._matching(caller, base, col, parse_clauses(raw))
-        if page.sort and page.sort not in ("created", "sb_created"):
-            if page.sort == "id":
-                docs.sort(key=lambda d: d.id, reverse=page.desc)
-            else:
-                path = check_field(page.sort, "sort")
-                docs.sort(key=lambda d: (sort_value(lookup(d.data, path)), d.created, d.id), reverse=page.desc)
-        elif page.desc:
-            docs.reverse()
-        start = (page.page - 1) * page.size
-        return page.result([d.public() for d in docs[start : start + page.size]], len(docs))
+        clauses = parse_clauses(raw)
+        sort = _sort_of(page)
+        name, perm = await self.resolve(base, col)
+        docs, total = await self.store.query_documents(
+            base, name, _scope(caller, perm.read), clauses, sort, page.size, (page.page - 1) * page.size
+        )
+        return page.result([d.public() for d in docs], total)
 
     async def count(self, caller: Identity, base: Base, col: str, raw: Any) -> int:
         clauses = parse_clauses(raw)
-        if not clauses:
-            name, perm = await self.resolve(base, col)
-            return await self.store.count_documents(base, name, _scope(caller, perm.read))
-        return len(await self._matching(caller, base, col, clauses))
+        name, perm = await self.resolve(base, col)
+        return await self.store.count_documents(base, name, _scope(caller, perm.read), clauses)
 
     # update
     async def update(self, caller: Identity, base: Base, col: str, doc_id: str, body: Any) -> dict[str, Any]:
@@ -257,7 +252,7 @@ class DocumentService:
         changes = {} if update is None else clean(update, "invalid update")
         name, perm = await self.resolve(base, col)
         docs = await self.store.update_documents(
-            base, name, _scope(caller, perm.write), matcher(clauses), lambda d: {**d.data, **changes}
+            base, name, _scope(caller, perm.write), clauses, lambda d: {**d.data, **changes}
         )
         await settled([d for doc in docs for d in self._emit(DB_UPDATED, base, col, doc, caller)])
         return len(docs)
@@ -298,7 +293,7 @@ class DocumentService:
     async def delete_many(self, caller: Identity, base: Base, col: str, raw: Any) -> int:
         clauses = parse_clauses(raw)
         name, perm = await self.resolve(base, col)
-        docs = await self.store.delete_documents(base, name, _scope(caller, perm.write), matcher(clauses))
+        docs = await self.store.delete_documents(base, name, _scope(caller, perm.write), clauses)
         await settled([d for doc in docs for d in self._emit(DB_DELETED, base, col, doc, caller, deleted=True)])
         return len(docs)
 
@@ -319,9 +314,15 @@ class DocumentService:
         await self.store.index_text(base, name, doc_id, text)
 
     async def create_index(self, base: Base, col: str, field: str) -> None:
+        """Index a field for filters, ranges and sorts on it (idempotent)."""
         name, _ = await self.resolve(base, col, system=True)
         check_field(field, "index")
         await self.store.create_index(base, name, field)
+
+    async def indexes(self, base: Base, col: str) -> list[str]:
+        """The indexed fields of a collection, by name."""
+        name, _ = await self.resolve(base, col, system=True)
+        return await self.store.indexes(base, name)
 
     async def collections(self, base: Base) -> list[str]:
         names = set(await self.store.collections(base)) | set(SYSTEM_COLLECTIONS)

@@ -2,35 +2,37 @@
 
 A filter is a JSON array of ``[field, operator, value]`` clauses, all ANDed. Comparison is
 typed: numbers numerically, strings by code point, booleans for equality only; a string that
-reads as a number compares numerically with a number field (and the reverse); a missing field
-is null. ``in`` takes a list or a scalar and also matches array fields sharing an element.
-Fields never reach SQL: evaluation happens here, so SQLite and PostgreSQL agree exactly.
+reads as a number (``sbserver.clauses.numeric_value``) compares numerically with a number field
+(and the reverse); a missing field is null. ``in`` takes a list or a scalar and also matches
+array fields sharing an element; arrays and objects compare as JSON (``json_equal``).
+
+The stores compile clauses to SQL (``backends/storage/documents/filters.py``); this module is
+the reference their answers are tested against (``tests/backends/test_filters_property.py``).
+Parsing also enforces the limits that keep one request from costing the server much: clause
+count, ``in`` list length, value sizes and path depth, each a 400 that names the limit.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
+from sbserver.clauses import Clause, is_number, json_equal, numeric_value
 from sbserver.errors import BadRequest
 
 OPERATORS = ("==", "=", "!=", "<>", ">", "<", ">=", "<=", "in", "!in", "nin")
-_NUMERIC = re.compile(r"^-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
 _FIELD = re.compile(r"^[\w-]+(?:\.[\w-]+)*$")
 MAX_CLAUSES = 64
+MAX_DEPTH = 16  # segments of a dotted field
+MAX_IN = 500  # elements of one in / !in list
+MAX_VALUES = 1000  # values in a whole filter (in lists counted element by element)
+MAX_TEXT = 4096  # characters of a string value
+MAX_JSON = 16384  # bytes of an array or object value (as JSON)
 
-
-@dataclass(frozen=True, slots=True)
-class Clause:
-    path: tuple[str, ...]
-    op: str
-    value: Any
-
-    @property
-    def field(self) -> str:
-        return ".".join(self.path)
+__all__ = ["OPERATORS", "Clause", "check_field", "equal", "lookup", "matcher", "parse_clauses", "sort_value"]
 
 
 def _describe(value: Any) -> str:
@@ -41,7 +43,18 @@ def _describe(value: Any) -> str:
 def check_field(name: str, where: str) -> tuple[str, ...]:
     if not name or len(name) > 200 or not _FIELD.match(name):
         raise BadRequest(f"invalid field name {_describe(name)} in {where}: use letters, digits, _ - and dots")
-    return tuple(name.split("."))
+    path = tuple(name.split("."))
+    if len(path) > MAX_DEPTH:
+        raise BadRequest(f"invalid field name in {where}: at most {MAX_DEPTH} dotted parts are allowed")
+    return path
+
+
+def _check_value(value: Any, n: int) -> None:
+    """A clause value within the limits; 400 naming the limit otherwise."""
+    if isinstance(value, str) and len(value) > MAX_TEXT:
+        raise BadRequest(f"the {n} query clause's value is too long: at most {MAX_TEXT} characters")
+    if isinstance(value, (list, dict)) and len(orjson.dumps(value)) > MAX_JSON:
+        raise BadRequest(f"the {n} query clause's value is too large: at most {MAX_JSON} bytes of JSON")
 
 
 def parse_clauses(raw: Any) -> list[Clause]:
@@ -53,6 +66,7 @@ def parse_clauses(raw: Any) -> list[Clause]:
     if len(raw) > MAX_CLAUSES:
         raise BadRequest(f"invalid filter: at most {MAX_CLAUSES} clauses are allowed")
     clauses = []
+    values = 0
     for n, item in enumerate(raw, start=1):
         if not isinstance(item, list) or len(item) != 3:
             raise BadRequest(
@@ -67,6 +81,17 @@ def parse_clauses(raw: Any) -> list[Clause]:
         if op not in OPERATORS:
             raise BadRequest(f"the {n} query clause's operator: {item[1]} is not supported at the moment")
         path = check_field(field, f"query clause {n}")
+        if op in ("in", "!in", "nin") and isinstance(value, list):
+            if len(value) > MAX_IN:
+                raise BadRequest(f"the {n} query clause's list is too long: at most {MAX_IN} values")
+            for element in value:
+                _check_value(element, n)
+            values += len(value)
+        else:
+            _check_value(value, n)
+            values += 1
+        if values > MAX_VALUES:
+            raise BadRequest(f"invalid filter: at most {MAX_VALUES} values in all clauses together")
         clauses.append(Clause(path, op, value))
     return clauses
 
@@ -82,19 +107,13 @@ def lookup(doc: dict[str, Any], path: tuple[str, ...]) -> Any:
     return value
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+_is_number = is_number
 
 
 def _as_number(v: Any) -> float | int | None:
     if _is_number(v):
         return v  # type: ignore[no-any-return,unused-ignore]
-    if isinstance(v, str) and _NUMERIC.match(v.strip()):
-        try:
-            return float(v) if any(c in v for c in ".eE") else int(v)
-        except ValueError:
-            return None
-    return None
+    return numeric_value(v)
 
 
 def _numeric_pair(a: Any, b: Any) -> tuple[float | int, float | int] | None:
@@ -108,6 +127,8 @@ def _numeric_pair(a: Any, b: Any) -> tuple[float | int, float | int] | None:
 
 
 def equal(a: Any, b: Any) -> bool:
+    """A field value (``a``) against a clause value (``b``): numeric strings meet numbers at this
+    level only; inside arrays and objects values compare as JSON."""
     if a is None or b is None:
         return a is None and b is None
     pair = _numeric_pair(a, b)
@@ -115,13 +136,7 @@ def equal(a: Any, b: Any) -> bool:
         return pair[0] == pair[1]
     if isinstance(a, bool) or isinstance(b, bool):
         return isinstance(a, bool) and isinstance(b, bool) and a == b
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, list):
-        return len(a) == len(b) and all(equal(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(equal(a[k], b[k]) for k in a)
-    return bool(a == b)
+    return json_equal(a, b)
 
 
 def _order(a: Any, b: Any) -> int | None:
@@ -176,7 +191,8 @@ _TYPE_RANK_NULL, _TYPE_RANK_NUM, _TYPE_RANK_STR, _TYPE_RANK_BOOL, _TYPE_RANK_OTH
 
 
 def sort_value(value: Any) -> tuple[int, Any]:
-    """Total order over JSON values: null < numbers < strings < booleans < arrays/objects."""
+    """Total order over JSON values: null < numbers < strings < booleans < arrays/objects; every
+    array and object ties (the sort falls back to creation, then id)."""
     if value is None:
         return (_TYPE_RANK_NULL, 0)
     if isinstance(value, bool):
@@ -185,4 +201,4 @@ def sort_value(value: Any) -> tuple[int, Any]:
         return (_TYPE_RANK_NUM, value)
     if isinstance(value, str):
         return (_TYPE_RANK_STR, value)
-    return (_TYPE_RANK_OTHER, repr(value))
+    return (_TYPE_RANK_OTHER, 0)

@@ -14,7 +14,9 @@ import orjson
 import pytest
 
 from sbserver.backends.storage.base import Store
+from sbserver.clauses import Clause, Sort
 from sbserver.errors import Conflict, Forbidden
+from sbserver.services.query import parse_clauses
 from sbserver.types import ALL_ROWS, Base, Scope, StoredDoc
 from tests.backends import test_storage
 from tests.backends.test_storage import make_account, make_base, uid
@@ -29,6 +31,17 @@ COL = "posts_764_"
 
 def doc(account_id: str = "acct", owner_id: str = "user", created: str = NOW, **data: Any) -> StoredDoc:
     return StoredDoc(uid(), account_id, owner_id, created, data)
+
+
+async def every(store: Store, base: Base, col: str, scope: Scope) -> list[StoredDoc]:
+    """Every document of the scope in creation order."""
+    found, total = await store.query_documents(base, col, scope, [], Sort(), -1, 0)
+    assert total == len(found)
+    return found
+
+
+def where(*clauses: list[Any]) -> list[Clause]:
+    return parse_clauses(list(clauses))
 
 
 async def search(store: Store, base: Base, col: str, words: str, limit: int = 100) -> list[str]:
@@ -63,7 +76,8 @@ async def test_insert_get_round_trip_is_byte_identical(store: Store) -> None:
         await store.get_document(base, COL, d.id, ALL_ROWS),
         *(await store.get_documents(base, COL, [d.id], ALL_ROWS)),
         *(await store.list_documents(base, COL, ALL_ROWS, False, 10, 0))[0],
-        *(await store.scan_documents(base, COL, ALL_ROWS)),
+        *(await every(store, base, COL, ALL_ROWS)),
+        *(await store.query_documents(base, COL, ALL_ROWS, where(["zebra", "==", 1]), Sort(), 5, 0))[0],
     ]:
         assert found == d
         assert found is not None and orjson.dumps(found.data) == ODD_BYTES
@@ -81,11 +95,11 @@ async def test_missing_things_read_as_empty(store: Store) -> None:
     assert await store.get_documents(base, "never", [], ALL_ROWS) == []
     assert await store.list_documents(base, "never", ALL_ROWS, False, 25, 0) == ([], 0)
     assert await store.count_documents(base, "never", ALL_ROWS) == 0
-    assert await store.scan_documents(base, "never", ALL_ROWS) == []
+    assert await every(store, base, "never", ALL_ROWS) == []
     assert await store.update_document(base, "never", uid(), ALL_ROWS, lambda d: {"x": 1}) is None
-    assert await store.update_documents(base, "never", ALL_ROWS, lambda d: True, lambda d: {}) == []
+    assert await store.update_documents(base, "never", ALL_ROWS, [], lambda d: {}) == []
     assert await store.delete_document(base, "never", "not-a-uuid", ALL_ROWS) is None
-    assert await store.delete_documents(base, "never", ALL_ROWS, lambda d: True) == []
+    assert await store.delete_documents(base, "never", ALL_ROWS, []) == []
     assert await store.collections(base) == {}
     assert await store.search_text(base, "never", ["word"], 10) == []
     assert await store.forms(base, None, 10) == []
@@ -103,7 +117,7 @@ async def test_insert_is_all_or_nothing(store: Store) -> None:
     await store.insert_documents(base, COL, [a], "764")
     with pytest.raises(Conflict):  # an id that already exists
         await store.insert_documents(base, COL, [b, StoredDoc(a.id, "x", "y", NOW, {})], "764")
-    assert await store.scan_documents(base, COL, ALL_ROWS) == [a]
+    assert await every(store, base, COL, ALL_ROWS) == [a]
 
     # The same id in another collection or another base is fine.
     await store.insert_documents(base, "other", [StoredDoc(a.id, "x", "y", NOW, {"o": 1})], "700")
@@ -118,7 +132,7 @@ async def test_bulk_insert(store: Store) -> None:
     docs = [doc(created=f"2024-01-01T00:00:{i % 60:02d}Z", i=i) for i in range(500)]
     await store.insert_documents(base, COL, docs, "764")
     assert await store.count_documents(base, COL, ALL_ROWS) == 500
-    assert await store.scan_documents(base, COL, ALL_ROWS) == sorted(docs, key=lambda d: (d.created, d.id))
+    assert await every(store, base, COL, ALL_ROWS) == sorted(docs, key=lambda d: (d.created, d.id))
 
 
 # documents: scopes
@@ -167,7 +181,7 @@ async def test_scopes_on_reads(store: Store) -> None:
     ]
     ids = [x.id for x in everything]
     for scope, expected in cases:
-        assert await store.scan_documents(w.base, COL, scope) == expected, scope
+        assert await every(store, w.base, COL, scope) == expected, scope
         assert await store.count_documents(w.base, COL, scope) == len(expected), scope
         assert await store.list_documents(w.base, COL, scope, False, 25, 0) == (expected, len(expected))
         assert await store.get_documents(w.base, COL, [*ids, uid()], scope) == expected, scope
@@ -206,7 +220,7 @@ async def test_order_is_created_then_id_bytewise(store: Store) -> None:
     await store.insert_documents(base, COL, shuffled, "764")
     expected = sorted(docs, key=lambda d: (d.created.encode(), d.id.encode()))
     assert [d.created for d in expected][:2] == ["2024-01-01T00:00:00.5Z"] * 2
-    assert await store.scan_documents(base, COL, ALL_ROWS) == expected
+    assert await every(store, base, COL, ALL_ROWS) == expected
     assert await store.list_documents(base, COL, ALL_ROWS, False, 100, 0) == (expected, len(docs))
     assert await store.list_documents(base, COL, ALL_ROWS, True, 100, 0) == (expected[::-1], len(docs))
     assert await store.get_documents(base, COL, ids, ALL_ROWS) == expected
@@ -268,14 +282,14 @@ async def test_update_documents_with_predicate_and_scope(store: Store) -> None:
         seen.append(x.id)
         return None if x.data["i"] == 3 else {**x.data, "touched": True}
 
-    changed = await store.update_documents(w.base, COL, Scope(account_id=w.a), lambda x: x["i"] != 1, mutate)
+    changed = await store.update_documents(w.base, COL, Scope(account_id=w.a), where(["i", "!=", 1]), mutate)
     assert seen == [d["a1-0"].id, d["a1-3"].id]  # in creation order; a2-1 did not match, b1 out of scope
     first = d["a1-0"]
     touched = StoredDoc(
         first.id, first.account_id, first.owner_id, first.created, {"by": "a1", "i": 0, "touched": True}
     )
     assert changed == [touched]
-    after = {x.id: x for x in await store.scan_documents(w.base, COL, ALL_ROWS)}
+    after = {x.id: x for x in await every(store, w.base, COL, ALL_ROWS)}
     assert after[first.id] == touched
     for key in ["a2-1", "b1-2", "a1-3"]:
         assert after[d[key].id] == d[key]
@@ -287,8 +301,8 @@ async def test_update_documents_with_predicate_and_scope(store: Store) -> None:
         return {"wiped": True}
 
     with pytest.raises(Forbidden, match="not authorized"):
-        await store.update_documents(w.base, COL, ALL_ROWS, lambda x: True, fail_on_second)
-    assert {x.id: x for x in await store.scan_documents(w.base, COL, ALL_ROWS)} == after
+        await store.update_documents(w.base, COL, ALL_ROWS, [], fail_on_second)
+    assert {x.id: x for x in await every(store, w.base, COL, ALL_ROWS)} == after
 
 
 async def test_concurrent_updates_do_not_lose_writes(store: Store) -> None:
@@ -302,10 +316,10 @@ async def test_concurrent_updates_do_not_lose_writes(store: Store) -> None:
 
     # Bulk updates interleaved with single ones: every increment lands too.
     await asyncio.gather(
-        *(store.update_documents(base, COL, ALL_ROWS, lambda x: True, bump) for _ in range(10)),
+        *(store.update_documents(base, COL, ALL_ROWS, [], bump) for _ in range(10)),
         *(store.update_document(base, COL, bystander.id, ALL_ROWS, bump) for _ in range(10)),
     )
-    counts = {x.id: x.data["n"] for x in await store.scan_documents(base, COL, ALL_ROWS)}
+    counts = {x.id: x.data["n"] for x in await every(store, base, COL, ALL_ROWS)}
     assert counts == {target.id: 60, bystander.id: 20}
 
 
@@ -341,23 +355,23 @@ async def test_delete_documents_with_predicate_and_scope(store: Store) -> None:
     d = w.docs
     for key, x in d.items():
         await store.index_text(w.base, COL, x.id, f"marker {key}")
-    deleted = await store.delete_documents(w.base, COL, Scope(account_id=w.a), lambda x: x["i"] != 1)
+    deleted = await store.delete_documents(w.base, COL, Scope(account_id=w.a), where(["i", "!=", 1]))
     assert deleted == [d["a1-0"], d["a1-3"]]  # as they were, in creation order
-    assert await store.scan_documents(w.base, COL, ALL_ROWS) == [d["a2-1"], d["b1-2"]]
+    assert await every(store, w.base, COL, ALL_ROWS) == [d["a2-1"], d["b1-2"]]
     assert sorted(await search(store, w.base, COL, "marker")) == sorted([d["a2-1"].id, d["b1-2"].id])
 
-    assert await store.delete_documents(w.base, COL, Scope(account_id=w.b, owner_id=w.a2), lambda x: True) == []
-    assert await store.delete_documents(w.base, COL, ALL_ROWS, lambda x: False) == []
-    assert await store.delete_documents(w.base, COL, ALL_ROWS, lambda x: True) == [d["a2-1"], d["b1-2"]]
+    assert await store.delete_documents(w.base, COL, Scope(account_id=w.b, owner_id=w.a2), []) == []
+    assert await store.delete_documents(w.base, COL, ALL_ROWS, where(["i", "==", "none"])) == []
+    assert await store.delete_documents(w.base, COL, ALL_ROWS, []) == [d["a2-1"], d["b1-2"]]
     assert await store.count_documents(w.base, COL, ALL_ROWS) == 0
     assert await search(store, w.base, COL, "marker") == []
 
 
 async def test_delete_documents_many(store: Store) -> None:
     base = await make_base(store)
-    docs = [doc(i=i) for i in range(1200)]
+    docs = [doc(i=i, m=i % 3) for i in range(1200)]
     await store.insert_documents(base, COL, docs, "764")
-    deleted = await store.delete_documents(base, COL, ALL_ROWS, lambda x: x["i"] % 3 != 0)
+    deleted = await store.delete_documents(base, COL, ALL_ROWS, where(["m", "!=", 0]))
     assert sorted(x.id for x in deleted) == sorted(x.id for x in docs if x.data["i"] % 3 != 0)
     assert await store.count_documents(base, COL, ALL_ROWS) == 400
 
@@ -376,7 +390,7 @@ async def test_collections_keep_the_first_perm(store: Store) -> None:
     assert list(found) == ["B_upper", "a_col", "b_col_700_"]  # sorted by name, bytewise
     assert await store.collections(other) == {}
     # Deleting every document keeps the collection.
-    await store.delete_documents(base, "a_col", ALL_ROWS, lambda x: True)
+    await store.delete_documents(base, "a_col", ALL_ROWS, [])
     assert "a_col" in await store.collections(base)
 
 
@@ -388,3 +402,9 @@ async def test_create_index_is_idempotent(store: Store) -> None:
         await store.create_index(base, COL, "name")
         await store.create_index(base, COL, "nested.field")
     assert await store.count_documents(base, COL, ALL_ROWS) == 1
+    assert await store.indexes(base, COL) == ["name", "nested.field"]
+    assert await store.indexes(base, "never_written") == ["name"]
+    assert await store.indexes(base, "other") == []
+    # Queries on an indexed field answer as before.
+    found, total = await store.query_documents(base, COL, ALL_ROWS, where(["name", "==", "x"]), Sort(), 10, 0)
+    assert total == 1 and found[0].data == {"name": "x"}

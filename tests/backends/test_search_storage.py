@@ -6,9 +6,12 @@ test makes its own bases with random names, so tests can share one PostgreSQL da
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from sbserver.backends.storage.base import Store
+from sbserver.backends.storage.text import MAX_CANDIDATES, candidates
 from tests.backends import test_storage
 from tests.backends.test_storage import make_base, uid
 
@@ -119,3 +122,22 @@ async def test_search_is_isolated_per_base_and_collection(store: Store) -> None:
     assert await store.search_text(other, COL, ["marmalade"], 10) == []
     await store.index_text(other, COL, i, "another body")
     assert await store.search_text(base, COL, ["marmalade"], 10) == [i]  # not replaced by the other base
+
+
+async def test_fuzzy_expansion_in_sql_equals_the_reference(store: Store) -> None:
+    """The vocabulary lookup in SQL finds exactly the terms ``text.candidates`` finds, over words
+    dense in near neighbours (three letters, so one edit apart is common), unicode included."""
+    rng = random.Random(12)
+    alphabet = "abé"
+    vocab = sorted({"".join(rng.choice(alphabet) for _ in range(rng.randint(2, 6))) for _ in range(120)})
+    base = await make_base(store)
+    ids = {}
+    for w in vocab:
+        ids[w] = uid()
+        await store.index_text(base, COL, ids[w], f"zz {w}")
+    keywords = sorted({"".join(rng.choice(alphabet) for _ in range(rng.randint(3, 6))) for _ in range(40)})
+    for kw in keywords:
+        near = set(candidates(kw, vocab))
+        assert len(near) < MAX_CANDIDATES
+        expected = {ids[w] for w in vocab if w.startswith(kw) or w in near}
+        assert set(await store.search_text(base, COL, [kw], 500)) == expected, kw

@@ -12,7 +12,7 @@ from __future__ import annotations
 from abc import abstractmethod
 
 from sbserver.backends.storage.accounts.base import AccountStore
-from sbserver.backends.storage.documents.base import DocumentStore, Mutation, Predicate
+from sbserver.backends.storage.documents.base import DocumentStore, Mutation
 from sbserver.backends.storage.forms.base import FormStore
 from sbserver.backends.storage.functions.base import FunctionStore, job_rows
 from sbserver.backends.storage.search.base import SearchStore
@@ -37,4 +37,4 @@ class Store(AccountStore, DocumentStore, SearchStore, FormStore, FunctionStore, 
         """True when the database answers."""
 
 
-__all__ = ["Mutation", "Predicate", "Store", "job_rows"]
+__all__ = ["Mutation", "Store", "job_rows"]

@@ -98,6 +98,14 @@ SYSTEM_MIGRATIONS: list[str] = [
     );
     CREATE INDEX task_runs_by_task ON sb.task_runs (task_id, seq);
     """,
+    # A document's JSON as filters read it: jsonb cannot hold U+0000, so each "\u0000" escape
+    # (one preceded by an even run of backslashes) reads as U+FFFD.
+    r"""
+    CREATE FUNCTION sb.doc_json(t text) RETURNS jsonb LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+        SELECT CASE WHEN strpos(t, '\u0000') = 0 THEN t::jsonb
+        ELSE regexp_replace(t, '(?<!\\)((?:\\\\)*)\\u0000', '\1\\ufffd', 'g')::jsonb END
+    $$;
+    """,
 ]
 
 # Per-base migrations, run inside the base's schema; ``{s}`` is replaced by the quoted schema.
@@ -190,6 +198,13 @@ BASE_MIGRATIONS: list[str] = [
         output TEXT NOT NULL
     );
     CREATE INDEX function_runs_by_fn ON {s}.function_runs (function_id, seq);
+    """,
+    # Filters read documents as jsonb (``j``, kept in step with ``data`` by the database);
+    # owner-scoped reads match owner and account, both in the index so counts read it alone.
+    """
+    ALTER TABLE {s}.documents ADD COLUMN j JSONB GENERATED ALWAYS AS (sb.doc_json(data)) STORED;
+    DROP INDEX {s}.documents_owner;
+    CREATE INDEX documents_owner ON {s}.documents (col, owner_id, account_id, created, id);
     """,
 ]
 

@@ -3,14 +3,19 @@ reads on their own connection.
 
 Layout: system tables (``tenants``, ``bases``) and per-base tables that carry a ``base`` column
 holding the base name, so one file serves every app. Reads run on the event loop thread on a
-dedicated connection: point lookups take tens of microseconds, less than a thread hop.
+dedicated connection: point lookups take tens of microseconds, less than a thread hop. Reads whose
+cost depends on the data (filters, field sorts, filtered counts) run on ``READERS`` threads with a
+connection each, and give up after ``READ_TIMEOUT`` seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
+import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +29,14 @@ from sbserver.backends.storage.sqlite_base import T
 from sbserver.backends.storage.sqlite_writer import Checkpointer, Writer, connect, one_core
 from sbserver.backends.storage.tasks.sqlite import SQLiteTasks
 from sbserver.errors import Conflict, StoreError
+
+READERS = 2  # reader threads for filtered reads (SQLite releases the GIL while it steps)
+READ_TIMEOUT = 30.0  # seconds a filtered read may run before it is interrupted
+
+
+class QueryTimeout(StoreError):
+    status = 503
+
 
 # Versioned migrations: index + 1 is the version. Never edit a released entry; append.
 MIGRATIONS: list[str] = [
@@ -182,6 +195,19 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX task_runs_by_task ON task_runs (task_id, seq);
     """,
+    # Owner-scoped reads match owner and account: both in the index, so counting them reads the
+    # index alone.
+    """
+    DROP INDEX documents_owner;
+    CREATE INDEX documents_owner ON documents (base, col, owner_id, account_id, created, id);
+    """,
+    # Filters read documents through SQLite's JSON functions, which end a string at U+0000: a
+    # document whose JSON holds one is read from ``safe``, the same JSON with U+FFFD instead
+    # (set by the store on every write; NULL for every other document).
+    """
+    ALTER TABLE documents ADD COLUMN safe TEXT;
+    UPDATE documents SET safe = replace(data, '\\u0000', '\\ufffd') WHERE instr(data, '\\u0000') > 0;
+    """,
 ]
 
 
@@ -206,9 +232,13 @@ class SQLiteStore(SQLiteAccounts, SQLiteDocuments, SQLiteSearch, SQLiteForms, SQ
         self.path = Path(path)
         self.inline_writer = writer == "inline" or (writer == "auto" and one_core())
         self._collections: set[tuple[str, str]] = set()  # (base, collection) known to be recorded
+        self._indexed: dict[tuple[str, str], frozenset[str]] = {}
         self._writer: Writer | None = None
         self._read: sqlite3.Connection | None = None
         self._checkpointer: Checkpointer | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._local = threading.local()  # each reader thread's connection
+        self._readers: list[sqlite3.Connection] = []
 
     # plumbing
     async def open(self) -> None:
@@ -218,6 +248,7 @@ class SQLiteStore(SQLiteAccounts, SQLiteDocuments, SQLiteSearch, SQLiteForms, SQ
         try:
             await self._write(_migrate)
             self._read = connect(self.path)
+            self._pool = ThreadPoolExecutor(READERS, thread_name_prefix="sb-read")
             self._checkpointer = Checkpointer(self.path)
             self._checkpointer.start()
         except BaseException:
@@ -235,6 +266,12 @@ class SQLiteStore(SQLiteAccounts, SQLiteDocuments, SQLiteSearch, SQLiteForms, SQ
             else:
                 await asyncio.to_thread(self._writer.stop)
             self._writer = None
+        if self._pool is not None:
+            await asyncio.to_thread(self._pool.shutdown)
+            self._pool = None
+        for conn in self._readers:
+            conn.close()
+        self._readers.clear()
         if self._read is not None:
             self._read.close()
             self._read = None
@@ -263,6 +300,43 @@ class SQLiteStore(SQLiteAccounts, SQLiteDocuments, SQLiteSearch, SQLiteForms, SQ
             return self._read.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise StoreError(f"database error: {exc}") from exc
+
+    def _reader(self) -> sqlite3.Connection:
+        """This reader thread's connection, opened on first use; it interrupts a statement
+        that runs past its deadline."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path)
+            local = self._local
+            conn.set_progress_handler(lambda: int(time.monotonic() > local.deadline), 20_000)
+            self._local.conn = conn
+            self._readers.append(conn)
+        self._local.deadline = time.monotonic() + READ_TIMEOUT
+        return conn
+
+    def _fetch_off(self, sql: str, params: Sequence[Any], one: bool) -> Any:
+        cur = self._reader().execute(sql, params)
+        return cur.fetchone() if one else cur.fetchall()
+
+    async def _off(self, sql: str, params: Sequence[Any], one: bool) -> Any:
+        assert self._pool is not None, "store is not open"
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, self._fetch_off, sql, params, one)
+        except sqlite3.OperationalError as exc:
+            if "interrupted" in str(exc):
+                raise QueryTimeout(
+                    f"the query ran longer than {READ_TIMEOUT:g} s: add an index or narrow the filter"
+                ) from exc
+            raise StoreError(f"database error: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise StoreError(f"database error: {exc}") from exc
+
+    async def _all_off(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        rows: list[Any] = await self._off(sql, params, one=False)
+        return rows
+
+    async def _one_off(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return await self._off(sql, params, one=True)
 
     async def ping(self) -> bool:
         if self._read is None:

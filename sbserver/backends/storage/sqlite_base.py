@@ -1,7 +1,10 @@
 """What every SQLite domain mixin relies on: the plumbing ``SQLiteStore`` provides.
 
 Writes go through the one writer (``_write``, a transaction per call); reads run on the reader
-connection (``_one``, ``_all``). Errors come out translated: ``Conflict`` or ``StoreError``.
+connection on the event loop (``_one``, ``_all``: point lookups and index walks, cheaper than a
+thread hop), or on a small pool of reader threads (``_all_off``, ``_one_off``: filtered and
+sorted reads whose cost depends on the data, so that one never stalls the loop). Errors come out
+translated: ``Conflict`` or ``StoreError``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ class SQLiteBase(ABC):
     """The connection plumbing and shared state of ``SQLiteStore``, as its mixins see them."""
 
     _collections: set[tuple[str, str]]  # (base, collection) known to be recorded
+    _indexed: dict[tuple[str, str], frozenset[str]]  # (base, collection) -> its indexed fields
 
     @abstractmethod
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -30,3 +34,11 @@ class SQLiteBase(ABC):
     @abstractmethod
     def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """Every row a read returns."""
+
+    @abstractmethod
+    async def _all_off(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Every row a read returns, read on a reader thread."""
+
+    @abstractmethod
+    async def _one_off(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """The first row a read returns (or None), read on a reader thread."""

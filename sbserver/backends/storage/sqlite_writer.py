@@ -32,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from sbserver.backends.storage.documents.filters import register_functions
 from sbserver.settings import usable_cpus
 
 T = TypeVar("T")
@@ -48,9 +49,11 @@ PRAGMAS = (
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    """A connection with the store's pragmas and the functions compiled filters call."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, cached_statements=256)
     for pragma in PRAGMAS:
         conn.execute(pragma)
+    register_functions(conn)
     return conn
 
 

@@ -6,13 +6,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
+from sbserver.clauses import Clause, Sort
 from sbserver.types import Base, QueuedJobs, Scope, StoredDoc
 
 # A mutation receives the current document and returns its new data, or None to leave it as is.
 # It may raise (an SBError) to abort; it runs inside the store's write transaction.
 Mutation = Callable[[StoredDoc], "dict[str, Any] | None"]
-# A predicate over a document's data (the client fields).
-Predicate = Callable[[dict[str, Any]], bool]
+# How many matching documents a bulk write reads (and holds) at a time.
+BATCH = 500
 
 
 class DocumentStore(ABC):
@@ -41,12 +42,16 @@ class DocumentStore(ABC):
         """A page of the scope in creation order, and the number of documents in the scope."""
 
     @abstractmethod
-    async def count_documents(self, base: Base, col: str, scope: Scope) -> int:
-        """How many documents the scope holds."""
+    async def query_documents(
+        self, base: Base, col: str, scope: Scope, clauses: list[Clause], sort: Sort, limit: int, offset: int
+    ) -> tuple[list[StoredDoc], int]:
+        """A page of the scope's documents matching every clause, in ``sort`` order (a field sort
+        ties by creation, then id), and how many match in all. A negative ``limit`` reads every
+        match (for tests and tools; requests always page)."""
 
     @abstractmethod
-    async def scan_documents(self, base: Base, col: str, scope: Scope) -> list[StoredDoc]:
-        """Every document of the scope in creation order (the input of filtered queries)."""
+    async def count_documents(self, base: Base, col: str, scope: Scope, clauses: list[Clause] | None = None) -> int:
+        """How many documents of the scope match every clause (all of them without clauses)."""
 
     @abstractmethod
     async def update_document(
@@ -56,17 +61,19 @@ class DocumentStore(ABC):
 
     @abstractmethod
     async def update_documents(
-        self, base: Base, col: str, scope: Scope, match: Predicate, mutate: Mutation
+        self, base: Base, col: str, scope: Scope, clauses: list[Clause], mutate: Mutation
     ) -> list[StoredDoc]:
-        """Atomically mutate every matching document of the scope; returns the changed ones."""
+        """Atomically mutate every document of the scope matching the clauses, reading them
+        ``BATCH`` at a time in creation order; returns the changed ones."""
 
     @abstractmethod
     async def delete_document(self, base: Base, col: str, doc_id: str, scope: Scope) -> StoredDoc | None:
         """Delete one document of the scope; returns it as it was, None if it was not there."""
 
     @abstractmethod
-    async def delete_documents(self, base: Base, col: str, scope: Scope, match: Predicate) -> list[StoredDoc]:
-        """Atomically delete every matching document of the scope; returns them as they were."""
+    async def delete_documents(self, base: Base, col: str, scope: Scope, clauses: list[Clause]) -> list[StoredDoc]:
+        """Atomically delete every document of the scope matching the clauses; returns them as
+        they were."""
 
     @abstractmethod
     async def collections(self, base: Base) -> dict[str, str]:
@@ -74,4 +81,16 @@ class DocumentStore(ABC):
 
     @abstractmethod
     async def create_index(self, base: Base, col: str, field: str) -> None:
-        """Make lookups on a document field faster; idempotent."""
+        """Index a document field (a dotted path) for equality, range and sort: one index per
+        scope kind (owner, account, every row) on the field's rank and value; idempotent."""
+
+    @abstractmethod
+    async def indexes(self, base: Base, col: str) -> list[str]:
+        """The indexed fields of a collection, sorted."""
+
+    @abstractmethod
+    async def explain_query(
+        self, base: Base, col: str, scope: Scope, clauses: list[Clause], sort: Sort, count: bool = False
+    ) -> str:
+        """The database's plan for the page query, or with ``count`` for the count query
+        (``EXPLAIN QUERY PLAN`` / ``EXPLAIN``), as text."""

@@ -1,14 +1,24 @@
-"""Documents in PostgreSQL: one table per base schema, every collection in it."""
+"""Documents in PostgreSQL: one table per base schema, every collection in it.
+
+Filters, field sorts and counts are compiled to SQL (``filters.py``) over the generated ``jsonb``
+column ``j``; the collection is written into those statements as a literal, so the partial
+indexes of ``create_index`` (which name it in their WHERE) can serve them under any plan.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import asyncpg
 import orjson
 
-from sbserver.backends.storage.documents.base import DocumentStore, Mutation, Predicate
+from sbserver.backends.storage.documents.base import BATCH, DocumentStore, Mutation
+from sbserver.backends.storage.documents.filters import PostgresCompiler, index_name, literal, pg_index_statements
 from sbserver.backends.storage.functions.base import job_rows
 from sbserver.backends.storage.functions.postgresql import INSERT_JOB, INSERT_JOBS_FROM_ARRAYS
 from sbserver.backends.storage.postgresql_base import PostgresBase, _limit, _schema
+from sbserver.clauses import CREATED, Clause, Sort
+from sbserver.errors import Conflict
 from sbserver.types import Base, QueuedJobs, Scope, StoredDoc
 
 _DOC_COLS = "id, account_id, owner_id, created, data"
@@ -28,6 +38,23 @@ def _scope_sql(scope: Scope, first: int) -> tuple[str, tuple[str, ...]]:
     if scope.account_id is not None:
         return f" AND account_id = ${first}", (scope.account_id,)
     return "", ()
+
+
+def _where(base: Base, col: str, scope: Scope, clauses: list[Clause]) -> tuple[str, str, list[Any]]:
+    """The schema, the WHERE of a filtered read (the collection as a literal) and its parameters,
+    numbered from $1."""
+    extra, params = _scope_sql(scope, 1)
+    compiler = PostgresCompiler(first_param=len(params) + 1)
+    where = f"col = {literal(col)}{extra}{compiler.where(clauses)}"
+    return _schema(base.name), where, [*params, *compiler.params]
+
+
+def _page_sql(base: Base, col: str, scope: Scope, clauses: list[Clause], sort: Sort) -> tuple[str, list[Any]]:
+    schema, where, params = _where(base, col, scope, clauses)
+    order = PostgresCompiler().order_by(sort)
+    n = len(params) + 1
+    sql = f"SELECT {_DOC_COLS} FROM {schema}.documents WHERE {where} ORDER BY {order} LIMIT ${n} OFFSET ${n + 1}"
+    return sql, params
 
 
 class PostgresDocuments(PostgresBase, DocumentStore):
@@ -106,22 +133,35 @@ class PostgresDocuments(PostgresBase, DocumentStore):
             total = await self.count_documents(base, col, scope)
         return [_doc(r) for r in rows], total
 
-    async def count_documents(self, base: Base, col: str, scope: Scope) -> int:
-        extra, params = _scope_sql(scope, 2)
-        row = await self._fetchrow(
-            f"SELECT COUNT(*) FROM {_schema(base.name)}.documents WHERE col = $1{extra}", col, *params
-        )
+    async def query_documents(
+        self, base: Base, col: str, scope: Scope, clauses: list[Clause], sort: Sort, limit: int, offset: int
+    ) -> tuple[list[StoredDoc], int]:
+        if not clauses and sort.kind == CREATED:
+            return await self.list_documents(base, col, scope, sort.desc, limit, offset)
+        sql, params = _page_sql(base, col, scope, clauses, sort)
+        rows = await self._fetch(sql, *params, _limit(limit), max(offset, 0))
+        if offset <= 0 and (limit < 0 or len(rows) < limit):
+            total = len(rows)
+        else:
+            total = await self.count_documents(base, col, scope, clauses)
+        return [_doc(r) for r in rows], total
+
+    async def count_documents(self, base: Base, col: str, scope: Scope, clauses: list[Clause] | None = None) -> int:
+        schema, where, params = _where(base, col, scope, clauses or [])
+        row = await self._fetchrow(f"SELECT COUNT(*) FROM {schema}.documents WHERE {where}", *params)
         assert row is not None
         return int(row[0])
 
-    async def scan_documents(self, base: Base, col: str, scope: Scope) -> list[StoredDoc]:
-        extra, params = _scope_sql(scope, 2)
-        rows = await self._fetch(
-            f"SELECT {_DOC_COLS} FROM {_schema(base.name)}.documents WHERE col = $1{extra} ORDER BY created, id",
-            col,
-            *params,
-        )
-        return [_doc(r) for r in rows]
+    async def explain_query(
+        self, base: Base, col: str, scope: Scope, clauses: list[Clause], sort: Sort, count: bool = False
+    ) -> str:
+        if count:
+            schema, where, params = _where(base, col, scope, clauses)
+            rows = await self._fetch(f"EXPLAIN SELECT COUNT(*) FROM {schema}.documents WHERE {where}", *params)
+        else:
+            sql, params = _page_sql(base, col, scope, clauses, sort)
+            rows = await self._fetch(f"EXPLAIN {sql}", *params, 20, 0)
+        return "\n".join(r[0] for r in rows)
 
     @staticmethod
     async def _apply(
@@ -131,16 +171,14 @@ class PostgresDocuments(PostgresBase, DocumentStore):
         changed = []
         for doc in docs:
             new = mutate(doc)
-            if new is None:
-                continue
-            await c.execute(
+            if new is not None:
+                doc.data = new
+                changed.append(doc)
+        if changed:
+            await c.executemany(
                 f"UPDATE {schema}.documents SET data = $1 WHERE col = $2 AND id = $3",
-                orjson.dumps(new).decode(),
-                col,
-                doc.id,
+                [(orjson.dumps(d.data).decode(), col, d.id) for d in changed],
             )
-            doc.data = new
-            changed.append(doc)
         return changed
 
     async def update_document(
@@ -162,23 +200,25 @@ class PostgresDocuments(PostgresBase, DocumentStore):
             await self._apply(c, schema, col, [doc], mutate)
             return doc
 
-    async def _locked_scope(self, c: asyncpg.Connection, schema: str, col: str, scope: Scope) -> list[StoredDoc]:
-        """Every document of the scope, in creation order, locked until the transaction ends."""
-        extra, params = _scope_sql(scope, 2)
-        rows = await c.fetch(
-            f"SELECT {_DOC_COLS} FROM {schema}.documents WHERE col = $1{extra} ORDER BY created, id FOR UPDATE",
-            col,
-            *params,
-        )
-        return [_doc(r) for r in rows]
-
     async def update_documents(
-        self, base: Base, col: str, scope: Scope, match: Predicate, mutate: Mutation
+        self, base: Base, col: str, scope: Scope, clauses: list[Clause], mutate: Mutation
     ) -> list[StoredDoc]:
-        schema = _schema(base.name)
+        schema, where, params = _where(base, col, scope, clauses)
+        n = len(params) + 1
+        # Batches in creation order, each locked (a concurrent writer waits, then this one reads
+        # its result). A locked row that no longer matches is skipped, so a short batch does not
+        # mean the end: only an empty one does.
+        select = (
+            f"SELECT {_DOC_COLS} FROM {schema}.documents WHERE {where} AND (created, id) > (${n}, ${n + 1}) "
+            f"ORDER BY created, id LIMIT {BATCH} FOR UPDATE"
+        )
+        changed: list[StoredDoc] = []
         async with self._conn(transaction=True) as c:
-            docs = [d for d in await self._locked_scope(c, schema, col, scope) if match(d.data)]
-            return await self._apply(c, schema, col, docs, mutate)
+            last = ("", "")
+            while rows := await c.fetch(select, *params, *last):
+                changed += await self._apply(c, schema, col, [_doc(r) for r in rows], mutate)
+                last = (rows[-1][3], rows[-1][0])
+        return changed
 
     async def delete_document(self, base: Base, col: str, doc_id: str, scope: Scope) -> StoredDoc | None:
         schema = _schema(base.name)
@@ -195,25 +235,51 @@ class PostgresDocuments(PostgresBase, DocumentStore):
             await c.execute(f"DELETE FROM {schema}.fts WHERE col = $1 AND doc_id = $2", col, doc_id)
             return _doc(row)
 
-    async def delete_documents(self, base: Base, col: str, scope: Scope, match: Predicate) -> list[StoredDoc]:
-        schema = _schema(base.name)
+    async def delete_documents(self, base: Base, col: str, scope: Scope, clauses: list[Clause]) -> list[StoredDoc]:
+        schema, where, params = _where(base, col, scope, clauses)
+        delete = (
+            f"DELETE FROM {schema}.documents WHERE (col, id) IN (SELECT col, id FROM {schema}.documents "
+            f"WHERE {where} ORDER BY created, id LIMIT {BATCH} FOR UPDATE) RETURNING {_DOC_COLS}"
+        )
+        deleted: list[StoredDoc] = []
         async with self._conn(transaction=True) as c:
-            docs = [d for d in await self._locked_scope(c, schema, col, scope) if match(d.data)]
-            if docs:
+            while rows := await c.fetch(delete, *params):
+                docs = sorted((_doc(r) for r in rows), key=lambda d: (d.created, d.id))
                 ids = [d.id for d in docs]
-                await c.execute(f"DELETE FROM {schema}.documents WHERE col = $1 AND id = ANY($2::text[])", col, ids)
                 await c.execute(f"DELETE FROM {schema}.fts WHERE col = $1 AND doc_id = ANY($2::text[])", col, ids)
-            return docs
+                deleted += docs
+        return deleted
 
     async def collections(self, base: Base) -> dict[str, str]:
         rows = await self._fetch(f"SELECT name, perm FROM {_schema(base.name)}.collections ORDER BY name")
         return {name: perm for name, perm in rows}
 
     async def create_index(self, base: Base, col: str, field: str) -> None:
-        # Filters are evaluated in Python over the scope's rows, so an expression index would not
-        # be used; the request is recorded so that it is idempotent and visible (as in SQLite).
+        schema = _schema(base.name)
+        for scope, statement in zip("oar", pg_index_statements(schema, col, field, base.name), strict=True):
+            name = index_name(base.name, col, field, scope)
+            # A concurrent build that failed leaves an invalid index behind: drop it and build again.
+            row = await self._fetchrow(
+                "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
+                base.name,
+                name,
+            )
+            if row is not None and row[0]:
+                continue
+            if row is not None:
+                await self._execute(f'DROP INDEX CONCURRENTLY IF EXISTS {schema}."{name}"')
+            try:  # CONCURRENTLY: writes go on while it builds
+                await self._execute(statement)
+            except Conflict:
+                pass  # another process built it at the same moment
         await self._execute(
-            f"INSERT INTO {_schema(base.name)}.doc_indexes (col, field) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            col,
-            field,
+            f"INSERT INTO {schema}.doc_indexes (col, field) VALUES ($1, $2) ON CONFLICT DO NOTHING", col, field
         )
+        await self._execute(f"ANALYZE {schema}.documents")  # statistics of the new expressions (a sample)
+
+    async def indexes(self, base: Base, col: str) -> list[str]:
+        rows = await self._fetch(
+            f"SELECT field FROM {_schema(base.name)}.doc_indexes WHERE col = $1 ORDER BY field", col
+        )
+        return [r[0] for r in rows]

@@ -1,17 +1,30 @@
-"""Documents in SQLite: one table for every base and collection."""
+"""Documents in SQLite: one table for every base and collection.
+
+Filters, field sorts and filtered counts are compiled to SQL (``filters.py``) and read on a
+reader thread; the base and collection are written into those statements as literals, so the
+partial indexes of ``create_index`` (which name them in their WHERE) can serve them.
+"""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import orjson
 
-from sbserver.backends.storage.documents.base import DocumentStore, Mutation, Predicate
+from sbserver.backends.storage.documents.base import BATCH, DocumentStore, Mutation
+from sbserver.backends.storage.documents.filters import (
+    SQLiteCompiler,
+    index_name,
+    literal,
+    nul_free_json,
+    sqlite_index_statements,
+)
 from sbserver.backends.storage.functions.base import job_rows
 from sbserver.backends.storage.functions.sqlite import INSERT_JOB
 from sbserver.backends.storage.sqlite_base import SQLiteBase
+from sbserver.clauses import CREATED, FIELD, Clause, Sort
 from sbserver.types import Base, QueuedJobs, Scope, StoredDoc
 
 _DOC_COLS = "id, account_id, owner_id, created, data"
@@ -31,16 +44,6 @@ def _find(c: sqlite3.Connection, base: Base, col: str, doc_id: str, scope: Scope
     return None if row is None else _doc(row)
 
 
-def _scan(c: sqlite3.Connection, base: Base, col: str, scope: Scope) -> list[StoredDoc]:
-    """Every document of the scope in creation order."""
-    extra, params = _scope_sql(scope)
-    rows = c.execute(
-        f"SELECT {_DOC_COLS} FROM documents WHERE base = ? AND col = ?{extra} ORDER BY created, id",
-        (base.name, col, *params),
-    ).fetchall()
-    return [_doc(r) for r in rows]
-
-
 def _scope_sql(scope: Scope) -> tuple[str, tuple[str, ...]]:
     """Extra WHERE terms for a scope; values as parameters."""
     if scope.owner_id is not None:
@@ -50,6 +53,66 @@ def _scope_sql(scope: Scope) -> tuple[str, tuple[str, ...]]:
     return "", ()
 
 
+def _scope_kind(scope: Scope) -> str:
+    """Which of a field's indexes serves a scope: owner, account or every row (``SCOPES``)."""
+    return "o" if scope.owner_id is not None else "a" if scope.account_id is not None else "r"
+
+
+def _where(
+    base: Base, col: str, scope: Scope, clauses: list[Clause], indexed: frozenset[str] = frozenset()
+) -> tuple[str, list[Any], bool]:
+    """The WHERE of a filtered read (base and collection as literals, so partial indexes
+    apply), its parameters, and whether an index serves a clause. The scope's parameters are
+    numbered (?1, ?2) so that sub-selects can name them again."""
+    frame = f"base = {literal(base.name)} AND col = {literal(col)}"
+    if scope.owner_id is not None:
+        frame += " AND owner_id = ?1 AND account_id = ?2"
+        params = [scope.owner_id, scope.account_id or ""]
+    elif scope.account_id is not None:
+        frame += " AND account_id = ?1"
+        params = [scope.account_id]
+    else:
+        params = []
+    kind = _scope_kind(scope)
+    indexes = {field: index_name(base.name, col, field, kind) for field in indexed}
+    compiler = SQLiteCompiler()
+    where = frame + compiler.where_indexed(clauses, indexes, frame)
+    return where, [*params, *compiler.params], compiler.served
+
+
+def _page_sql(
+    base: Base, col: str, scope: Scope, clauses: list[Clause], sort: Sort, indexed: frozenset[str]
+) -> tuple[str, list[Any]]:
+    where, params, served = _where(base, col, scope, clauses, indexed)
+    order = SQLiteCompiler().order_by(sort)
+    hint = ""
+    field = ".".join(sort.path)
+    if sort.kind == FIELD and field in indexed and not served:
+        # Walk the field's index in order (without statistics SQLite would rather sort the
+        # scope); an index serving a filter clause is left to the planner instead.
+        hint = f' INDEXED BY "{index_name(base.name, col, field, _scope_kind(scope))}"'
+    return f"SELECT {_DOC_COLS} FROM documents{hint} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?", params
+
+
+def _batches(
+    c: sqlite3.Connection, base: Base, col: str, scope: Scope, clauses: list[Clause], indexed: frozenset[str]
+) -> Iterator[list[StoredDoc]]:
+    """The matching documents, ``BATCH`` at a time in creation order, on the writer inside its
+    transaction (each batch starts after the last one read, so writes between batches are safe)."""
+    where, params, _ = _where(base, col, scope, clauses, indexed)
+    sql = (
+        f"SELECT {_DOC_COLS} FROM documents WHERE {where} AND (created, id) > (?, ?) ORDER BY created, id LIMIT {BATCH}"
+    )
+    last = ("", "")
+    while True:
+        rows = c.execute(sql, (*params, *last)).fetchall()
+        if rows:
+            yield [_doc(r) for r in rows]
+        if len(rows) < BATCH:
+            return
+        last = (rows[-1][3], rows[-1][0])
+
+
 class SQLiteDocuments(SQLiteBase, DocumentStore):
     """The documents contract on SQLite; needs the plumbing of ``SQLiteBase``."""
 
@@ -57,9 +120,10 @@ class SQLiteDocuments(SQLiteBase, DocumentStore):
     async def insert_documents(
         self, base: Base, col: str, docs: list[StoredDoc], perm: str, queue: QueuedJobs | None = None
     ) -> None:
-        rows = [
-            (base.name, col, d.id, d.account_id, d.owner_id, d.created, orjson.dumps(d.data).decode()) for d in docs
-        ]
+        rows = []
+        for d in docs:
+            text = orjson.dumps(d.data).decode()
+            rows.append((base.name, col, d.id, d.account_id, d.owner_id, d.created, text, nul_free_json(text, d.data)))
         jobs = job_rows(queue.jobs, queue.owner, queue.lease_until) if queue else []
         created = docs[0].created if docs else ""
         key = (base.name, col)
@@ -72,8 +136,8 @@ class SQLiteDocuments(SQLiteBase, DocumentStore):
                     (base.name, col, perm, created),
                 )
             c.executemany(
-                "INSERT INTO documents (base, col, id, account_id, owner_id, created, data) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO documents (base, col, id, account_id, owner_id, created, data, safe) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
             if jobs:
@@ -118,18 +182,36 @@ class SQLiteDocuments(SQLiteBase, DocumentStore):
             total = await self.count_documents(base, col, scope)
         return [_doc(r) for r in rows], total
 
-    async def count_documents(self, base: Base, col: str, scope: Scope) -> int:
-        extra, params = _scope_sql(scope)
-        row = self._one(f"SELECT COUNT(*) FROM documents WHERE base = ? AND col = ?{extra}", (base.name, col, *params))
+    async def query_documents(
+        self, base: Base, col: str, scope: Scope, clauses: list[Clause], sort: Sort, limit: int, offset: int
+    ) -> tuple[list[StoredDoc], int]:
+        if not clauses and sort.kind == CREATED:  # an index walk: stays on the loop
+            return await self.list_documents(base, col, scope, sort.desc, limit, offset)
+        sql, params = _page_sql(base, col, scope, clauses, sort, self._indexed_fields(base, col))
+        rows = await self._all_off(sql, (*params, limit, offset))
+        if offset <= 0 and (limit < 0 or len(rows) < limit):
+            total = len(rows)
+        else:
+            total = await self.count_documents(base, col, scope, clauses)
+        return [_doc(r) for r in rows], total
+
+    async def count_documents(self, base: Base, col: str, scope: Scope, clauses: list[Clause] | None = None) -> int:
+        where, params, _ = _where(base, col, scope, clauses or [], self._indexed_fields(base, col))
+        sql = f"SELECT COUNT(*) FROM documents WHERE {where}"
+        row = await self._one_off(sql, params) if clauses else self._one(sql, params)
         return int(row[0])
 
-    async def scan_documents(self, base: Base, col: str, scope: Scope) -> list[StoredDoc]:
-        extra, params = _scope_sql(scope)
-        rows = self._all(
-            f"SELECT {_DOC_COLS} FROM documents WHERE base = ? AND col = ?{extra} ORDER BY created, id",
-            (base.name, col, *params),
-        )
-        return [_doc(r) for r in rows]
+    async def explain_query(
+        self, base: Base, col: str, scope: Scope, clauses: list[Clause], sort: Sort, count: bool = False
+    ) -> str:
+        indexed = self._indexed_fields(base, col)
+        if count:
+            where, params, _ = _where(base, col, scope, clauses, indexed)
+            rows = await self._all_off(f"EXPLAIN QUERY PLAN SELECT COUNT(*) FROM documents WHERE {where}", params)
+        else:
+            sql, params = _page_sql(base, col, scope, clauses, sort, indexed)
+            rows = await self._all_off(f"EXPLAIN QUERY PLAN {sql}", (*params, 20, 0))
+        return "\n".join(str(r[-1]) for r in rows)
 
     @staticmethod
     def _apply(c: sqlite3.Connection, base: Base, col: str, docs: list[StoredDoc], mutate: Mutation) -> list[StoredDoc]:
@@ -138,9 +220,10 @@ class SQLiteDocuments(SQLiteBase, DocumentStore):
             new = mutate(doc)
             if new is None:
                 continue
+            text = orjson.dumps(new).decode()
             c.execute(
-                "UPDATE documents SET data = ? WHERE base = ? AND col = ? AND id = ?",
-                (orjson.dumps(new).decode(), base.name, col, doc.id),
+                "UPDATE documents SET data = ?, safe = ? WHERE base = ? AND col = ? AND id = ?",
+                (text, nul_free_json(text, new), base.name, col, doc.id),
             )
             doc.data = new
             changed.append(doc)
@@ -158,11 +241,15 @@ class SQLiteDocuments(SQLiteBase, DocumentStore):
         return await self._write(tx)
 
     async def update_documents(
-        self, base: Base, col: str, scope: Scope, match: Predicate, mutate: Mutation
+        self, base: Base, col: str, scope: Scope, clauses: list[Clause], mutate: Mutation
     ) -> list[StoredDoc]:
+        indexed = self._indexed_fields(base, col)
+
         def tx(c: sqlite3.Connection) -> list[StoredDoc]:
-            docs = [d for d in _scan(c, base, col, scope) if match(d.data)]
-            return self._apply(c, base, col, docs, mutate)
+            changed = []
+            for docs in _batches(c, base, col, scope, clauses, indexed):
+                changed += self._apply(c, base, col, docs, mutate)
+            return changed
 
         return await self._write(tx)
 
@@ -176,22 +263,20 @@ class SQLiteDocuments(SQLiteBase, DocumentStore):
 
         return await self._write(tx)
 
-    async def delete_documents(self, base: Base, col: str, scope: Scope, match: Predicate) -> list[StoredDoc]:
+    async def delete_documents(self, base: Base, col: str, scope: Scope, clauses: list[Clause]) -> list[StoredDoc]:
+        indexed = self._indexed_fields(base, col)
+
         def tx(c: sqlite3.Connection) -> list[StoredDoc]:
-            docs = [d for d in _scan(c, base, col, scope) if match(d.data)]
-            ids = [d.id for d in docs]
-            for i in range(0, len(ids), 500):
-                chunk = ids[i : i + 500]
-                marks = ",".join("?" * len(chunk))
+            deleted = []
+            for docs in _batches(c, base, col, scope, clauses, indexed):
+                ids = [d.id for d in docs]
+                marks = ",".join("?" * len(ids))
                 c.execute(
-                    f"DELETE FROM documents WHERE base = ? AND col = ? AND id IN ({marks})",
-                    (base.name, col, *chunk),
+                    f"DELETE FROM documents WHERE base = ? AND col = ? AND id IN ({marks})", (base.name, col, *ids)
                 )
-                c.execute(
-                    f"DELETE FROM fts WHERE base = ? AND col = ? AND doc_id IN ({marks})",
-                    (base.name, col, *chunk),
-                )
-            return docs
+                c.execute(f"DELETE FROM fts WHERE base = ? AND col = ? AND doc_id IN ({marks})", (base.name, col, *ids))
+                deleted += docs
+            return deleted
 
         return await self._write(tx)
 
@@ -199,12 +284,25 @@ class SQLiteDocuments(SQLiteBase, DocumentStore):
         rows = self._all("SELECT name, perm FROM collections WHERE base = ? ORDER BY name", (base.name,))
         return {name: perm for name, perm in rows}
 
+    def _indexed_fields(self, base: Base, col: str) -> frozenset[str]:
+        """The indexed fields of a collection (read once, then kept: only this process adds any)."""
+        key = (base.name, col)
+        fields = self._indexed.get(key)
+        if fields is None:
+            rows = self._all("SELECT field FROM doc_indexes WHERE base = ? AND col = ?", key)
+            fields = self._indexed[key] = frozenset(r[0] for r in rows)
+        return fields
+
     async def create_index(self, base: Base, col: str, field: str) -> None:
-        # Filters are evaluated in Python over the scope's rows, so an expression index would not
-        # be used; the request is recorded so that it is idempotent and visible.
-        await self._write(
-            lambda c: c.execute(
-                "INSERT OR IGNORE INTO doc_indexes (base, col, field) VALUES (?, ?, ?)",
-                (base.name, col, field),
-            )
-        )
+        statements = sqlite_index_statements(base.name, col, field)
+
+        def tx(c: sqlite3.Connection) -> None:
+            for statement in statements:
+                c.execute(statement)
+            c.execute("INSERT OR IGNORE INTO doc_indexes (base, col, field) VALUES (?, ?, ?)", (base.name, col, field))
+
+        await self._write(tx)
+        self._indexed[(base.name, col)] = self._indexed_fields(base, col) | {field}
+
+    async def indexes(self, base: Base, col: str) -> list[str]:
+        return sorted(self._indexed_fields(base, col))

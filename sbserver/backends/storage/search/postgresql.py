@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sbserver.backends.storage.postgresql_base import PostgresBase, _limit, _schema
 from sbserver.backends.storage.search.base import SearchStore
-from sbserver.backends.storage.text import candidates, keyword_words, words
+from sbserver.backends.storage.text import MAX_CANDIDATES, TOP, keyword_words, neighbours, words
 from sbserver.types import Base
 
 
@@ -40,13 +40,23 @@ class PostgresSearch(PostgresBase, SearchStore):
         schema = _schema(base.name)
         groups = []
         for word in keyword_words(keywords):
-            vocab = await self._fetch(
-                f"SELECT term FROM {schema}.fts_terms WHERE col = $1 AND length(term) BETWEEN $2 AND $3",
-                col,
-                len(word) - 1,
-                len(word) + 1,
-            )
-            groups.append([word, *candidates(word, [r[0] for r in vocab])])
+            exact, patterns = neighbours(word)
+            found = []
+            if exact:
+                # LIKE on words (letters and digits, nothing LIKE reads as special): each pattern
+                # with a fixed start is a range of the (col, term) key ("C" collation).
+                # The range on the pattern's start keeps that true under a generic plan too.
+                one = f"SELECT term FROM {schema}.fts_terms WHERE col = $1 AND "
+                selects = [one + "term = ANY($2::text[])"]
+                params: list[str | list[str]] = [col, exact]
+                for a, b in patterns:
+                    n = len(params)
+                    selects.append(one + f"term >= ${n + 1} AND term < ${n + 2} AND term LIKE ${n + 3}")
+                    params += [a, a + TOP, f"{a}_{b}"]
+                sql = f"SELECT term FROM ({' UNION '.join(selects)}) AS t WHERE term <> ${len(params) + 1}"
+                rows = await self._fetch(f"{sql} ORDER BY 1 LIMIT {MAX_CANDIDATES}", *params, word)
+                found = [r[0] for r in rows]
+            groups.append([word, *found])
         if not groups:
             return []
         rows = await self._fetch(

@@ -6,7 +6,7 @@ import sqlite3
 
 from sbserver.backends.storage.search.base import SearchStore
 from sbserver.backends.storage.sqlite_base import SQLiteBase
-from sbserver.backends.storage.text import candidates, keyword_words, words
+from sbserver.backends.storage.text import MAX_CANDIDATES, TOP, keyword_words, neighbours, words
 from sbserver.types import Base
 
 
@@ -38,17 +38,25 @@ class SQLiteSearch(SQLiteBase, SearchStore):
     async def search_text(self, base: Base, col: str, keywords: list[str], limit: int) -> list[str]:
         groups = []
         for word in keyword_words(keywords):
-            vocab = [
-                r[0]
-                for r in self._all(
-                    "SELECT term FROM fts_terms WHERE base = ? AND col = ? AND length(term) BETWEEN ? AND ?",
-                    (base.name, col, len(word) - 1, len(word) + 1),
-                )
-            ]
-            groups.append([word, *candidates(word, vocab)])
+            exact, patterns = neighbours(word)
+            found = []
+            if exact:
+                # GLOB on words (letters and digits, nothing GLOB reads as special): each pattern
+                # with a fixed start is a range of the (base, col, term) key.
+                # The range on the pattern's start keeps that true with the values bound late.
+                one = "SELECT term FROM fts_terms WHERE base = ?1 AND col = ?2 AND "
+                selects = [one + f"term IN ({','.join('?' * len(exact))})"]
+                selects += [one + "term >= ? AND term < ? AND term GLOB ?" for _ in patterns]
+                sql = f"{' UNION '.join(selects)} EXCEPT SELECT ? ORDER BY 1 LIMIT {MAX_CANDIDATES}"
+                params: list[str] = [base.name, col, *exact]
+                for a, b in patterns:
+                    params += [a, a + TOP, f"{a}?{b}"]
+                params.append(word)
+                found = [r[0] for r in await self._all_off(sql, params)]
+            groups.append([word, *found])
         if not groups:
             return []
-        rows = self._all(
+        rows = await self._all_off(
             "SELECT doc_id FROM fts WHERE fts MATCH ? AND base = ? AND col = ? ORDER BY bm25(fts) LIMIT ?",
             (f"body : ({fts_query(groups)})", base.name, col, limit),
         )
