@@ -2,8 +2,9 @@
 
 Writes go through the one writer (``_write``, a transaction per call); reads run on the reader
 connection on the event loop (``_one``, ``_all``: point lookups and index walks, cheaper than a
-thread hop), or on a small pool of reader threads (``_all_off``, ``_one_off``: filtered and
-sorted reads whose cost depends on the data, so that one never stalls the loop). Errors come out
+thread hop), or with a time budget there and then on a small pool of reader threads
+(``_all_off``, ``_one_off``: filtered and sorted reads and counts, whose cost depends on the data,
+so that one never stalls the loop). Errors come out
 translated: ``Conflict`` or ``StoreError``.
 """
 
@@ -37,8 +38,8 @@ class SQLiteBase(ABC):
 
     @abstractmethod
     async def _all_off(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        """Every row a read returns, read on a reader thread."""
+        """Every row a read returns: on the loop within a budget, else on a reader thread."""
 
     @abstractmethod
     async def _one_off(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        """The first row a read returns (or None), read on a reader thread."""
+        """The first row a read returns (or None): on the loop within a budget, else on a reader thread."""

@@ -236,6 +236,7 @@ _SQLITE_RANK = (
 class SQLiteSlot(Slot):
     def __init__(self, type_sql: str, value_sql: str, json_sql: str) -> None:
         self.type_sql = type_sql
+        self.raw = value_sql  # json_extract: numbers, text for strings (and for arrays and objects)
         self.rank = "(" + _SQLITE_RANK.format(t=type_sql) + ")"
         self.value = f"(CASE WHEN {type_sql} IN ('array', 'object') THEN NULL ELSE {value_sql} END)"
         self.json_sql = json_sql
@@ -281,6 +282,63 @@ class SQLiteCompiler(Compiler):
     def negate(self, predicate: str) -> str:
         return f"NOT coalesce({predicate}, 0)"
 
+    # Scan forms: the same rules with fewer JSON calls per row, for rows no index narrowed (an
+    # index needs the rank and value expressions it was built on: ``branches``). json_extract
+    # gives a number for a number, 1/0 for true/false, text for a string and JSON text (``[``,
+    # ``{``) for an array or object; each value test comes first (it fails for most rows) and the
+    # type test after it rules out the kinds that share its SQL type.
+    scanning = True
+
+    def branches(self, c: Clause) -> list[str] | None:
+        self.scanning = False
+        try:
+            return super().branches(c)
+        finally:
+            self.scanning = True
+
+    def clause(self, c: Clause) -> str:
+        texts = sqlite_prefilter(c) if self.scanning else []
+        if not texts:
+            return super().clause(c)
+        marks = [self.placeholder(t, "text") for t in texts]  # before the clause's: text order
+        return f"(({' OR '.join(f'instr(data, {m}) > 0' for m in marks)}) AND {super().clause(c)})"
+
+    def number_branches(self, slot: Slot, op: str, number: int | float) -> list[str]:
+        if not self.scanning or not isinstance(slot, SQLiteSlot):
+            return super().number_branches(slot, op, number)
+        x, t = slot.raw, slot.type_sql
+        p = self.placeholder(number, "number")
+        low = self.placeholder(self.TEXT_LOW, "text")
+        high = self.placeholder(self.TEXT_HIGH, "text")
+        q = self.placeholder(number, "number")
+        return [
+            f"{x} {op} {p} AND {t} IN ('integer', 'real')",
+            f"{x} >= {low} AND {x} < {high} AND {t} = 'text' AND sb_number({x}) {op} {q}",
+        ]
+
+    def text_branches(self, slot: Slot, op: str, text: str) -> list[str]:
+        if not self.scanning or not isinstance(slot, SQLiteSlot):
+            return super().text_branches(slot, op, text)
+        x, t = slot.raw, slot.type_sql
+        number = numeric_value(text)
+        numbers = (
+            [] if number is None else [f"{x} {op} {self.placeholder(number, 'number')} AND {t} IN ('integer', 'real')"]
+        )
+        return [*numbers, f"{x} {op} {self.placeholder(text, 'text')} AND {t} = 'text'"]
+
+    def equal_branches(self, slot: Slot, value: Any) -> list[str]:
+        if not self.scanning or not isinstance(slot, SQLiteSlot):
+            return super().equal_branches(slot, value)
+        t = slot.type_sql
+        if value is None:
+            return [f"coalesce({t}, 'null') = 'null'"]
+        if isinstance(value, bool):
+            return [f"{t} = '{'true' if value else 'false'}'"]
+        if isinstance(value, (list, dict)):
+            kind = "array" if isinstance(value, list) else "object"
+            return [f"{t} = '{kind}' AND {slot.json_equals(self.placeholder(value, 'json'))}"]
+        return super().equal_branches(slot, value)  # numbers and strings: the methods above
+
     def where_indexed(self, clauses: list[Clause], indexes: dict[str, str], frame: str) -> str:
         """``where``, with the first clause an index can serve read through it: SQLite plans an
         OR of ranges as a scan, so that clause becomes ``rowid IN`` a UNION ALL of one
@@ -305,6 +363,31 @@ class SQLiteCompiler(Compiler):
     def sort_keys(self, path: tuple[str, ...]) -> list[str]:
         slot = sqlite_field(path)
         return [slot.rank, slot.value]
+
+
+def sqlite_prefilter(c: Clause) -> list[str]:
+    """For an equality, texts of which the stored JSON must hold one for the document to match
+    (``instr`` finds them far faster than the JSON functions parse a document): the field's key
+    and the value as the store's JSON writer (orjson, compact) spells it; a string field for a
+    number (a numeric string may match it). Empty when no such test is sure: nulls, floats,
+    large integers (orjson writes those with exponents), numeric strings, arrays and objects,
+    and strings holding U+0000 or U+FFFD (``without_nul``)."""
+    if c.op not in ("==", "="):
+        return []
+    key = orjson.dumps(c.path[-1]).decode() + ":"
+    value = c.value
+    if isinstance(value, bool):
+        return [key + ("true" if value else "false")]
+    if isinstance(value, int):
+        if abs(value) >= 10**15:
+            return []
+        # 7 is also 7.0; 0 is also -0.0; a string may be a numeric one.
+        return [key + str(value), key + '"', *([key + "-0"] if value == 0 else [])]
+    if isinstance(value, str):
+        if numeric_value(value) is not None or "\x00" in value or "\ufffd" in value:
+            return []
+        return [key + orjson.dumps(value).decode()]
+    return []
 
 
 def sqlite_number(value: Any) -> int | float | None:

@@ -49,11 +49,28 @@ def _where(base: Base, col: str, scope: Scope, clauses: list[Clause]) -> tuple[s
     return _schema(base.name), where, [*params, *compiler.params]
 
 
-def _page_sql(base: Base, col: str, scope: Scope, clauses: list[Clause], sort: Sort) -> tuple[str, list[Any]]:
+def _page_sql(
+    base: Base, col: str, scope: Scope, clauses: list[Clause], sort: Sort, total: bool = False
+) -> tuple[str, list[Any]]:
+    """A page of the matching documents (with ``total``, each row also carries the number of
+    matches) and its parameters, LIMIT and OFFSET to follow."""
     schema, where, params = _where(base, col, scope, clauses)
     order = PostgresCompiler().order_by(sort)
     n = len(params) + 1
-    sql = f"SELECT {_DOC_COLS} FROM {schema}.documents WHERE {where} ORDER BY {order} LIMIT ${n} OFFSET ${n + 1}"
+    if not total:
+        sql = f"SELECT {_DOC_COLS} FROM {schema}.documents WHERE {where} ORDER BY {order} LIMIT ${n} OFFSET ${n + 1}"
+        return sql, params
+    # The page's ids with the number of matches and their places, then the documents: the count
+    # sees every match in the same pass, but only the page's documents are read twice.
+    page = (
+        f"SELECT id, count(*) OVER () AS total, row_number() OVER (ORDER BY {order}) AS n "
+        f"FROM {schema}.documents WHERE {where} ORDER BY {order} LIMIT ${n} OFFSET ${n + 1}"
+    )
+    cols = ", ".join(f"d.{c.strip()}" for c in _DOC_COLS.split(","))
+    sql = (
+        f"WITH p AS ({page}) SELECT {cols}, p.total FROM p JOIN {schema}.documents AS d "
+        f"ON d.col = {literal(col)} AND d.id = p.id ORDER BY p.n"
+    )
     return sql, params
 
 
@@ -138,13 +155,19 @@ class PostgresDocuments(PostgresBase, DocumentStore):
     ) -> tuple[list[StoredDoc], int]:
         if not clauses and sort.kind == CREATED:
             return await self.list_documents(base, col, scope, sort.desc, limit, offset)
-        sql, params = _page_sql(base, col, scope, clauses, sort)
+        if not clauses:  # the page alone, then a count (an index walk, unlike the filtered one)
+            sql, params = _page_sql(base, col, scope, clauses, sort)
+            rows = await self._fetch(sql, *params, _limit(limit), max(offset, 0))
+            if offset <= 0 and (limit < 0 or len(rows) < limit):
+                return [_doc(r) for r in rows], len(rows)
+            return [_doc(r) for r in rows], await self.count_documents(base, col, scope, clauses)
+        # One pass over the matching rows gives the page and the total.
+        sql, params = _page_sql(base, col, scope, clauses, sort, total=True)
         rows = await self._fetch(sql, *params, _limit(limit), max(offset, 0))
-        if offset <= 0 and (limit < 0 or len(rows) < limit):
-            total = len(rows)
-        else:
-            total = await self.count_documents(base, col, scope, clauses)
-        return [_doc(r) for r in rows], total
+        if rows:
+            return [_doc(r) for r in rows], int(rows[0][5])
+        total = 0 if offset <= 0 else await self.count_documents(base, col, scope, clauses)
+        return [], total
 
     async def count_documents(self, base: Base, col: str, scope: Scope, clauses: list[Clause] | None = None) -> int:
         schema, where, params = _where(base, col, scope, clauses or [])
@@ -159,7 +182,7 @@ class PostgresDocuments(PostgresBase, DocumentStore):
             schema, where, params = _where(base, col, scope, clauses)
             rows = await self._fetch(f"EXPLAIN SELECT COUNT(*) FROM {schema}.documents WHERE {where}", *params)
         else:
-            sql, params = _page_sql(base, col, scope, clauses, sort)
+            sql, params = _page_sql(base, col, scope, clauses, sort, total=bool(clauses))
             rows = await self._fetch(f"EXPLAIN {sql}", *params, 20, 0)
         return "\n".join(r[0] for r in rows)
 

@@ -81,8 +81,10 @@ def _where(
 
 
 def _page_sql(
-    base: Base, col: str, scope: Scope, clauses: list[Clause], sort: Sort, indexed: frozenset[str]
+    base: Base, col: str, scope: Scope, clauses: list[Clause], sort: Sort, indexed: frozenset[str], total: bool = False
 ) -> tuple[str, list[Any]]:
+    """A page of the matching documents (with ``total``, each row also carries the number of
+    matches) and its parameters, LIMIT and OFFSET to follow."""
     where, params, served = _where(base, col, scope, clauses, indexed)
     order = SQLiteCompiler().order_by(sort)
     hint = ""
@@ -91,7 +93,16 @@ def _page_sql(
         # Walk the field's index in order (without statistics SQLite would rather sort the
         # scope); an index serving a filter clause is left to the planner instead.
         hint = f' INDEXED BY "{index_name(base.name, col, field, _scope_kind(scope))}"'
-    return f"SELECT {_DOC_COLS} FROM documents{hint} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?", params
+    if not total:
+        return f"SELECT {_DOC_COLS} FROM documents{hint} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?", params
+    # The page's rows by rowid, with the number of matches and their places, then the documents:
+    # the count sees every match, but only the page's documents are read twice.
+    page = (
+        f"SELECT rowid AS r, count(*) OVER () AS total, row_number() OVER (ORDER BY {order}) AS n "
+        f"FROM documents{hint} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?"
+    )
+    cols = ", ".join(f"d.{c.strip()}" for c in _DOC_COLS.split(","))
+    return f"SELECT {cols}, p.total FROM ({page}) AS p JOIN documents AS d ON d.rowid = p.r ORDER BY p.n", params
 
 
 def _batches(
@@ -187,18 +198,25 @@ class SQLiteDocuments(SQLiteBase, DocumentStore):
     ) -> tuple[list[StoredDoc], int]:
         if not clauses and sort.kind == CREATED:  # an index walk: stays on the loop
             return await self.list_documents(base, col, scope, sort.desc, limit, offset)
-        sql, params = _page_sql(base, col, scope, clauses, sort, self._indexed_fields(base, col))
+        indexed = self._indexed_fields(base, col)
+        if not clauses:  # the page alone, then a count (an index walk, unlike the filtered one)
+            sql, params = _page_sql(base, col, scope, clauses, sort, indexed)
+            rows = await self._all_off(sql, (*params, limit, offset))
+            if offset <= 0 and (limit < 0 or len(rows) < limit):
+                return [_doc(r) for r in rows], len(rows)
+            return [_doc(r) for r in rows], await self.count_documents(base, col, scope, clauses)
+        # One pass over the matching rows gives the page and the total.
+        sql, params = _page_sql(base, col, scope, clauses, sort, indexed, total=True)
         rows = await self._all_off(sql, (*params, limit, offset))
-        if offset <= 0 and (limit < 0 or len(rows) < limit):
-            total = len(rows)
-        else:
-            total = await self.count_documents(base, col, scope, clauses)
-        return [_doc(r) for r in rows], total
+        if rows:
+            return [_doc(r) for r in rows], int(rows[0][5])
+        total = 0 if offset <= 0 else await self.count_documents(base, col, scope, clauses)
+        return [], total
 
     async def count_documents(self, base: Base, col: str, scope: Scope, clauses: list[Clause] | None = None) -> int:
         where, params, _ = _where(base, col, scope, clauses or [], self._indexed_fields(base, col))
         sql = f"SELECT COUNT(*) FROM documents WHERE {where}"
-        row = await self._one_off(sql, params) if clauses else self._one(sql, params)
+        row = await self._one_off(sql, params)
         return int(row[0])
 
     async def explain_query(
@@ -209,7 +227,7 @@ class SQLiteDocuments(SQLiteBase, DocumentStore):
             where, params, _ = _where(base, col, scope, clauses, indexed)
             rows = await self._all_off(f"EXPLAIN QUERY PLAN SELECT COUNT(*) FROM documents WHERE {where}", params)
         else:
-            sql, params = _page_sql(base, col, scope, clauses, sort, indexed)
+            sql, params = _page_sql(base, col, scope, clauses, sort, indexed, total=bool(clauses))
             rows = await self._all_off(f"EXPLAIN QUERY PLAN {sql}", (*params, 20, 0))
         return "\n".join(str(r[-1]) for r in rows)
 
