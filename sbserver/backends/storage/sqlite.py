@@ -34,7 +34,7 @@ from sbserver.errors import Conflict, StoreError
 
 READERS = 2  # reader threads for filtered reads (SQLite releases the GIL while it steps)
 READ_TIMEOUT = 30.0  # seconds a filtered read may run before it is interrupted
-INLINE_BUDGET = 0.005  # seconds a data-dependent read may hold the event loop before it moves to a thread
+INLINE_BUDGET = 0.02  # seconds a data-dependent read may hold the event loop before it moves to a thread
 
 
 class QueryTimeout(StoreError):
@@ -209,7 +209,7 @@ MIGRATIONS: list[str] = [
     ALTER TABLE documents ADD COLUMN safe TEXT;
     UPDATE documents SET safe = replace(data, '\\u0000', '\\ufffd') WHERE instr(data, '\\u0000') > 0;
     DROP INDEX documents_owner;
-    CREATE INDEX documents_owner ON documents (base, col, owner_id, account_id, created, id, safe, data);
+    CREATE INDEX documents_owner ON documents (base, col, owner_id, account_id, created, id);
     """,
 ]
 

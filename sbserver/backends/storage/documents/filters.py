@@ -297,11 +297,11 @@ class SQLiteCompiler(Compiler):
             self.scanning = True
 
     def clause(self, c: Clause) -> str:
-        texts = sqlite_prefilter(c) if self.scanning else []
-        if not texts:
+        pattern = sqlite_prefilter(c) if self.scanning else None
+        if pattern is None:
             return super().clause(c)
-        marks = [self.placeholder(t, "text") for t in texts]  # before the clause's: text order
-        return f"(({' OR '.join(f'instr(data, {m}) > 0' for m in marks)}) AND {super().clause(c)})"
+        mark = self.placeholder(pattern, "text")  # before the clause's: parameters in text order
+        return f"(data GLOB {mark} AND {super().clause(c)})"
 
     def number_branches(self, slot: Slot, op: str, number: int | float) -> list[str]:
         if not self.scanning or not isinstance(slot, SQLiteSlot):
@@ -365,29 +365,35 @@ class SQLiteCompiler(Compiler):
         return [slot.rank, slot.value]
 
 
-def sqlite_prefilter(c: Clause) -> list[str]:
-    """For an equality, texts of which the stored JSON must hold one for the document to match
-    (``instr`` finds them far faster than the JSON functions parse a document): the field's key
-    and the value as the store's JSON writer (orjson, compact) spells it; a string field for a
-    number (a numeric string may match it). Empty when no such test is sure: nulls, floats,
-    large integers (orjson writes those with exponents), numeric strings, arrays and objects,
-    and strings holding U+0000 or U+FFFD (``without_nul``)."""
+def _glob_literal(text: str) -> str:
+    """``text`` matched literally by GLOB."""
+    return text.replace("[", "[[]").replace("*", "[*]").replace("?", "[?]")
+
+
+def sqlite_prefilter(c: Clause) -> str | None:
+    """For an equality, a GLOB pattern the stored JSON must match for the document to match:
+    the field's key followed by the value as the store's JSON writer (orjson, compact) spells it
+    (GLOB stops at the first match, far sooner than the JSON functions parse a document). For a
+    number, its first character or a string's quote (a numeric string may match it; 7 is also
+    7.0, 0 also -0.0). None when no such test is sure: nulls, floats, large integers (orjson
+    writes those with exponents), numeric strings, arrays and objects, and strings holding
+    U+0000 or U+FFFD (``without_nul``)."""
     if c.op not in ("==", "="):
-        return []
-    key = orjson.dumps(c.path[-1]).decode() + ":"
+        return None
+    key = "*" + _glob_literal(orjson.dumps(c.path[-1]).decode()) + ":"
     value = c.value
     if isinstance(value, bool):
-        return [key + ("true" if value else "false")]
+        return key + ("true" if value else "false") + "*"
     if isinstance(value, int):
         if abs(value) >= 10**15:
-            return []
-        # 7 is also 7.0; 0 is also -0.0; a string may be a numeric one.
-        return [key + str(value), key + '"', *([key + "-0"] if value == 0 else [])]
+            return None
+        first = str(value)[0]
+        return key + ('[-0"]' if value == 0 else f'[{first}"]') + "*"
     if isinstance(value, str):
         if numeric_value(value) is not None or "\x00" in value or "\ufffd" in value:
-            return []
-        return [key + orjson.dumps(value).decode()]
-    return []
+            return None
+        return key + _glob_literal(orjson.dumps(value).decode()) + "*"
+    return None
 
 
 def sqlite_number(value: Any) -> int | float | None:
