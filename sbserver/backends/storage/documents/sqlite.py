@@ -80,6 +80,11 @@ def _where(
     return where, [*params, *compiler.params], compiler.served
 
 
+# With a clause read through an index (``rowid IN`` its matches), the rows are looked up by rowid:
+# left to itself SQLite walks the whole scope's index and tests each rowid against the list.
+_SERVED = " NOT INDEXED"
+
+
 def _page_sql(
     base: Base, col: str, scope: Scope, clauses: list[Clause], sort: Sort, indexed: frozenset[str], total: bool = False
 ) -> tuple[str, list[Any]]:
@@ -87,7 +92,7 @@ def _page_sql(
     matches) and its parameters, LIMIT and OFFSET to follow."""
     where, params, served = _where(base, col, scope, clauses, indexed)
     order = SQLiteCompiler().order_by(sort)
-    hint = ""
+    hint = _SERVED if served else ""
     field = ".".join(sort.path)
     if sort.kind == FIELD and field in indexed and not served:
         # Walk the field's index in order (without statistics SQLite would rather sort the
@@ -110,9 +115,11 @@ def _batches(
 ) -> Iterator[list[StoredDoc]]:
     """The matching documents, ``BATCH`` at a time in creation order, on the writer inside its
     transaction (each batch starts after the last one read, so writes between batches are safe)."""
-    where, params, _ = _where(base, col, scope, clauses, indexed)
+    where, params, served = _where(base, col, scope, clauses, indexed)
+    hint = _SERVED if served else ""
     sql = (
-        f"SELECT {_DOC_COLS} FROM documents WHERE {where} AND (created, id) > (?, ?) ORDER BY created, id LIMIT {BATCH}"
+        f"SELECT {_DOC_COLS} FROM documents{hint} WHERE {where} AND (created, id) > (?, ?) "
+        f"ORDER BY created, id LIMIT {BATCH}"
     )
     last = ("", "")
     while True:
@@ -214,8 +221,8 @@ class SQLiteDocuments(SQLiteBase, DocumentStore):
         return [], total
 
     async def count_documents(self, base: Base, col: str, scope: Scope, clauses: list[Clause] | None = None) -> int:
-        where, params, _ = _where(base, col, scope, clauses or [], self._indexed_fields(base, col))
-        sql = f"SELECT COUNT(*) FROM documents WHERE {where}"
+        where, params, served = _where(base, col, scope, clauses or [], self._indexed_fields(base, col))
+        sql = f"SELECT COUNT(*) FROM documents{_SERVED if served else ''} WHERE {where}"
         row = await self._one_off(sql, params)
         return int(row[0])
 
@@ -224,8 +231,9 @@ class SQLiteDocuments(SQLiteBase, DocumentStore):
     ) -> str:
         indexed = self._indexed_fields(base, col)
         if count:
-            where, params, _ = _where(base, col, scope, clauses, indexed)
-            rows = await self._all_off(f"EXPLAIN QUERY PLAN SELECT COUNT(*) FROM documents WHERE {where}", params)
+            where, params, served = _where(base, col, scope, clauses, indexed)
+            sql = f"SELECT COUNT(*) FROM documents{_SERVED if served else ''} WHERE {where}"
+            rows = await self._all_off(f"EXPLAIN QUERY PLAN {sql}", params)
         else:
             sql, params = _page_sql(base, col, scope, clauses, sort, indexed, total=bool(clauses))
             rows = await self._all_off(f"EXPLAIN QUERY PLAN {sql}", (*params, 20, 0))
