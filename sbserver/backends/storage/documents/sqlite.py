@@ -58,21 +58,24 @@ def _scope_kind(scope: Scope) -> str:
     return "o" if scope.owner_id is not None else "a" if scope.account_id is not None else "r"
 
 
+def _frame(base: Base, col: str, scope: Scope) -> tuple[str, list[Any]]:
+    """The base, collection (as literals, so partial indexes apply) and scope terms of a WHERE,
+    the scope's parameters numbered (?1, ?2) so that sub-selects can name them again."""
+    frame = f"base = {literal(base.name)} AND col = {literal(col)}"
+    if scope.owner_id is not None:
+        return frame + " AND owner_id = ?1 AND account_id = ?2", [scope.owner_id, scope.account_id or ""]
+    if scope.account_id is not None:
+        return frame + " AND account_id = ?1", [scope.account_id]
+    return frame, []
+
+
 def _where(
     base: Base, col: str, scope: Scope, clauses: list[Clause], indexed: frozenset[str] = frozenset()
 ) -> tuple[str, list[Any], bool]:
     """The WHERE of a filtered read (base and collection as literals, so partial indexes
     apply), its parameters, and whether an index serves a clause. The scope's parameters are
     numbered (?1, ?2) so that sub-selects can name them again."""
-    frame = f"base = {literal(base.name)} AND col = {literal(col)}"
-    if scope.owner_id is not None:
-        frame += " AND owner_id = ?1 AND account_id = ?2"
-        params = [scope.owner_id, scope.account_id or ""]
-    elif scope.account_id is not None:
-        frame += " AND account_id = ?1"
-        params = [scope.account_id]
-    else:
-        params = []
+    frame, params = _frame(base, col, scope)
     kind = _scope_kind(scope)
     indexes = {field: index_name(base.name, col, field, kind) for field in indexed}
     compiler = SQLiteCompiler()
@@ -206,6 +209,10 @@ class SQLiteDocuments(SQLiteBase, DocumentStore):
         if not clauses and sort.kind == CREATED:  # an index walk: stays on the loop
             return await self.list_documents(base, col, scope, sort.desc, limit, offset)
         indexed = self._indexed_fields(base, col)
+        if len(clauses) == 1 and sort.kind == CREATED and clauses[0].field in indexed:
+            found = await self._through_index(base, col, scope, clauses[0], sort.desc, limit, offset)
+            if found is not None:
+                return found
         if not clauses:  # the page alone, then a count (an index walk, unlike the filtered one)
             sql, params = _page_sql(base, col, scope, clauses, sort, indexed)
             rows = await self._all_off(sql, (*params, limit, offset))
@@ -219,6 +226,40 @@ class SQLiteDocuments(SQLiteBase, DocumentStore):
             return [_doc(r) for r in rows], int(rows[0][5])
         total = 0 if offset <= 0 else await self.count_documents(base, col, scope, clauses)
         return [], total
+
+    async def _through_index(
+        self, base: Base, col: str, scope: Scope, clause: Clause, desc: bool, limit: int, offset: int
+    ) -> tuple[list[StoredDoc], int] | None:
+        """A filter of one clause on an indexed field, in creation order, from the index alone:
+        each branch of the clause is a range of the index whose entries are in creation order,
+        so the page is the first entries of each branch merged and the total their count; only
+        the page's documents are read. None when the clause is not one an index serves."""
+        compiler = SQLiteCompiler()
+        branches = compiler.branches(clause)
+        # Each branch's parameters: its ``?`` in order (names and paths in it hold none).
+        counts = [b.count("?") for b in branches or []]
+        if not branches or limit < 0 or sum(counts) != len(compiler.params):
+            return None
+        frame, frame_params = _frame(base, col, scope)
+        name = index_name(base.name, col, clause.field, _scope_kind(scope))
+        order = "created DESC, id DESC" if desc else "created, id"
+        want = limit + max(offset, 0)
+        total = 0
+        keys: list[tuple[str, str, int]] = []
+        start = 0
+        for branch, n in zip(branches, counts, strict=True):
+            params = [*frame_params, *compiler.params[start : start + n]]
+            start += n
+            where = f'FROM documents INDEXED BY "{name}" WHERE {frame} AND {branch}'
+            total += int((await self._one_off(f"SELECT count(*) {where}", params))[0])
+            keys += await self._all_off(f"SELECT created, id, rowid {where} ORDER BY {order} LIMIT ?", (*params, want))
+        keys.sort(reverse=desc)
+        page = [k[2] for k in keys[max(offset, 0) : want]]
+        if not page:
+            return [], total
+        rows = self._all(f"SELECT rowid, {_DOC_COLS} FROM documents WHERE rowid IN ({','.join('?' * len(page))})", page)
+        by_rowid = {r[0]: _doc(r[1:]) for r in rows}
+        return [by_rowid[r] for r in page if r in by_rowid], total
 
     async def count_documents(self, base: Base, col: str, scope: Scope, clauses: list[Clause] | None = None) -> int:
         where, params, served = _where(base, col, scope, clauses or [], self._indexed_fields(base, col))
