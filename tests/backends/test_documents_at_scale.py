@@ -5,6 +5,7 @@ the documents they match. A spy counts every document the store turns into a ``S
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -75,3 +76,32 @@ async def test_a_query_over_100k_documents_builds_one_page(store: Store, built: 
     deleted = await store.delete_documents(base, COL, ALL_ROWS, parse_clauses([["seen", "==", True]]))
     assert len(deleted) == 100 and built[0] == 260
     assert await store.count_documents(base, COL, ALL_ROWS) == N - 100
+
+
+@pytest.mark.parametrize("new_store", ["pg"], indirect=True)
+async def test_postgresql_without_autovacuum_vacuums_document_tables_itself(store: Store) -> None:
+    """Where the server's autovacuum is off, every 10,000 new documents of a base start a
+    VACUUM (ANALYZE) of its documents, so field indexes get statistics and counts read indexes
+    only; where it is on, the store leaves that to PostgreSQL."""
+    from sbserver.backends.storage.postgresql import PostgresStore
+
+    assert isinstance(store, PostgresStore)
+    setting = await store._fetchrow("SELECT current_setting('autovacuum')")
+    assert setting is not None
+    if setting[0] == "on":
+        assert store._upkeep is None
+        return
+    upkeep = store._upkeep
+    assert upkeep is not None
+    base = await make_base(store)
+    docs = [StoredDoc(str(uuid.uuid4()), "a", "u", f"2024-01-01T00:00:00.{i:06d}Z", {"k": i}) for i in range(10_000)]
+    await store.insert_documents(base, COL, docs[:9_999], "700")
+    assert base.name not in upkeep.running  # not yet
+    await store.insert_documents(base, COL, docs[9_999:], "700")
+    await asyncio.gather(*upkeep.running.values())
+    row = await store._fetchrow(
+        "SELECT last_vacuum IS NOT NULL, last_analyze IS NOT NULL FROM pg_stat_user_tables "
+        "WHERE schemaname = $1 AND relname = 'documents'",
+        base.name,
+    )
+    assert row is not None and row[0] and row[1]

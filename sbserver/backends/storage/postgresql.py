@@ -19,7 +19,7 @@ import asyncpg
 
 from sbserver.backends.storage.accounts.postgresql import PostgresAccounts
 from sbserver.backends.storage.base import Store
-from sbserver.backends.storage.documents.postgresql import PostgresDocuments
+from sbserver.backends.storage.documents.postgresql import PostgresDocuments, Upkeep
 from sbserver.backends.storage.forms.postgresql import PostgresForms
 from sbserver.backends.storage.functions.postgresql import PostgresFunctions
 from sbserver.backends.storage.postgresql_base import MIGRATION_LOCK, _schema
@@ -291,6 +291,7 @@ class PostgresStore(
         self.synchronous_commit = synchronous_commit
         self._pool: asyncpg.Pool | None = None
         self._known: set[tuple[str, str]] = set()  # (base, collection) already registered
+        self._upkeep: Upkeep | None = None  # set at open when the server's autovacuum is off
 
     # plumbing
     async def open(self) -> None:
@@ -310,12 +311,17 @@ class PostgresStore(
                 for (name,) in await c.fetch("SELECT name FROM sb.bases ORDER BY name"):
                     schema = _schema(name)
                     await _migrate(c, f"{schema}.migrations", BASE_MIGRATIONS, schema)
+            if await self._fetchrow("SELECT 1 WHERE current_setting('autovacuum') = 'off'") is not None:
+                self._upkeep = Upkeep(self._execute)
         except BaseException:
             await self.close()
             raise
 
     async def close(self) -> None:
         """Close the pool; ``Pool.close`` waits for connections in use to be released."""
+        if self._upkeep is not None:
+            await self._upkeep.stop()
+            self._upkeep = None
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()

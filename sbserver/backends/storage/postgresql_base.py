@@ -45,6 +45,7 @@ class PostgresBase(ABC):
     """The pool plumbing and shared state of ``PostgresStore``, as its mixins see them."""
 
     _known: set[tuple[str, str]]  # (base, collection) already registered
+    _upkeep: Any  # documents.postgresql.Upkeep, or None when PostgreSQL's autovacuum runs
 
     @abstractmethod
     def _conn(self, transaction: bool = False) -> AbstractAsyncContextManager[asyncpg.Connection]:
