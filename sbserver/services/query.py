@@ -107,19 +107,16 @@ def lookup(doc: dict[str, Any], path: tuple[str, ...]) -> Any:
     return value
 
 
-_is_number = is_number
-
-
 def _as_number(v: Any) -> float | int | None:
-    if _is_number(v):
+    if is_number(v):
         return v  # type: ignore[no-any-return,unused-ignore]
     return numeric_value(v)
 
 
 def _numeric_pair(a: Any, b: Any) -> tuple[float | int, float | int] | None:
-    if _is_number(a) and _is_number(b):
+    if is_number(a) and is_number(b):
         return a, b
-    if _is_number(a) or _is_number(b):
+    if is_number(a) or is_number(b):
         na, nb = _as_number(a), _as_number(b)
         if na is not None and nb is not None:
             return na, nb
@@ -197,7 +194,7 @@ def sort_value(value: Any) -> tuple[int, Any]:
         return (_TYPE_RANK_NULL, 0)
     if isinstance(value, bool):
         return (_TYPE_RANK_BOOL, value)
-    if _is_number(value):
+    if is_number(value):
         return (_TYPE_RANK_NUM, value)
     if isinstance(value, str):
         return (_TYPE_RANK_STR, value)

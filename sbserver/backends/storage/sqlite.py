@@ -201,10 +201,8 @@ MIGRATIONS: list[str] = [
     # Filters read documents through SQLite's JSON functions, which end a string at U+0000: a
     # document whose JSON holds one is read from ``safe``, the same JSON with U+FFFD instead
     # (set by the store on every write; NULL for every other document).
-    # Owner-scoped reads (a user's own documents: the common case) match owner and account and
-    # read the documents in creation order: the owner index holds all of it, so a user's
-    # documents are one contiguous range of it, counted or filtered without visiting the table
-    # (rows of many users interleave there). The price: a second copy of each document's JSON.
+    # Owner-scoped reads (a user's own documents: the common case) match owner and account: both
+    # in the owner index, so counting a user's documents reads that index alone.
     """
     ALTER TABLE documents ADD COLUMN safe TEXT;
     UPDATE documents SET safe = replace(data, '\\u0000', '\\ufffd') WHERE instr(data, '\\u0000') > 0;
