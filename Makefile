@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml sbserver/runtime/leanctx.c
 install: $(VENV)/.installed  ## create .venv and install sbserver with its dev tools
 
 run: install  ## start the server on the embedded SQLite store (dev app, port 8099)
-	$(VENV)/bin/backend server
+	APP_ENV=dev $(VENV)/bin/backend server
 
 $(PYCLIENT)/.installed:
 	python3 -m venv $(PYCLIENT)

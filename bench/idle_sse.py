@@ -73,7 +73,7 @@ def main() -> int:
     backend = shutil.which("backend", path=str(ROOT / ".venv" / "bin")) or "backend"
     port = free_port()
     data = tempfile.mkdtemp(prefix="sb-idle-")
-    env = dict(os.environ, JWT_SECRET="bench", SB_SSE_KEEPALIVE_SECONDS="30")
+    env = dict(os.environ, APP_ENV="dev", JWT_SECRET="bench", SB_SSE_KEEPALIVE_SECONDS="30")
     proc = subprocess.Popen(
         ["taskset", "-c", "0", backend, "server", "--port", str(port), "--data-dir", data],
         env=env,

@@ -168,6 +168,7 @@ def run_system(name: str, workloads: list[str], a: argparse.Namespace, out: Path
     env.update(extra)
     env.setdefault("BENCH_SB_CMD", str(ROOT / ".venv" / "bin" / "backend"))
     env.setdefault("JWT_SECRET", "bench-secret")
+    env.setdefault("APP_ENV", "dev")  # the harness signs up through the dev app and mem=1
     if name == "pg":
         env["DATABASE_URL"] = fresh_pg_database("sbbench")
     cmd = ["bash", str(SHARED / "run"), adapter, *workloads, "--runs", str(a.runs), "--duration", str(a.duration)]

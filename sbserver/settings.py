@@ -6,6 +6,7 @@ our own additions are prefixed ``SB_``. Nothing else in the package reads ``os.e
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import Mapping
@@ -18,7 +19,7 @@ DEFAULT_DATA_DIR = ".sbdata"
 
 @dataclass(frozen=True)
 class Settings:
-    app_env: str = "dev"
+    app_env: str = "prod"  # "dev" or "prod"; dev conveniences exist only in "dev"
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     data_dir: Path = Path(DEFAULT_DATA_DIR)
@@ -26,7 +27,11 @@ class Settings:
     database_url: str = ""
     redis_url: str = ""
     jwt_secret: bytes = b""
+    # encrypts what the store keeps secret (function secrets); from APP_SECRET or the data directory
+    app_secret: bytes = b""
     app_url: str = ""
+    # origins every app accepts besides its own list (browsers: CORS; magic-link pages)
+    cors_origins: tuple[str, ...] = ()
     activate_flag: str = ""
     keep_perm_col_name: bool = True
     mail_provider: str = "dev"
@@ -65,6 +70,13 @@ class Settings:
     sqlite_writer: str = "auto"
     scheduler_enabled: bool = True
     scheduler_timezone: str = "UTC"
+    # outbound requests (function fetch, http tasks): hosts and CIDRs opened past the private-address guard
+    fetch_allow: tuple[str, ...] = ()
+    fetch_max_bytes: int = 10 * 1024 * 1024
+    fetch_timeout: float = 10.0
+    # magic-link codes
+    magic_code_ttl_seconds: int = 900
+    magic_code_max_attempts: int = 5
     quiet: bool = False
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -132,9 +144,13 @@ def _store_kind(env: Mapping[str, str]) -> str:
     return "sqlite"
 
 
-def jwt_secret_for(data_dir: Path) -> bytes:
-    """Return the secret kept in the data directory, creating it on first use."""
-    path = data_dir / "jwt_secret"
+MIN_SECRET_BYTES = 32
+MODES = ("dev", "prod")
+
+
+def secret_file(data_dir: Path, name: str) -> bytes:
+    """Return the secret kept in ``data_dir/name``, creating it on first use (or when empty)."""
+    path = data_dir / name
     try:
         value = path.read_bytes().strip()
         if value:
@@ -143,10 +159,51 @@ def jwt_secret_for(data_dir: Path) -> bytes:
         pass
     data_dir.mkdir(parents=True, exist_ok=True)
     value = secrets.token_hex(32).encode()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    tmp = path.with_name(f".{name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(value)
+    try:
+        os.link(tmp, path)  # first writer wins; a concurrent start reads the winner's value
+    except FileExistsError:
+        existing = path.read_bytes().strip()
+        if existing:
+            return existing
+        os.replace(tmp, path)
+        return value
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
     return value
+
+
+def jwt_secret_for(data_dir: Path) -> bytes:
+    """The token-signing secret kept in the data directory."""
+    return secret_file(data_dir, "jwt_secret")
+
+
+def _mode(env: Mapping[str, str]) -> str:
+    raw = env.get("APP_ENV", "").strip()
+    if not raw:
+        return "prod"
+    if raw not in MODES:
+        raise SystemExit(f"unsupported APP_ENV={raw!r}: use dev (local development conveniences) or prod")
+    return raw
+
+
+def _csv(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
+
+
+def _check_secrets(settings: Settings) -> None:
+    if not settings.is_prod:
+        return
+    for name, value in (("JWT_SECRET", settings.jwt_secret), ("APP_SECRET", settings.app_secret)):
+        if len(value) < MIN_SECRET_BYTES:
+            raise SystemExit(
+                f"{name} is {len(value)} bytes: in prod it must be at least {MIN_SECRET_BYTES} "
+                "(unset it to keep a generated one in the data directory)"
+            )
 
 
 def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -158,7 +215,7 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> Setti
     if not redis_url and redis_host and redis_host.lower() != "mem":
         pw = env.get("REDIS_PASSWORD", "")
         redis_url = f"redis://:{pw}@{redis_host}/0" if pw else f"redis://{redis_host}/0"
-    app_env = env.get("APP_ENV", "dev").strip() or "dev"
+    app_env = _mode(env)
     settings = Settings(
         app_env=app_env,
         host=env.get("SB_HOST", "0.0.0.0" if app_env == "prod" else "127.0.0.1"),
@@ -168,7 +225,14 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> Setti
         database_url=env.get("DATABASE_URL", "").strip(),
         redis_url=redis_url,
         jwt_secret=env.get("JWT_SECRET", "").encode(),
+        app_secret=env.get("APP_SECRET", "").encode(),
         app_url=env.get("APP_URL", "").strip(),
+        cors_origins=_csv(env, "SB_CORS_ORIGINS"),
+        fetch_allow=_csv(env, "SB_FETCH_ALLOW"),
+        fetch_max_bytes=_positive(env, "SB_FETCH_MAX_BYTES", 10 * 1024 * 1024),
+        fetch_timeout=float(_positive(env, "SB_FETCH_TIMEOUT", 10)),
+        magic_code_ttl_seconds=_positive(env, "SB_MAGIC_CODE_TTL_SECONDS", 900),
+        magic_code_max_attempts=_positive(env, "SB_MAGIC_CODE_MAX_ATTEMPTS", 5),
         activate_flag=env.get("ACTIVATE_FLAG", "").strip(),
         keep_perm_col_name=not env.get("KEEP_PERM_COL_NAME", ""),
         mail_provider=(env.get("MAIL_PROVIDER", "dev").strip().lower() or "dev"),
@@ -209,4 +273,7 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> Setti
         settings = replace(settings, **overrides)  # type: ignore[arg-type]
     if not settings.jwt_secret:
         settings = replace(settings, jwt_secret=jwt_secret_for(settings.data_dir))
+    if not settings.app_secret:
+        settings = replace(settings, app_secret=secret_file(settings.data_dir, "app_secret"))
+    _check_secrets(settings)
     return settings

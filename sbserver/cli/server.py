@@ -43,6 +43,28 @@ async def preflight(settings: Settings) -> str:
     return ""
 
 
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def dev_exposure_warning(host: str) -> str:
+    rule = "!" * 78
+    return (
+        f"{rule}\n"
+        f"WARNING: dev mode (APP_ENV=dev) is listening on {host}, reachable from other machines.\n"
+        "Dev mode has a known root token alias, fixed magic-link codes, memory-mode sign-ups and\n"
+        "accepts every CORS origin. Use APP_ENV=prod for anything but local development.\n"
+        f"{rule}\n"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -66,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"sbserver cannot start: {problem}\n")
         return 1
     store = settings.data_store if settings.data_store == "pg" else f"sqlite ({settings.sqlite_path})"
+    if settings.is_dev and not is_loopback(settings.host):
+        sys.stderr.write(dev_exposure_warning(settings.host))
     print(
         f"sbserver on http://{settings.host}:{settings.port} — store: {store}, env: {settings.app_env}",
         flush=True,

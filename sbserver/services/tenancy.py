@@ -17,6 +17,7 @@ from sbserver.backends.storage import Store
 from sbserver.errors import BadRequest, Conflict, Forbidden, NotFound, SBError
 from sbserver.ids import base_name, new_id, new_secret, now_iso, random_code
 from sbserver.services.identity import DEV_ROOT_KEY, IdentityService
+from sbserver.services.origins import app_url_origin, origin_allowed
 from sbserver.services.passwords import hash_password
 from sbserver.settings import Settings
 from sbserver.types import ROLE_ROOT, Account, Base, Identity, Tenant, User
@@ -103,6 +104,19 @@ class TenancyService:
         if not base.active:
             raise SBError("your account is inactive.")
         return base
+
+    def allowed_origins(self, base: Base) -> tuple[str, ...]:
+        """The origins ``base`` accepts: its own list, ``SB_CORS_ORIGINS`` and ``APP_URL``'s origin."""
+        extra = (app_url_origin(self.settings.app_url),) if self.settings.app_url else ()
+        return (*base.whitelist, *self.settings.cors_origins, *(e for e in extra if e))
+
+    def accepts_origin(self, base: Base, origin: str) -> bool:
+        """Whether a browser at ``origin`` (or a page at that URL) may act for ``base``."""
+        return origin_allowed(origin, self.allowed_origins(base))
+
+    def forget_base(self, pk: str) -> None:
+        """Drop this process's cached copy of a base (after its settings change)."""
+        self._bases.pop(pk, None)
 
     async def base_by_name(self, name: str) -> Base:
         """Bases are created with their name as public key, so the name finds them too."""

@@ -95,10 +95,13 @@ async def test_results_arrive_after_the_commit(writer: Writer) -> None:
 
 
 def test_the_writer_mode_setting_is_checked() -> None:
-    assert from_env({"JWT_SECRET": "x"}).sqlite_writer == "auto"
-    assert from_env({"JWT_SECRET": "x", "SB_SQLITE_WRITER": " Inline "}).sqlite_writer == "inline"
+    assert from_env({"APP_ENV": "dev", "JWT_SECRET": "x", "APP_SECRET": "x"}).sqlite_writer == "auto"
+    assert (
+        from_env({"APP_ENV": "dev", "JWT_SECRET": "x", "APP_SECRET": "x", "SB_SQLITE_WRITER": " Inline "}).sqlite_writer
+        == "inline"
+    )
     with pytest.raises(SystemExit, match="unsupported SB_SQLITE_WRITER='fast': use auto, thread or inline"):
-        from_env({"JWT_SECRET": "x", "SB_SQLITE_WRITER": "fast"})
+        from_env({"APP_ENV": "dev", "JWT_SECRET": "x", "APP_SECRET": "x", "SB_SQLITE_WRITER": "fast"})
 
 
 def test_auto_writes_inline_only_on_one_cpu(tmp_path: Path) -> None:

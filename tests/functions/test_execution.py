@@ -549,7 +549,7 @@ async def test_more_runs_than_workers_all_waiting_on_fetch_do_not_deadlock(
 
 
 async def test_default_pool_follows_the_cpus_the_process_may_use() -> None:
-    settings = from_env({"JWT_SECRET": "x"})
+    settings = from_env({"APP_ENV": "dev", "JWT_SECRET": "x", "APP_SECRET": "x"})
     assert settings.function_concurrency == 0  # resolved to usable_cpus() when the pool is built
     assert settings.function_workers == max(2, usable_cpus())
     assert usable_cpus() == len(os.sched_getaffinity(0))

@@ -139,7 +139,12 @@ async def test_f77_functions_of_one_app_ignore_messages_of_another(fn: FnApi) ->
 
 
 async def test_f78_another_primary_instance_means_no_triggered_runs_here(make_fn: MakeFn) -> None:
-    assert from_env({"PRIMARY_INSTANCE_HOSTNAME": "other-host", "JWT_SECRET": "x"}).primary_instance == "other-host"
+    assert (
+        from_env(
+            {"APP_ENV": "dev", "PRIMARY_INSTANCE_HOSTNAME": "other-host", "JWT_SECRET": "x", "APP_SECRET": "x"}
+        ).primary_instance
+        == "other-host"
+    )
     async with make_fn(primary_instance="other-host", function_poll_seconds=0.2) as env:
         fn = env.api
         channel, col = unique("c78"), unique("col78")
@@ -350,12 +355,17 @@ async def test_a_burst_beyond_the_queue_limit_waits_in_the_store_and_runs_once(m
 
 
 async def test_the_queue_limit_setting_is_checked() -> None:
-    assert from_env({"JWT_SECRET": "x"}).function_queue_limit == 1000
-    assert from_env({"JWT_SECRET": "x", "SB_FUNCTION_QUEUE_LIMIT": " 50 "}).function_queue_limit == 50
+    assert from_env({"APP_ENV": "dev", "JWT_SECRET": "x", "APP_SECRET": "x"}).function_queue_limit == 1000
+    assert (
+        from_env(
+            {"APP_ENV": "dev", "JWT_SECRET": "x", "APP_SECRET": "x", "SB_FUNCTION_QUEUE_LIMIT": " 50 "}
+        ).function_queue_limit
+        == 50
+    )
     with pytest.raises(SystemExit, match="invalid SB_FUNCTION_QUEUE_LIMIT=0: expected at least 1"):
-        from_env({"JWT_SECRET": "x", "SB_FUNCTION_QUEUE_LIMIT": "0"})
+        from_env({"APP_ENV": "dev", "JWT_SECRET": "x", "APP_SECRET": "x", "SB_FUNCTION_QUEUE_LIMIT": "0"})
     with pytest.raises(SystemExit, match="invalid SB_FUNCTION_QUEUE_LIMIT='many': expected an integer"):
-        from_env({"JWT_SECRET": "x", "SB_FUNCTION_QUEUE_LIMIT": "many"})
+        from_env({"APP_ENV": "dev", "JWT_SECRET": "x", "APP_SECRET": "x", "SB_FUNCTION_QUEUE_LIMIT": "many"})
 
 
 async def test_jobs_left_by_processes_that_only_enqueue_are_drained_in_batches(make_fn: MakeFn) -> None:
@@ -416,7 +426,12 @@ async def test_a_function_that_publishes_to_its_own_channel_stops_after_the_chai
 
 
 async def test_the_chain_limit_setting_is_checked() -> None:
-    assert from_env({"JWT_SECRET": "x"}).function_max_chain == 8
-    assert from_env({"JWT_SECRET": "x", "SB_FUNCTION_MAX_CHAIN": "20"}).function_max_chain == 20
+    assert from_env({"APP_ENV": "dev", "JWT_SECRET": "x", "APP_SECRET": "x"}).function_max_chain == 8
+    assert (
+        from_env(
+            {"APP_ENV": "dev", "JWT_SECRET": "x", "APP_SECRET": "x", "SB_FUNCTION_MAX_CHAIN": "20"}
+        ).function_max_chain
+        == 20
+    )
     with pytest.raises(SystemExit, match="invalid SB_FUNCTION_MAX_CHAIN=0: expected at least 1"):
-        from_env({"JWT_SECRET": "x", "SB_FUNCTION_MAX_CHAIN": "0"})
+        from_env({"APP_ENV": "dev", "JWT_SECRET": "x", "APP_SECRET": "x", "SB_FUNCTION_MAX_CHAIN": "0"})

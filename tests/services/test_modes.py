@@ -1,0 +1,111 @@
+"""Modes and secrets read from the environment; which origins an app accepts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sbserver.cli.server import dev_exposure_warning, is_loopback
+from sbserver.services.origins import app_url_origin, entry_is_valid, origin_allowed
+from sbserver.settings import MIN_SECRET_BYTES, from_env, jwt_secret_for
+
+LONG = "k" * MIN_SECRET_BYTES
+
+
+def test_app_env_unset_is_prod(tmp_path: Path) -> None:
+    settings = from_env({}, data_dir=tmp_path)
+    assert settings.is_prod and not settings.is_dev
+    assert len(settings.jwt_secret) >= MIN_SECRET_BYTES and len(settings.app_secret) >= MIN_SECRET_BYTES
+    assert settings.host == "0.0.0.0"
+
+
+@pytest.mark.parametrize("value", ["production", "development", "Dev", "test", "staging"])
+def test_unknown_app_env_stops_the_start(tmp_path: Path, value: str) -> None:
+    with pytest.raises(SystemExit, match="unsupported APP_ENV"):
+        from_env({"APP_ENV": value}, data_dir=tmp_path)
+
+
+def test_dev_is_only_ever_explicit(tmp_path: Path) -> None:
+    assert from_env({"APP_ENV": "dev"}, data_dir=tmp_path).is_dev
+    assert from_env({"APP_ENV": " prod "}, data_dir=tmp_path).is_prod
+
+
+@pytest.mark.parametrize("name", ["JWT_SECRET", "APP_SECRET"])
+def test_short_secrets_are_refused_in_prod(tmp_path: Path, name: str) -> None:
+    env = {"APP_ENV": "prod", "JWT_SECRET": LONG, "APP_SECRET": LONG}
+    env[name] = "short-secret"
+    with pytest.raises(SystemExit, match=f"{name} is 12 bytes"):
+        from_env(env, data_dir=tmp_path)
+    env[name] = LONG
+    assert from_env(env, data_dir=tmp_path).is_prod
+
+
+def test_short_secrets_are_allowed_in_dev(tmp_path: Path) -> None:
+    assert from_env({"APP_ENV": "dev", "JWT_SECRET": "x", "APP_SECRET": "y"}, data_dir=tmp_path).jwt_secret == b"x"
+
+
+def test_an_empty_secret_file_is_replaced_not_a_crash(tmp_path: Path) -> None:
+    (tmp_path / "jwt_secret").write_bytes(b"")
+    value = jwt_secret_for(tmp_path)
+    assert len(value) == 64
+    assert jwt_secret_for(tmp_path) == value == (tmp_path / "jwt_secret").read_bytes()
+
+
+def test_secrets_persist_across_starts(tmp_path: Path) -> None:
+    first = from_env({}, data_dir=tmp_path)
+    again = from_env({}, data_dir=tmp_path)
+    assert (first.jwt_secret, first.app_secret) == (again.jwt_secret, again.app_secret)
+    assert first.jwt_secret != first.app_secret
+    assert (tmp_path / "app_secret").stat().st_mode & 0o777 == 0o600
+
+
+def test_lists_from_the_environment(tmp_path: Path) -> None:
+    settings = from_env(
+        {"APP_ENV": "dev", "SB_FETCH_ALLOW": " api.example , 10.0.0.0/8,", "SB_CORS_ORIGINS": "https://a.example"},
+        data_dir=tmp_path,
+    )
+    assert settings.fetch_allow == ("api.example", "10.0.0.0/8")
+    assert settings.cors_origins == ("https://a.example",)
+
+
+def test_dev_mode_on_a_public_interface_is_announced() -> None:
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.4")
+    assert "WARNING: dev mode" in dev_exposure_warning("0.0.0.0")
+
+
+@pytest.mark.parametrize(
+    ("origin", "allowed", "expected"),
+    [
+        ("http://localhost:5173", ["localhost"], True),
+        ("https://LOCALHOST", ["localhost"], True),
+        ("https://evil.example", ["localhost"], False),
+        ("https://localhost.evil.example", ["localhost"], False),
+        ("https://app.example", ["https://app.example"], True),
+        ("https://app.example:443", ["https://app.example"], True),
+        ("http://app.example", ["https://app.example"], False),
+        ("https://app.example:8443", ["https://app.example"], False),
+        ("https://a.app.example", ["*.app.example"], True),
+        ("https://app.example", ["*.app.example"], False),
+        ("https://evilapp.example", ["*.app.example"], False),
+        ("null", ["localhost"], False),
+        ("null", ["*"], True),
+        ("https://anything.example", ["*"], True),
+        ("https://app.example/magic?x=1", ["https://app.example"], True),
+        ("javascript:alert(1)", ["localhost"], False),
+        ("https://user@evil.example", ["localhost"], False),
+    ],
+)
+def test_origin_allowed(origin: str, allowed: list[str], expected: bool) -> None:
+    assert origin_allowed(origin, allowed) is expected
+
+
+def test_list_entries_and_app_url() -> None:
+    for good in ("*", "localhost", "app.example", "*.app.example", "https://app.example", "http://127.0.0.1:8080"):
+        assert entry_is_valid(good), good
+    for bad in ("", "ftp://x.example", "https://app.example/path", "a b", "*.", "app..example"):
+        assert not entry_is_valid(bad), bad
+    assert app_url_origin("https://app.example/some/page") == "https://app.example"
+    assert app_url_origin("http://localhost:3000") == "http://localhost:3000"
+    assert app_url_origin("not a url") == ""
