@@ -21,15 +21,6 @@ from sbserver.services.query import check_field, parse_clauses
 from sbserver.types import ALL_ROWS, Base, Identity, QueuedJobs, Scope, StoredDoc
 
 SYSTEM_FIELDS = ("id", "accountId", "ownerId", "sb_created")
-SYSTEM_COLLECTIONS = (
-    "sb_accounts",
-    "sb_files",
-    "sb_forms",
-    "sb_function_logs",
-    "sb_functions",
-    "sb_tasks",
-    "sb_tokens",
-)
 DEFAULT_SIZE = 25
 MAX_BULK = 10_000
 
@@ -325,5 +316,19 @@ class DocumentService:
         return await self.store.indexes(base, name)
 
     async def collections(self, base: Base) -> list[str]:
-        names = set(await self.store.collections(base)) | set(SYSTEM_COLLECTIONS)
+        """The base's collections, and the system collections (``sb_*``) that hold something."""
+        names = set(await self.store.collections(base))
+        if await self.store.accounts(base):
+            names |= {"sb_accounts", "sb_tokens"}  # an account always has its first user
+        if await self.store.forms(base, None, 1):
+            names.add("sb_forms")
+        functions = await self.store.functions(base)
+        if functions:
+            names.add("sb_functions")
+            for fn in functions:
+                if await self.store.runs(base, fn.id, 1):
+                    names.add("sb_function_logs")
+                    break
+        if await self.store.tasks(base):
+            names.add("sb_tasks")
         return sorted(names)

@@ -634,6 +634,16 @@ async def test_b097_sudolistall_lists_collections(server: Server) -> None:
     assert names == sorted(names)
     assert "sb_accounts" in names and "sb_tokens" in names
     assert assert_json(await c.get("/sudolistall", headers=root(server))) == names
+    # only what exists: no file storage, and this app has no forms, functions or tasks yet
+    assert not {"sb_files", "sb_forms", "sb_functions", "sb_function_logs", "sb_tasks"} & set(names)
+    r = await c.post("/postform/contact", data={"name": "x"})
+    assert r.status_code == 200, r.text
+    fn = {"name": "lister", "trigger": "web", "code": "function handle(channel, type, body) { log('x'); }"}
+    r = await c.post("/fn/add", json=fn, headers=root(server))
+    assert r.status_code == 200, r.text
+    names = assert_json(await c.get("/sudolistall/", headers=root(server)))
+    assert {"sb_forms", "sb_functions"} <= set(names)
+    assert not {"sb_files", "sb_function_logs", "sb_tasks"} & set(names)
 
 
 async def test_b098_sudo_index(server: Server) -> None:
