@@ -115,12 +115,55 @@ def _positive(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
-def usable_cpus() -> int:
-    """The CPUs this process may run on (fewer than the machine's when it is pinned)."""
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def cgroup_cpu_limit(root: Path | None = None) -> int | None:
+    """The CPUs a cgroup quota allows (rounded up), or None when no quota is set.
+
+    cgroup v2 keeps ``<quota> <period>`` in ``cpu.max`` (``max`` when unlimited); v1 keeps them in
+    ``cpu/cpu.cfs_quota_us`` and ``cpu/cpu.cfs_period_us`` (a quota of -1 when unlimited).
+    """
+    root = root or CGROUP_ROOT
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        quota_text, period_text = (root / "cpu.max").read_text().split()[:2]
+    except (OSError, ValueError):
+        try:
+            quota_text = (root / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+            period_text = (root / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        except OSError:
+            return None
+    try:
+        quota, period = int(quota_text), int(period_text)
+    except ValueError:  # "max"
+        return None
+    if quota <= 0 or period <= 0:
+        return None
+    return max(1, -(-quota // period))
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may use: its affinity, capped by a container's CPU quota."""
+    try:
+        cpus = max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+        cpus = max(1, os.cpu_count() or 1)
+    limit = cgroup_cpu_limit()
+    return min(cpus, limit) if limit else cpus
+
+
+def _keep_suffix(env: Mapping[str, str]) -> bool:
+    """``KEEP_PERM_COL_NAME`` as upstream reads it (empty keeps the suffix, a value strips it),
+    refusing the values whose meaning the name and upstream disagree on."""
+    raw = env.get("KEEP_PERM_COL_NAME", "").strip()
+    if not raw:
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise SystemExit(
+        f"ambiguous KEEP_PERM_COL_NAME={raw!r}: as in StaticBackend, any value strips the permission "
+        "suffix from stored collection names; leave it unset to keep the suffix, or set it to false to strip it"
+    )
 
 
 def _writer_mode(env: Mapping[str, str]) -> str:
@@ -234,7 +277,7 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> Setti
         magic_code_ttl_seconds=_positive(env, "SB_MAGIC_CODE_TTL_SECONDS", 900),
         magic_code_max_attempts=_positive(env, "SB_MAGIC_CODE_MAX_ATTEMPTS", 5),
         activate_flag=env.get("ACTIVATE_FLAG", "").strip(),
-        keep_perm_col_name=not env.get("KEEP_PERM_COL_NAME", ""),
+        keep_perm_col_name=_keep_suffix(env),
         mail_provider=(env.get("MAIL_PROVIDER", "dev").strip().lower() or "dev"),
         from_email=env.get("FROM_EMAIL", "no-reply@localhost"),
         from_name=env.get("FROM_NAME", "sbserver"),

@@ -8,7 +8,7 @@ import pytest
 
 from sbserver.cli.server import dev_exposure_warning, is_loopback
 from sbserver.services.origins import app_url_origin, entry_is_valid, origin_allowed
-from sbserver.settings import MIN_SECRET_BYTES, from_env, jwt_secret_for
+from sbserver.settings import MIN_SECRET_BYTES, cgroup_cpu_limit, from_env, jwt_secret_for, usable_cpus
 
 LONG = "k" * MIN_SECRET_BYTES
 
@@ -109,3 +109,41 @@ def test_list_entries_and_app_url() -> None:
     assert app_url_origin("https://app.example/some/page") == "https://app.example"
     assert app_url_origin("http://localhost:3000") == "http://localhost:3000"
     assert app_url_origin("not a url") == ""
+
+
+@pytest.mark.parametrize(("value", "keep"), [("", True), ("false", False), ("0", False), (" No ", False)])
+def test_keep_perm_col_name_says_what_it_does(tmp_path: Path, value: str, keep: bool) -> None:
+    env = {"APP_ENV": "dev", "KEEP_PERM_COL_NAME": value}
+    assert from_env(env, data_dir=tmp_path).keep_perm_col_name is keep
+
+
+@pytest.mark.parametrize("value", ["1", "true", "yes", "strip"])
+def test_keep_perm_col_name_values_that_contradict_the_name_are_refused(tmp_path: Path, value: str) -> None:
+    with pytest.raises(SystemExit, match="ambiguous KEEP_PERM_COL_NAME"):
+        from_env({"APP_ENV": "dev", "KEEP_PERM_COL_NAME": value}, data_dir=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({"cpu.max": "max 100000\n"}, None),
+        ({"cpu.max": "150000 100000\n"}, 2),
+        ({"cpu.max": "50000 100000\n"}, 1),
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+        ({"cpu/cpu.cfs_quota_us": "300000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 3),
+        ({}, None),
+    ],
+)
+def test_container_cpu_quota(tmp_path: Path, files: dict[str, str], expected: int | None) -> None:
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert cgroup_cpu_limit(tmp_path) == expected
+
+
+def test_usable_cpus_is_capped_by_the_quota(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import sbserver.settings as settings_module
+
+    (tmp_path / "cpu.max").write_text("100000 100000\n")
+    monkeypatch.setattr(settings_module, "CGROUP_ROOT", tmp_path)
+    assert usable_cpus() == 1
