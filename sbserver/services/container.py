@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import httpx
-
 from sbserver.backends.bus import Bus
 from sbserver.backends.cache import Cache
 from sbserver.backends.mail import Mailer
 from sbserver.backends.storage import Store
+from sbserver.outbound import Outbound
 from sbserver.runtime.pool import RuntimePool
 from sbserver.services.accounts import AccountService
 from sbserver.services.documents import DocumentService
@@ -41,7 +40,7 @@ class Services:
     broker: Broker
     functions: FunctionService
     tasks: TaskService
-    http: httpx.AsyncClient
+    http: Outbound  # every request made for a tenant (fetch, http tasks): the SSRF guard
 
 
 def build_services(settings: Settings, store: Store, cache: Cache, bus: Bus, mailer: Mailer) -> Services:
@@ -50,7 +49,7 @@ def build_services(settings: Settings, store: Store, cache: Cache, bus: Bus, mai
     tenancy = TenancyService(store, cache, mailer, identities, settings)
     documents = DocumentService(store, events, keep_suffix=settings.keep_perm_col_name)
     broker = Broker(bus, identities, tenancy, events, settings)
-    http = httpx.AsyncClient(headers={"User-Agent": "sbserver-functions"})
+    http = Outbound.from_settings(settings)
     pool = RuntimePool(
         settings.function_workers,
         settings.function_timeout,

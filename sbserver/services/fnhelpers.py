@@ -12,13 +12,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import orjson
 
 from sbserver.backends.cache import Cache
 from sbserver.backends.mail import Email, Mailer
 from sbserver.errors import SBError
 from sbserver.ids import new_id
+from sbserver.outbound import Outbound, OutboundError
 from sbserver.runtime.pool import UNDEFINED
 from sbserver.services.documents import DocumentService, Page
 from sbserver.services.realtime import Broker
@@ -87,7 +87,7 @@ class Helpers:
         cache: Cache,
         mailer: Mailer,
         settings: Settings,
-        http: httpx.AsyncClient,
+        http: Outbound,
     ) -> None:
         self.documents = documents
         self.broker = broker
@@ -359,14 +359,13 @@ class Helpers:
         else:
             content = orjson.dumps(body)
             headers.setdefault("Content-Type", "application/json")
-        remaining = max(0.1, min(30.0, ctx.deadline - asyncio.get_running_loop().time()))
+        remaining = max(0.1, min(self.settings.fetch_timeout, ctx.deadline - asyncio.get_running_loop().time()))
         try:
-            resp = await self.http.request(
-                method, url, headers=headers, content=content, timeout=remaining, follow_redirects=False
-            )
-        except (httpx.HTTPError, ValueError) as exc:
-            return fail(f"error calling fetch(): {exc or exc.__class__.__name__}")
-        return ok({"status": resp.status_code, "body": resp.text})
+            # Redirects are not followed (a 3xx is the answer); private destinations are refused.
+            reply = await self.http.request(method, url, headers=headers, content=content, timeout=remaining)
+        except OutboundError as exc:
+            return fail(f"error calling fetch(): {exc}")
+        return ok({"status": reply.status, "body": reply.text})
 
     async def send_mail(self, ctx: HelperContext, args: list[Any]) -> Any:
         if len(args) != 1:

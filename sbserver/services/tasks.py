@@ -20,12 +20,12 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode, urlparse
 
-import httpx
 import orjson
 
 from sbserver.backends.storage import Store
 from sbserver.errors import BadRequest, Conflict, NotFound, SBError
 from sbserver.ids import new_id, new_ordered_id, now_iso
+from sbserver.outbound import Outbound, OutboundError
 from sbserver.services import schedule
 from sbserver.services.functions import FunctionService, message_data
 from sbserver.services.realtime import Broker
@@ -36,6 +36,7 @@ from sbserver.types import Base, Task, TaskRun
 log = logging.getLogger("sbserver.tasks")
 TYPES = ("function", "message", "http")
 HTTP_TIMEOUT = 30.0
+HTTP_REDIRECTS = 5  # followed like a browser's client; every hop goes through the outbound guard
 BATCH = 1000
 
 
@@ -84,7 +85,7 @@ class TaskService:
         functions: FunctionService,
         broker: Broker,
         tenancy: TenancyService,
-        http: httpx.AsyncClient,
+        http: Outbound,
         settings: Settings,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -331,11 +332,11 @@ class TaskService:
                 body = urlencode({k: v if isinstance(v, str) else meta_text(v) for k, v in fields.items()}).encode()
         try:
             resp = await self.http.request(
-                method, task.value, headers=headers, content=body or None, timeout=HTTP_TIMEOUT, follow_redirects=False
+                method, task.value, headers=headers, content=body or None, max_redirects=HTTP_REDIRECTS
             )
-        except httpx.HTTPError as exc:
-            return False, [], f"request failed: {exc or exc.__class__.__name__}"
+        except OutboundError as exc:
+            return False, [], f"request failed: {exc}"
         root = await self.tenancy.root_identity(base)
         await self.broker.publish(base, f"{task.name}-http-response", "http_response", resp.text, "system", root)
-        ok = resp.status_code < 400
-        return ok, [f"HTTP {resp.status_code}"], "" if ok else f"HTTP {resp.status_code}"
+        ok = resp.status < 400
+        return ok, [f"HTTP {resp.status}"], "" if ok else f"HTTP {resp.status}"

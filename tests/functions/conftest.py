@@ -34,7 +34,8 @@ from tests.http.conftest import DEV_PK, Server, make_settings
 __all__ = ["js_client_dir"]  # the compat suite's fixture: installs @staticbackend/js when needed
 
 LIVE_KINDS = ["sqlite", "pg"] if PG_URL and REDIS_URL else ["sqlite"]
-FAST = {"function_workers": 2, "function_poll_seconds": 0.5}
+# The local HTTP servers functions fetch from listen on 127.0.0.1, which the outbound guard refuses.
+FAST = {"function_workers": 2, "function_poll_seconds": 0.5, "fetch_allow": ("127.0.0.1",)}
 
 
 @pytest.fixture(autouse=True)

@@ -248,6 +248,7 @@ def server_process(workdir: Path, env: Mapping[str, str], port: int = 0) -> Iter
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / "server.log"
     full_env = _server_env("sqlite", "")
+    full_env["SB_FETCH_ALLOW"] = "127.0.0.1"  # the tests' HTTP servers; ``env`` may close it again
     full_env.update(env)
     for attempt in range(1 if port else 3):
         p = port or _free_port()

@@ -36,8 +36,14 @@ from tests.scheduler.support import FakeClock, Target, TaskApi, serve_target, ut
 
 __all__ = ["js_client_dir"]
 
-# Scheduler loop off: the test is the only one ticking.
-IN_PROCESS = {"scheduler_enabled": False, "function_workers": 2, "function_poll_seconds": 0.5}
+# Scheduler loop off: the test is the only one ticking. The HTTP target listens on 127.0.0.1,
+# which the outbound guard refuses unless opened.
+IN_PROCESS = {
+    "scheduler_enabled": False,
+    "function_workers": 2,
+    "function_poll_seconds": 0.5,
+    "fetch_allow": ("127.0.0.1",),
+}
 T0 = utc("2030-01-07T05:59:30")  # a Monday, 30 s before 06:00 UTC
 
 
