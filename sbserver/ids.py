@@ -26,6 +26,17 @@ _pool = b""
 _pool_lock = threading.Lock()
 
 
+def _after_fork() -> None:
+    """A forked child starts with an empty pool (and a fresh lock): it must never hand out the
+    bytes its parent holds, or both processes would make the same ids."""
+    global _pool, _pool_lock
+    _pool = b""
+    _pool_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
 def _random16() -> bytes:
     """16 bytes from the OS generator, read 4 KiB at a time (one syscall per 256 ids)."""
     global _pool
@@ -63,16 +74,16 @@ def new_secret() -> str:
     return str(uuid.uuid4())
 
 
-_second = -1
-_second_text = ""
+_stamp: tuple[int, str] = (-1, "")  # one object, swapped whole: threads never see half an update
 
 
 def now_iso() -> str:
     """UTC now as RFC 3339 with microseconds, e.g. ``2026-11-28T08:15:12.123456Z`` (sorts as text)."""
-    global _second, _second_text
+    global _stamp
     t = time.time()
     sec = int(t)
-    if sec != _second:
-        _second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-        _second = sec
-    return f"{_second_text}.{int((t - sec) * 1_000_000):06d}Z"
+    second, text = _stamp
+    if sec != second:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+        _stamp = (sec, text)
+    return f"{text}.{int((t - sec) * 1_000_000):06d}Z"

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
-from sbserver.backends.storage.sqlite import SQLiteStore
-from sbserver.backends.storage.sqlite_writer import Checkpointer, Writer, connect
+from sbserver.backends.storage.sqlite_writer import Checkpointer, Writer, _checkpoint, connect
 from sbserver.settings import from_env, usable_cpus
 
 
@@ -104,10 +107,42 @@ def test_the_writer_mode_setting_is_checked() -> None:
         from_env({"APP_ENV": "dev", "JWT_SECRET": "x", "APP_SECRET": "x", "SB_SQLITE_WRITER": "fast"})
 
 
-def test_auto_writes_inline_only_on_one_cpu(tmp_path: Path) -> None:
-    assert SQLiteStore(tmp_path / "a.db", writer="thread").inline_writer is False
-    assert SQLiteStore(tmp_path / "b.db", writer="inline").inline_writer is True
-    assert SQLiteStore(tmp_path / "c.db", writer="auto").inline_writer is (usable_cpus() == 1)
+_PROBE = (
+    "import sys; from sbserver.backends.storage.sqlite import SQLiteStore; "
+    "print(SQLiteStore(sys.argv[1], writer=sys.argv[2]).inline_writer)"
+)
+
+
+def _inline_in_process(path: Path, writer: str, cpus: set[int]) -> bool:
+    """Whether a store opened by a process pinned to ``cpus`` writes on its event loop."""
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(path), writer],
+        preexec_fn=lambda: os.sched_setaffinity(0, cpus),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return out.stdout.strip() == "True"
+
+
+def test_auto_writes_inline_when_the_process_is_pinned_to_one_cpu(tmp_path: Path) -> None:
+    cpus = os.sched_getaffinity(0)
+    one = {min(cpus)}
+    assert _inline_in_process(tmp_path / "a.db", "auto", one) is True
+    assert _inline_in_process(tmp_path / "b.db", "thread", one) is False
+    assert _inline_in_process(tmp_path / "c.db", "inline", cpus) is True
+    if usable_cpus() > 1:  # a machine (or container quota) with a second CPU to give
+        assert _inline_in_process(tmp_path / "d.db", "auto", cpus) is False
+
+
+def test_a_failed_checkpoint_is_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    conn = connect(tmp_path / "x.db")
+    conn.close()
+    with caplog.at_level(logging.DEBUG, logger="sbserver.sqlite"):
+        assert _checkpoint(conn) is False
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING and "WAL checkpoint (restart) failed" in record.getMessage()
 
 
 N_WRITES = 3000

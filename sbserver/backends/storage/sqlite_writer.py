@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import queue
 import sqlite3
 import threading
@@ -194,8 +195,8 @@ class Writer:
                 _checkpoint_all(conn)
             except RuntimeError:  # the loop is closed: nobody is writing any more
                 pass
-            except sqlite3.Error:  # the second connection could not open: the next pass tries again
-                pass
+            except sqlite3.Error as exc:  # the second connection could not open: the next pass tries again
+                checkpoint_failed(exc, "restart connection")
             finally:
                 done.set_result(None)
                 try:
@@ -293,13 +294,27 @@ class Writer:
 
 Result = tuple[asyncio.Future[Any], Any, BaseException | None]
 
+log = logging.getLogger("sbserver.sqlite")
+_CONTENDED = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def checkpoint_failed(exc: sqlite3.Error, where: str) -> None:
+    """Log a checkpoint that failed: busy or locked is routine (the next pass catches up) and
+    only a debug line; anything else (I/O, a full disk, a closed connection) is a warning."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF in _CONTENDED:
+        log.debug("WAL checkpoint (%s) deferred: %s", where, exc)
+    else:
+        log.warning("WAL checkpoint (%s) failed: %s", where, exc)
+
 
 def _checkpoint(conn: sqlite3.Connection) -> bool:
     """Copy what the WAL holds into the database. False when another connection's checkpoint
     was in progress (nothing copied); True otherwise, even if a reader kept some frames."""
     try:
         busy, _, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-    except sqlite3.Error:  # busy or locked: the next batch past the limit tries again
+    except sqlite3.Error as exc:  # busy or locked: the next batch past the limit tries again
+        checkpoint_failed(exc, "restart")
         return False
     return not busy
 
@@ -404,11 +419,11 @@ class Checkpointer:
             while not self._stop.wait(self.interval):
                 try:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                except sqlite3.Error:
-                    pass  # busy or locked: the next round catches up
+                except sqlite3.Error as exc:  # busy or locked: the next round catches up
+                    checkpoint_failed(exc, "periodic")
             try:
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.Error:
-                pass
+            except sqlite3.Error as exc:
+                checkpoint_failed(exc, "at close")
         finally:
             conn.close()
