@@ -57,7 +57,12 @@ class Settings:
     function_workers: int = 2
     function_concurrency: int = 0  # runs computing at once; 0: the CPUs this process may use
     function_history: int = 100
-    function_rate_per_minute: int = 5
+    function_rate_per_minute: int = 5  # a user's messages of custom types that trigger functions
+    # a user's chat messages, database writes and web calls that trigger functions, per minute
+    function_event_rate_per_minute: int = 240
+    function_app_rate_per_minute: int = 6000  # runs one app's events start, per minute and process
+    function_app_concurrency: int = 0  # runs of one app at once in a process; 0: half the workers
+    task_max_per_app: int = 100  # scheduled tasks one app may have
     function_poll_seconds: float = 2.0
     function_lease_seconds: float = 0.0  # 0: the timeout plus 30 s
     # jobs one process holds in memory at most; more wait in the store until there is room
@@ -77,6 +82,12 @@ class Settings:
     # magic-link codes
     magic_code_ttl_seconds: int = 900
     magic_code_max_attempts: int = 5
+    # request limits (0: off): per email, and per client address for each unauthenticated action
+    # (register, magic link, /password/send, /postform, /account/init), in windows of rate_window_seconds
+    rate_window_seconds: int = 900
+    magic_requests_per_email: int = 5
+    reset_requests_per_email: int = 5
+    requests_per_address: int = 100
     quiet: bool = False
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -234,6 +245,21 @@ def _mode(env: Mapping[str, str]) -> str:
     return raw
 
 
+MAIL_PROVIDERS = ("dev", "smtp", "local")
+
+
+def _mail_provider(env: Mapping[str, str]) -> str:
+    """``dev`` prints mail; ``smtp`` (or ``local``, Mailpit's name for it) needs a server to send to."""
+    kind = env.get("MAIL_PROVIDER", "").strip().lower() or "dev"
+    if kind == "ses":
+        raise SystemExit("MAIL_PROVIDER=ses is not available in this version: use smtp (SB_SMTP_HOST, ...) or dev")
+    if kind not in MAIL_PROVIDERS:
+        raise SystemExit(f"unsupported MAIL_PROVIDER={kind!r}: use dev (print mail) or smtp")
+    if kind != "dev" and not (env.get("SB_SMTP_HOST") or env.get("MAILPIT_SMTP_ADDR")):
+        raise SystemExit(f"MAIL_PROVIDER={kind} needs SB_SMTP_HOST (or MAILPIT_SMTP_ADDR): the server to send through")
+    return kind
+
+
 def _csv(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
 
@@ -276,9 +302,13 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> Setti
         fetch_timeout=float(_positive(env, "SB_FETCH_TIMEOUT", 10)),
         magic_code_ttl_seconds=_positive(env, "SB_MAGIC_CODE_TTL_SECONDS", 900),
         magic_code_max_attempts=_positive(env, "SB_MAGIC_CODE_MAX_ATTEMPTS", 5),
+        rate_window_seconds=_positive(env, "SB_RATE_WINDOW_SECONDS", 900),
+        magic_requests_per_email=_int(env, "SB_MAGIC_REQUESTS_PER_EMAIL", 5),
+        reset_requests_per_email=_int(env, "SB_RESET_REQUESTS_PER_EMAIL", 5),
+        requests_per_address=_int(env, "SB_REQUESTS_PER_ADDRESS", 100),
         activate_flag=env.get("ACTIVATE_FLAG", "").strip(),
         keep_perm_col_name=_keep_suffix(env),
-        mail_provider=(env.get("MAIL_PROVIDER", "dev").strip().lower() or "dev"),
+        mail_provider=_mail_provider(env),
         from_email=env.get("FROM_EMAIL", "no-reply@localhost"),
         from_name=env.get("FROM_NAME", "sbserver"),
         smtp_host=env.get("SB_SMTP_HOST", env.get("MAILPIT_SMTP_ADDR", "")).split(":")[0],
@@ -302,6 +332,10 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> Setti
         function_concurrency=_int(env, "SB_FUNCTION_CONCURRENCY", 0),
         function_history=_int(env, "SB_FUNCTION_HISTORY", 100),
         function_rate_per_minute=_int(env, "SB_FUNCTION_RATE_PER_MINUTE", 5),
+        function_event_rate_per_minute=_positive(env, "SB_FUNCTION_EVENT_RATE_PER_MINUTE", 240),
+        function_app_rate_per_minute=_positive(env, "SB_FUNCTION_APP_RATE_PER_MINUTE", 6000),
+        function_app_concurrency=_int(env, "SB_FUNCTION_APP_CONCURRENCY", 0),
+        task_max_per_app=_positive(env, "SB_TASK_MAX_PER_APP", 100),
         function_poll_seconds=float(_int(env, "SB_FUNCTION_POLL_SECONDS", 2)),
         function_lease_seconds=float(_int(env, "SB_FUNCTION_LEASE_SECONDS", 0)),
         function_queue_limit=_positive(env, "SB_FUNCTION_QUEUE_LIMIT", 1000),

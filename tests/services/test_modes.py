@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from sbserver.backends.mail import Email, create_mailer
 from sbserver.cli.server import dev_exposure_warning, is_loopback
 from sbserver.services.origins import app_url_origin, entry_is_valid, origin_allowed
 from sbserver.settings import MIN_SECRET_BYTES, cgroup_cpu_limit, from_env, jwt_secret_for, usable_cpus
@@ -147,3 +148,32 @@ def test_usable_cpus_is_capped_by_the_quota(monkeypatch: pytest.MonkeyPatch, tmp
     (tmp_path / "cpu.max").write_text("100000 100000\n")
     monkeypatch.setattr(settings_module, "CGROUP_ROOT", tmp_path)
     assert usable_cpus() == 1
+
+
+@pytest.mark.parametrize(
+    ("env", "reason"),
+    [
+        ({"MAIL_PROVIDER": "ses"}, "MAIL_PROVIDER=ses is not available"),
+        ({"MAIL_PROVIDER": "sendgrid"}, "unsupported MAIL_PROVIDER='sendgrid'"),
+        ({"MAIL_PROVIDER": "smtp"}, "MAIL_PROVIDER=smtp needs SB_SMTP_HOST"),
+    ],
+)
+def test_mail_providers_that_cannot_send_stop_the_start(tmp_path: Path, env: dict[str, str], reason: str) -> None:
+    with pytest.raises(SystemExit, match=reason):
+        from_env({"APP_ENV": "dev", **env}, data_dir=tmp_path)
+
+
+def test_smtp_with_a_host_is_accepted(tmp_path: Path) -> None:
+    settings = from_env({"APP_ENV": "dev", "MAIL_PROVIDER": "SMTP", "SB_SMTP_HOST": "mail.example"}, data_dir=tmp_path)
+    assert (settings.mail_provider, settings.smtp_host) == ("smtp", "mail.example")
+
+
+@pytest.mark.parametrize(("mode", "shown"), [("dev", True), ("prod", False)])
+async def test_the_console_mailer_prints_bodies_only_in_dev(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], mode: str, shown: bool
+) -> None:
+    mailer = create_mailer(from_env({"APP_ENV": mode}, data_dir=tmp_path))
+    await mailer.send(Email(to="u@x.example", subject="Your code", html="<b>code 918273</b>", text="code 918273"))
+    out = capsys.readouterr().out
+    assert "email to u@x.example" in out and "Subject: Your code" in out
+    assert ("918273" in out) is shown

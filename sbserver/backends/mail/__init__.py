@@ -11,13 +11,16 @@ if TYPE_CHECKING:
 
 
 def create_mailer(settings: Settings) -> Mailer:
-    if settings.mail_provider in ("smtp", "local") and settings.smtp_host:
+    if settings.mail_provider in ("smtp", "local"):
+        if not settings.smtp_host:
+            raise SystemExit(f"MAIL_PROVIDER={settings.mail_provider} needs SB_SMTP_HOST: the server to send through")
         from sbserver.backends.mail.smtp import SMTPMailer
 
         return SMTPMailer(settings.smtp_host, settings.smtp_port, settings.smtp_user, settings.smtp_password)
     from sbserver.backends.mail.console import ConsoleMailer
 
-    return ConsoleMailer()
+    # outside dev mode the terminal is a log others read: it never shows a mail's body (codes, links)
+    return ConsoleMailer(show_body=settings.is_dev)
 
 
 __all__ = ["Email", "Mailer", "create_mailer"]
