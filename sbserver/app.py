@@ -21,7 +21,7 @@ from sbserver.backends.cache import Cache, create_cache
 from sbserver.backends.mail import Mailer, create_mailer
 from sbserver.backends.storage import Store, create_store
 from sbserver.errors import SBError
-from sbserver.http import accounts, documents, functions, misc, pages, realtime, tasks
+from sbserver.http import accounts, documents, functions, misc, openapi, pages, realtime, tasks
 from sbserver.http.middleware import CORS, BodyLimit
 from sbserver.http.responses import error
 from sbserver.services.container import Services, build_services
@@ -56,6 +56,7 @@ def build_routes() -> list[BaseRoute]:
         *realtime.routes,
         *functions.routes,
         *tasks.routes,
+        *openapi.routes,
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
 

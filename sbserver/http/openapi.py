@@ -1,0 +1,912 @@
+"""The OpenAPI 3.1 document of every route, served at ``GET /openapi.json``.
+
+The document is data: ``document()`` builds one dict (each operation says its access level in
+``x-sb-access``: none, base, user, root or user-or-root), ``openapi_json`` serves it, encoded once.
+tests/http/test_openapi.py checks it against ``app.build_routes()`` both ways, so a route added
+without a documented path (or a documented path whose route went away) fails the tests.
+
+Catch-all routes are documented by the paths clients call: ``/db/{rest:path}`` as
+``/db/{collection}`` and ``/db/{collection}/{id}``, ``/sudo/{rest:path}`` likewise, the static
+mount as ``/static/{path}``. Errors are one line of plain text ending with a newline (spec 02
+§1.2), never JSON.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+NONE, BASE, USER, ROOT, USER_OR_ROOT = "none", "base", "user", "root", "user-or-root"
+ANY = ("get", "post", "put", "delete", "patch")
+OPERATORS = ["==", "=", "!=", "<>", ">", "<", ">=", "<=", "in", "!in", "nin"]
+
+_SECURITY: dict[str, list[dict[str, list[str]]]] = {
+    NONE: [],
+    BASE: [{"publicKey": []}],
+    USER: [{"publicKey": [], "sessionToken": []}],
+    ROOT: [{"publicKey": [], "rootToken": []}],
+    USER_OR_ROOT: [{"publicKey": [], "sessionToken": []}, {"publicKey": [], "rootToken": []}],
+}
+
+# Errors each access level can answer before the handler runs.
+_AUTH_ERRORS: dict[str, dict[str, str]] = {
+    NONE: {},
+    BASE: {
+        "401": "missing public key (`invalid StaticBackend public key`)",
+        "404": "unknown public key (`error finding database '<pk>': ...`)",
+    },
+    USER: {
+        "400": "malformed or forged token, or an Authorization header that is not `Bearer <token>`",
+        "401": "missing public key or missing Authorization header",
+        "404": "unknown public key",
+    },
+}
+_AUTH_ERRORS[ROOT] = {**_AUTH_ERRORS[USER], "403": "the token is not the app's root token"}
+_AUTH_ERRORS[USER_OR_ROOT] = _AUTH_ERRORS[ROOT]
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str = "success") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _body(schema: dict[str, Any], required: bool = True, media: str = "application/json") -> dict[str, Any]:
+    return {"required": required, "content": {media: {"schema": schema}}}
+
+
+def _query(name: str, description: str, schema: dict[str, Any] | None = None, required: bool = False) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "description": description,
+        "schema": schema or {"type": "string"},
+    }
+
+
+def _path(name: str, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "description": description, "schema": {"type": "string"}}
+
+
+def _op(
+    summary: str,
+    access: str,
+    ok: dict[str, Any] | None = None,
+    *,
+    status: str = "200",
+    body: dict[str, Any] | None = None,
+    params: list[dict[str, Any]] | None = None,
+    errors: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    responses: dict[str, Any] = {status: ok if ok is not None else _json(_ref("True"))}
+    for code, text in {**_AUTH_ERRORS[access], **(errors or {})}.items():
+        responses[code] = {"$ref": "#/components/responses/Error"} if not text else _error(text)
+    op: dict[str, Any] = {
+        "summary": summary,
+        "x-sb-access": access,
+        "security": _SECURITY[access],
+        "responses": responses,
+    }
+    if params:
+        op["parameters"] = params
+    if body is not None:
+        op["requestBody"] = body
+    if extra:
+        op.update(extra)
+    return op
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/plain; charset=utf-8": {"schema": _ref("ErrorLine")}}}
+
+
+def _every(methods: tuple[str, ...], op: dict[str, Any]) -> dict[str, Any]:
+    return {m: op for m in methods}
+
+
+_PAGE_PARAMS = [
+    _query("page", "page number, from 1 (default 1)", {"type": "integer", "minimum": 1}),
+    _query("size", "page size (default 25)", {"type": "integer", "minimum": 1}),
+    _query("desc", "any non-empty value sorts newest first", {"type": "string"}),
+]
+_SORT = _query("sort", "field to sort by", {"type": "string"})
+_COL = _path("collection", "collection name; a permission suffix (_ro_, _rw_, _pub_ ...) is part of it")
+_ID = _path("id", "document id")
+_CLAUSE_ERRORS = {"400": "invalid body, invalid JSON, or an invalid clause (unknown operator, bad field name)"}
+_DOC_ERRORS = {
+    "400": "invalid JSON, or a body that is not an object",
+    "403": "the caller may not write this collection or document",
+    "404": "no such document, or not readable by the caller",
+    "413": "body larger than MAX_BODY_BYTES",
+}
+
+
+def _schemas() -> dict[str, Any]:
+    string = {"type": "string"}
+    return {
+        "True": {"type": "boolean"},
+        "ErrorLine": {"type": "string", "pattern": "^[^\\n]+\\n$", "description": "one line + newline"},
+        "Credentials": {
+            "type": "object",
+            "properties": {"email": string, "password": string},
+            "required": ["email", "password"],
+        },
+        "Token": {"type": "string", "description": "a session token (JWT), as a JSON string"},
+        "Identity": {
+            "type": "object",
+            "properties": {
+                "id": string,
+                "userId": string,
+                "accountId": string,
+                "email": string,
+                "role": {"type": "integer"},
+            },
+            "required": ["userId", "accountId", "email", "role"],
+        },
+        "User": {
+            "type": "object",
+            "properties": {
+                "id": string,
+                "accountId": string,
+                "email": string,
+                "role": {"type": "integer"},
+                "created": string,
+            },
+            "required": ["id", "accountId", "email", "role"],
+        },
+        "NewApp": {
+            "type": "object",
+            "properties": {"pk": string, "rootToken": string, "pw": string},
+            "required": ["pk", "rootToken", "pw"],
+        },
+        "Document": {
+            "type": "object",
+            "properties": {"id": string, "accountId": string},
+            "additionalProperties": True,
+            "description": "the stored fields plus id and accountId",
+        },
+        "NewDocument": {"type": "object", "additionalProperties": True},
+        "Page": {
+            "type": "object",
+            "properties": {
+                "page": {"type": "integer"},
+                "size": {"type": "integer"},
+                "total": {"type": "integer"},
+                "results": {"type": "array", "items": _ref("Document")},
+            },
+            "required": ["page", "size", "total", "results"],
+        },
+        "Clause": {
+            "type": "array",
+            "prefixItems": [string, {"type": "string", "enum": OPERATORS}, {}],
+            "minItems": 3,
+            "maxItems": 3,
+            "description": "[field, operator, value]",
+        },
+        "Clauses": {"type": ["array", "null"], "items": _ref("Clause")},
+        "BulkUpdate": {
+            "type": "object",
+            "properties": {"update": {"type": "object"}, "clauses": _ref("Clauses")},
+            "required": ["update", "clauses"],
+        },
+        "Increment": {
+            "type": "object",
+            "properties": {"field": string, "range": {"type": "integer"}},
+            "required": ["field", "range"],
+        },
+        "Search": {"type": "object", "properties": {"col": string, "keywords": string}, "required": ["col"]},
+        "Count": {"type": "object", "properties": {"count": {"type": "integer"}}, "required": ["count"]},
+        "Origins": {
+            "type": "object",
+            "properties": {"origins": {"type": "array", "items": string}, "server": {"type": "array", "items": string}},
+            "required": ["origins"],
+        },
+        "Envelope": {
+            "type": "object",
+            "description": "a realtime command (spec 04 §1); missing keys and null are empty strings",
+            "properties": {
+                "sid": string,
+                "type": string,
+                "data": {},
+                "channel": string,
+                "token": {"type": ["string", "null"]},
+            },
+        },
+        "Publish": {
+            "type": "object",
+            "properties": {"channel": string, "type": string, "data": {}},
+            "required": ["channel", "type"],
+        },
+        "FunctionAdd": {
+            "type": "object",
+            "properties": {"name": string, "trigger": string, "code": string, "secrets": string},
+            "required": ["name", "trigger", "code"],
+        },
+        "FunctionUpdate": {
+            "type": "object",
+            "properties": {"id": string, "name": string, "trigger": string, "code": string, "secrets": string},
+            "required": ["id", "trigger", "code"],
+        },
+        "FunctionRun": {
+            "type": "object",
+            "properties": {
+                "id": string,
+                "functionId": string,
+                "version": {"type": "integer"},
+                "started": string,
+                "completed": string,
+                "success": {"type": "boolean"},
+                "output": {"type": "array", "items": string},
+            },
+        },
+        "Function": {
+            "type": "object",
+            "properties": {
+                "id": string,
+                "accountId": string,
+                "name": string,
+                "trigger": string,
+                "code": string,
+                "version": {"type": "integer"},
+                "lastUpdated": string,
+                "lastRun": string,
+                "history": {"type": "array", "items": _ref("FunctionRun")},
+            },
+            "required": ["id", "name", "trigger", "code"],
+        },
+        "Limits": {
+            "type": "object",
+            "properties": {
+                k: {"type": ["integer", "null"], "minimum": 0}
+                for k in ("customRate", "eventRate", "appRate", "concurrency", "tasks")
+            },
+            "additionalProperties": False,
+        },
+        "FunctionLimits": {
+            "type": "object",
+            "properties": {"limits": _ref("Limits"), "own": _ref("Limits")},
+            "required": ["limits", "own"],
+        },
+        "TaskInput": {
+            "type": "object",
+            "properties": {
+                "name": string,
+                "type": {"type": "string", "enum": ["function", "message", "http"]},
+                "value": string,
+                "meta": string,
+                "interval": {"type": "string", "description": "cron expression (spec 06 §2)"},
+                "timezone": string,
+                "enabled": {"type": "boolean"},
+            },
+            "required": ["name", "type", "value", "interval"],
+        },
+        "Task": {
+            "type": "object",
+            "properties": {
+                "id": string,
+                "name": string,
+                "type": string,
+                "value": string,
+                "meta": string,
+                "interval": string,
+                "last": string,
+                "base": string,
+                "timezone": string,
+                "enabled": {"type": "boolean"},
+                "next": string,
+            },
+            "required": ["id", "name", "type", "value", "interval", "base"],
+        },
+        "TaskRun": {
+            "type": "object",
+            "properties": {
+                "id": string,
+                "taskId": string,
+                "due": string,
+                "started": string,
+                "completed": string,
+                "outcome": string,
+                "error": string,
+                "output": {},
+            },
+        },
+        "MagicLink": {
+            "type": "object",
+            "properties": {
+                "fromEmail": string,
+                "fromName": string,
+                "email": string,
+                "subject": string,
+                "body": string,
+                "link": string,
+            },
+            "required": ["email", "link"],
+        },
+        "ResetPassword": {
+            "type": "object",
+            "properties": {"email": string, "code": string, "password": string},
+            "required": ["email", "code", "password"],
+        },
+        "ChangePassword": {
+            "type": "object",
+            "properties": {"email": string, "oldPassword": string, "newPassword": string},
+            "required": ["email", "oldPassword", "newPassword"],
+        },
+    }
+
+
+def _db_paths(prefix: str, access: str, who: str) -> dict[str, Any]:
+    """``/db/`` and ``/sudo/``: the same operations, a session's rights or the root's."""
+    bulk = _query("bulk", "any non-empty value selects the bulk operation")
+    ids = _query("ids", "present (any value): the body is a list of ids to read")
+    x = _query("x", "bulk delete: Base64 of the JSON clause array (standard or URL-safe alphabet)")
+    by_id_post = _op(
+        f"create a document ({who}); the id segment is ignored",
+        access,
+        _json(_ref("Document")),
+        status="201",
+        body=_body(_ref("NewDocument")),
+        errors=_DOC_ERRORS,
+    )
+    return {
+        f"{prefix}/{{collection}}": {
+            "parameters": [_COL],
+            "get": _op(f"list documents ({who})", access, _json(_ref("Page")), params=_PAGE_PARAMS),
+            "post": _op(
+                f"create a document, or with ?bulk= many, or with ?ids= read by ids ({who})",
+                access,
+                _json({"oneOf": [_ref("Document"), {"type": "array", "items": _ref("Document")}, _ref("True")]}),
+                status="201",
+                params=[bulk, ids],
+                body=_body(
+                    {
+                        "oneOf": [
+                            _ref("NewDocument"),
+                            {"type": "array", "items": _ref("NewDocument")},
+                            {"type": "array", "items": {"type": "string"}},
+                        ]
+                    }
+                ),
+                errors={**_DOC_ERRORS, "400": "invalid JSON, a body of the wrong shape, or an empty ids list"},
+                extra={"description": "?ids= answers 200 with the readable documents; create answers 201."},
+            ),
+            "put": _op(
+                f"bulk update (?bulk=1): set fields on every matching document ({who})",
+                access,
+                _json({"type": "integer"}),
+                params=[bulk],
+                body=_body(_ref("BulkUpdate")),
+                errors={**_CLAUSE_ERRORS, "403": "not allowed to write"},
+            ),
+            "delete": _op(
+                f"bulk delete (?bulk=1&x=<base64 clauses>) ({who})",
+                access,
+                _json({"type": "integer"}),
+                params=[bulk, x],
+                errors={**_CLAUSE_ERRORS, "403": "not allowed to write"},
+            ),
+        },
+        f"{prefix}/{{collection}}/{{id}}": {
+            "parameters": [_COL, _ID],
+            "get": _op(f"read one document ({who})", access, _json(_ref("Document")), errors=_DOC_ERRORS),
+            "post": by_id_post,
+            "put": _op(
+                f"update one document: shallow merge ({who})",
+                access,
+                _json(_ref("Document")),
+                body=_body(_ref("NewDocument")),
+                errors=_DOC_ERRORS,
+            ),
+            "delete": _op(
+                f"delete one document; answers the number removed ({who})",
+                access,
+                _json({"type": "integer"}),
+                errors=_DOC_ERRORS,
+            ),
+        },
+    }
+
+
+def _account_paths() -> dict[str, Any]:
+    email_q = _query("e", "the email")
+    creds = _body(_ref("Credentials"))
+    return {
+        "/register": {
+            "post": _op(
+                "create an account and its owner (role 50); answers a session token",
+                BASE,
+                _json(_ref("Token")),
+                body=creds,
+                errors={"400": "invalid JSON or email", "409": "email already used in this app"},
+            )
+        },
+        "/login": {
+            "post": _op(
+                "sign in; answers a session token",
+                BASE,
+                _json(_ref("Token")),
+                body=creds,
+                errors={"400": "invalid JSON", "401": "invalid email/password", "429": "too many failed logins"},
+            )
+        },
+        "/login/magic": {
+            "get": _op(
+                "complete a magic link; answers a session token",
+                BASE,
+                _json(_ref("Token")),
+                params=[_query("email", "the user's email"), _query("code", "the emailed code")],
+                errors={"400": "invalid code", "429": "maximum retry reached"},
+            ),
+            "post": _op(
+                "email a magic sign-in link",
+                BASE,
+                body=_body(_ref("MagicLink")),
+                errors={"400": "invalid JSON or email"},
+            ),
+        },
+        "/email": {"get": _op("whether a user has this email", BASE, params=[email_q])},
+        "/me": _every(ANY, _op("the caller's identity", USER, _json(_ref("Identity")))),
+        "/password/resetcode": _every(
+            ANY,
+            _op(
+                "issue a password reset code (returned, not emailed)",
+                ROOT,
+                _json({"type": "string"}),
+                params=[email_q],
+                errors={"400": "invalid email", "404": "no such user"},
+            ),
+        ),
+        "/password/send": {
+            "post": _op(
+                "email a password reset code",
+                BASE,
+                body=_body({"type": "object", "properties": {"email": {"type": "string"}}, "required": ["email"]}),
+                errors={"400": "invalid JSON or email"},
+            )
+        },
+        "/password/reset": {
+            "post": _op(
+                "set a new password with a reset code; false when nothing matched",
+                BASE,
+                _json({"type": "boolean"}),
+                body=_body(_ref("ResetPassword")),
+                errors={"400": "invalid JSON or empty code"},
+            )
+        },
+        "/user/changepw": {
+            "post": _op(
+                "change the caller's password",
+                USER,
+                body=_body(_ref("ChangePassword")),
+                errors={"401": "invalid email/password"},
+            )
+        },
+        "/sudogettoken": _every(
+            ANY, _op("refused: the account id is missing", ROOT, errors={"400": "missing account id"})
+        ),
+        "/sudogettoken/{accountId}": {
+            "parameters": [_path("accountId", "the account to impersonate")],
+            **_every(
+                ANY,
+                _op(
+                    "a session token for the oldest user of an account",
+                    ROOT,
+                    _json(_ref("Token")),
+                    errors={"404": "the account has no user"},
+                ),
+            ),
+        },
+        "/account/users": {
+            "post": _op(
+                "add a user (role 0) to the caller's account",
+                USER,
+                _json(_ref("User")),
+                body=creds,
+                errors={"400": "invalid JSON or email", "409": "email already in use"},
+            ),
+            **_every(
+                ("get", "put", "delete", "patch"),
+                _op("the users of the caller's account", USER, _json({"type": "array", "items": _ref("User")})),
+            ),
+        },
+        "/account/users/{userId}": {
+            "parameters": [_path("userId", "a user of the caller's account")],
+            "delete": _op(
+                "remove a user of the caller's account (same or lower role)",
+                USER,
+                errors={"403": "permission level not high enough", "404": "no such user in the account"},
+            ),
+        },
+        "/account/add-db": _every(
+            ANY,
+            _op(
+                "create another app for the caller's tenant (session of a role-100 user)",
+                USER,
+                _json(_ref("NewApp")),
+                errors={"406": "you cannot perform this action"},
+            ),
+        ),
+        "/account/auth": _every(ANY, _op("the root user's email", ROOT, _json({"type": "string"}))),
+        "/account/portal": _every(
+            ANY,
+            _op(
+                "billing portal URL",
+                ROOT,
+                _json({"type": "string"}),
+                errors={"501": "billing is not configured on this server"},
+            ),
+        ),
+        "/account/origins": {
+            "get": _op("the app's allowed browser origins", ROOT, _json(_ref("Origins"))),
+            "post": _op(
+                "replace the app's allowed browser origins",
+                ROOT,
+                _json(_ref("Origins")),
+                body=_body(
+                    {
+                        "type": "object",
+                        "properties": {"origins": {"type": "array", "items": {"type": "string"}}},
+                        "required": ["origins"],
+                    }
+                ),
+                errors={"400": "invalid JSON or an invalid origin"},
+            ),
+        },
+        "/account/init": {
+            "get": _op(
+                "create a tenant and its first app (CLI and Go client)",
+                NONE,
+                _json({"oneOf": [{"type": "string"}, _ref("NewApp")]}),
+                params=[
+                    _query("email", "the owner's email"),
+                    _query("ui", "set: answer HTML"),
+                    _query("mem", "1: memory mode (dev only)"),
+                    _query("x", "activation flag"),
+                ],
+                errors={"400": "invalid email", "409": "email already used"},
+            ),
+            "post": _op(
+                "create a tenant and its first app (the sign-up form)",
+                NONE,
+                {"description": "HTML page, or JSON with Accept: application/json", "content": {"text/html": {}}},
+                body=_body(
+                    {"type": "object", "properties": {"email": {"type": "string"}}},
+                    media="application/x-www-form-urlencoded",
+                ),
+                errors={"400": "invalid email", "409": "email already used"},
+            ),
+        },
+    }
+
+
+def _document_paths() -> dict[str, Any]:
+    clauses = _body(_ref("Clauses"))
+    return {
+        **_db_paths("/db", USER, "session; pub_ collections read with the public key alone"),
+        "/db/count/{collection}": {
+            "parameters": [_COL],
+            **_every(
+                ("get", "post", "put"),
+                _op(
+                    "count documents matching optional clauses",
+                    USER_OR_ROOT,
+                    _json(_ref("Count")),
+                    body=_body(_ref("Clauses"), required=False),
+                    errors=_CLAUSE_ERRORS,
+                ),
+            ),
+        },
+        "/query/{collection}": {
+            "parameters": [_COL],
+            "post": _op(
+                "filter documents",
+                USER,
+                _json(_ref("Page")),
+                params=[*_PAGE_PARAMS, _SORT],
+                body=clauses,
+                errors=_CLAUSE_ERRORS,
+            ),
+        },
+        "/sudoquery/{collection}": {
+            "parameters": [_COL],
+            "post": _op(
+                "filter documents with the root identity",
+                ROOT,
+                _json(_ref("Page")),
+                params=[*_PAGE_PARAMS, _SORT],
+                body=clauses,
+                errors=_CLAUSE_ERRORS,
+            ),
+        },
+        "/inc/{collection}/{id}": {
+            "parameters": [_COL, _ID],
+            **_every(
+                ("put", "post"),
+                _op(
+                    "add range to a numeric field",
+                    USER,
+                    body=_body(_ref("Increment")),
+                    errors={**_DOC_ERRORS, "400": "invalid JSON, field or range, or the value is not a number"},
+                ),
+            ),
+        },
+        "/newid": _every(("get", "post"), _op("a fresh document id", USER, _json({"type": "string"}))),
+        "/search": {
+            "post": _op(
+                "full-text search",
+                USER,
+                _json({"type": "array", "items": _ref("Document")}),
+                body=_body(_ref("Search")),
+                errors={"400": "invalid JSON or collection", "501": "full-text search is disabled"},
+            )
+        },
+        "/sudolistall": _every(
+            ("get", "post"),
+            _op("the app's collection names", ROOT, _json({"type": "array", "items": {"type": "string"}})),
+        ),
+        "/sudolistall/": _every(
+            ("get", "post"),
+            _op("the app's collection names", ROOT, _json({"type": "array", "items": {"type": "string"}})),
+        ),
+        "/sudo/index": {
+            "get": _op(
+                "the indexed fields of a collection (?col=)",
+                ROOT,
+                _json({"type": "array", "items": {}}),
+                params=[_query("col", "collection")],
+                errors={"501": "method not implemented (no col)"},
+            ),
+            "post": _op(
+                "create an index on a field",
+                ROOT,
+                params=[_query("col", "collection", required=True), _query("field", "field name", required=True)],
+                errors={"400": "missing or invalid col or field"},
+            ),
+            **_every(("put", "delete"), _op("not served", ROOT, errors={"501": "method not implemented"})),
+        },
+        # Reserved: GET answers 501, other methods 405 (the routes take Starlette's default methods).
+        "/sudo/cache": {"get": _op("reserved, not served", NONE, errors={"501": "not implemented yet"})},
+        "/sudo/sendmail": {"get": _op("reserved, not served", NONE, errors={"501": "not implemented yet"})},
+        **_db_paths("/sudo", ROOT, "root token"),
+        "/postform/{form}": {
+            "parameters": [_path("form", "form name")],
+            "post": _op(
+                "store a form submission",
+                BASE,
+                body=_body(
+                    {"type": "object", "additionalProperties": {"type": "string"}},
+                    media="application/x-www-form-urlencoded",
+                ),
+                errors={"400": "invalid form body or honeypot field present"},
+            ),
+        },
+        "/form": {
+            "get": _op(
+                "form submissions, newest first",
+                ROOT,
+                _json({"type": "array", "items": {"type": "object"}}),
+                params=[_query("name", "form name; empty: all forms")],
+            )
+        },
+    }
+
+
+def _realtime_paths() -> dict[str, Any]:
+    publish = _op(
+        "publish a message on a channel",
+        USER_OR_ROOT,
+        body=_body(_ref("Publish")),
+        errors={"400": "invalid JSON or no channel", "403": "you cannot write to database channel"},
+    )
+    return {
+        "/sse/connect": {
+            "get": _op(
+                "open a server-sent event stream; first event: init with the connection id",
+                BASE,
+                {"description": "an event stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                params=[_query("sbpk", "public key (instead of the header)")],
+                extra={"x-sb-stream": True},
+            )
+        },
+        "/sse/msg": {
+            "post": _op(
+                "a command for an SSE connection (answers true; results arrive on the stream)",
+                BASE,
+                body=_body(_ref("Envelope")),
+                errors={"400": "invalid JSON", "413": "message too large"},
+            )
+        },
+        "/publish": {"post": publish},
+        "/publish-message": {"post": publish},
+        "/ws": {
+            "get": _op(
+                "WebSocket upgrade (spec 04 §5): commands are envelopes; the base comes from sbpk, "
+                "SB-PUBLIC-KEY or the token the client authenticates with",
+                NONE,
+                {"description": "switching protocols"},
+                status="101",
+                params=[_query("sbpk", "public key (optional)")],
+                extra={"x-sb-websocket": True},
+            )
+        },
+    }
+
+
+def _function_paths() -> dict[str, Any]:
+    name = _path("name", "function name")
+    empty = {"description": "success, empty body"}
+    run = _op(
+        "run a web-triggered function; handle(body, qs, headers)",
+        USER,
+        empty,
+        body=_body({}, required=False),
+        errors={"400": "error preparing argument", "404": "no such function"},
+    )
+    return {
+        "/fn": {"get": _op("every function of the app", ROOT, _json({"type": "array", "items": _ref("Function")}))},
+        "/fn/add": _every(
+            ("post", "put"),
+            _op(
+                "add a function",
+                ROOT,
+                empty,
+                body=_body(_ref("FunctionAdd")),
+                errors={"400": "invalid JSON or field", "409": "function name already exists"},
+            ),
+        ),
+        "/fn/update": _every(
+            ("post", "put"),
+            _op(
+                "update a function",
+                ROOT,
+                empty,
+                body=_body(_ref("FunctionUpdate")),
+                errors={"400": "invalid JSON or field", "404": "no such function"},
+            ),
+        ),
+        "/fn/del/{name}": {
+            "parameters": [name],
+            **_every(ANY, _op("delete a function", ROOT, empty, errors={"404": "no such function"})),
+        },
+        "/fn/delete/{name}": {
+            "parameters": [name],
+            **_every(ANY, _op("delete a function", ROOT, empty, errors={"404": "no such function"})),
+        },
+        "/fn/info/{name}": {
+            "parameters": [name],
+            "get": _op(
+                "a function and its run history", ROOT, _json(_ref("Function")), errors={"404": "no such function"}
+            ),
+        },
+        "/fn/limits": {
+            "get": _op("the app's function limits in force, and its own", ROOT, _json(_ref("FunctionLimits"))),
+            **_every(
+                ("post", "put"),
+                _op(
+                    "set the app's own limits (never above the server's; null: the server's)",
+                    ROOT,
+                    _json(_ref("FunctionLimits")),
+                    body=_body(_ref("Limits")),
+                    errors={"400": "invalid JSON, unknown limit, or a value out of range"},
+                ),
+            ),
+        },
+        "/fn/exec/{name}": {"parameters": [name], **_every(ANY, run)},
+        "/fn/sudoexec/{name}": {
+            "parameters": [name],
+            **_every(ANY, {**run, "x-sb-access": ROOT, "security": _SECURITY[ROOT], "summary": "run as root"}),
+        },
+    }
+
+
+def _task_paths() -> dict[str, Any]:
+    task_id = _path("id", "task id")
+    not_found = {"404": "task not found"}
+    return {
+        "/task": {
+            "get": _op("the app's tasks", ROOT, _json({"type": "array", "items": _ref("Task")})),
+            "post": _op(
+                "create a task",
+                ROOT,
+                _json(_ref("Task")),
+                body=_body(_ref("TaskInput")),
+                errors={"400": "invalid JSON, type or interval"},
+            ),
+        },
+        "/task/{id}": {
+            "parameters": [task_id],
+            "get": _op("one task", ROOT, _json(_ref("Task")), errors=not_found),
+            **_every(
+                ("post", "put"),
+                _op(
+                    "replace a task and reschedule it",
+                    ROOT,
+                    _json(_ref("Task")),
+                    body=_body(_ref("TaskInput")),
+                    errors={**not_found, "400": "invalid JSON, type or interval"},
+                ),
+            ),
+            "delete": _op("delete a task", ROOT, errors=not_found),
+        },
+        "/task/{id}/run": {
+            "parameters": [task_id],
+            "post": _op("run a task now", ROOT, _json(_ref("TaskRun")), errors=not_found),
+        },
+        "/task/{id}/runs": {
+            "parameters": [task_id],
+            "get": _op(
+                "a task's recent runs", ROOT, _json({"type": "array", "items": _ref("TaskRun")}), errors=not_found
+            ),
+        },
+    }
+
+
+def _misc_paths() -> dict[str, Any]:
+    html = {"description": "an HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}
+    ping = _op("true while the store answers", NONE, errors={"500": "connection failed to database, I'm down."})
+    return {
+        "/": {"get": _op("the page that creates an app", NONE, html)},
+        "/ping": {"get": ping, "post": ping, "head": ping},
+        "/stripe": {"post": _op("billing webhook, accepted and ignored", NONE, body=_body({}, required=False))},
+        "/static/{path}": {
+            "parameters": [_path("path", "a file of the web pages")],
+            "get": _op("static files of the web pages", NONE, {"description": "the file"}, errors={"404": "not found"}),
+        },
+        "/openapi.json": {
+            "get": _op("this document", NONE, _json({"type": "object"})),
+        },
+    }
+
+
+@cache
+def document() -> dict[str, Any]:
+    """The whole document. Built once; callers must not mutate it."""
+    paths: dict[str, Any] = {
+        **_misc_paths(),
+        **_account_paths(),
+        **_document_paths(),
+        **_realtime_paths(),
+        **_function_paths(),
+        **_task_paths(),
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "sbserver",
+            "version": "1",
+            "description": "A self-hosted backend that speaks the StaticBackend API. Errors are one line of "
+            "plain text followed by a newline; successes are JSON.",
+        },
+        "servers": [{"url": "/"}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "publicKey": {"type": "apiKey", "in": "header", "name": "SB-PUBLIC-KEY"},
+                "sessionToken": {"type": "http", "scheme": "bearer", "description": "a user's session token"},
+                "rootToken": {"type": "http", "scheme": "bearer", "description": "the app's root token"},
+            },
+            "schemas": _schemas(),
+            "responses": {"Error": _error("an error")},
+        },
+    }
+
+
+@cache
+def _encoded() -> bytes:
+    return orjson.dumps(document())
+
+
+async def openapi_json(request: Request) -> Response:
+    return Response(_encoded(), media_type="application/json")
+
+
+routes = [Route("/openapi.json", openapi_json, methods=["GET"])]
