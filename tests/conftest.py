@@ -18,8 +18,31 @@ import pytest
 
 PG_URL = os.environ.get("SB_TEST_PG_URL", "")
 REDIS_URL = os.environ.get("SB_TEST_REDIS_URL", "")
+# CI (.ci/run) sets it: a PostgreSQL or Redis variant that cannot run fails instead of skipping.
+REQUIRE_SERVICES = os.environ.get("SB_REQUIRE_SERVICES", "") == "1"
 
-STORE_KINDS = ["sqlite", "pg"] if PG_URL else ["sqlite"]
+# Every variant is always collected; one whose service URL is unset skips with the reason (or
+# fails, under SB_REQUIRE_SERVICES), so it is never silently dropped.
+STORE_KINDS = ["sqlite", "pg"]
+BUS_KINDS = ["memory", "redis"]
+# server processes on PostgreSQL share a Redis too
+LIVE_KINDS = ["sqlite", "pg"]
+
+
+def missing_service(*names: str) -> None:
+    """Skip the test for want of these variables, or fail it when services are required."""
+    unset = [n for n in names if not os.environ.get(n)]
+    if not unset:
+        return
+    reason = f"{' and '.join(unset)} {'is' if len(unset) == 1 else 'are'} not set"
+    if REQUIRE_SERVICES:
+        pytest.fail(f"SB_REQUIRE_SERVICES=1 but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if REQUIRE_SERVICES and not (PG_URL and REDIS_URL):
+        raise pytest.UsageError("SB_REQUIRE_SERVICES=1 needs SB_TEST_PG_URL and SB_TEST_REDIS_URL")
 
 
 def run_async(factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
@@ -47,8 +70,7 @@ def _worker_index(config: pytest.Config) -> int:
 @pytest.fixture(scope="session")
 def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh PostgreSQL database for this worker (skips when SB_TEST_PG_URL is unset)."""
-    if not PG_URL:
-        pytest.skip("SB_TEST_PG_URL is not set")
+    missing_service("SB_TEST_PG_URL")
     import asyncpg
 
     # The pid keeps concurrent pytest runs on one machine (several terminals) out of each other's way.
@@ -93,8 +115,7 @@ def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def redis_url(request: pytest.FixtureRequest) -> str:
     """A Redis database number for this worker (skips when SB_TEST_REDIS_URL is unset)."""
-    if not REDIS_URL:
-        pytest.skip("SB_TEST_REDIS_URL is not set")
+    missing_service("SB_TEST_REDIS_URL")
     base = REDIS_URL.rstrip("/")
     if base.count("/") >= 3:
         base = base.rsplit("/", 1)[0]

@@ -20,10 +20,9 @@ import pytest
 from sbserver.backends.bus.base import Bus
 from sbserver.backends.bus.memory import MemoryBus
 from sbserver.errors import SBError
-from tests.conftest import REDIS_URL
+from tests.conftest import BUS_KINDS
 from tests.realtime.support import kill_redis_clients
 
-BUS_KINDS = ["memory", "redis"] if REDIS_URL else ["memory"]
 TIMEOUT = 5.0
 
 

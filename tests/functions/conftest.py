@@ -26,14 +26,13 @@ import pytest_asyncio
 
 from sbserver.app import create_app
 from tests.compat.conftest import _fresh_database, js_client_dir
-from tests.conftest import PG_URL, REDIS_URL, STORE_KINDS
+from tests.conftest import LIVE_KINDS, PG_URL, STORE_KINDS
 from tests.functions.local_http import LocalHTTP, serve
 from tests.functions.support import FnApi, Process, server_process
 from tests.http.conftest import DEV_PK, Server, make_settings
 
 __all__ = ["js_client_dir"]  # the compat suite's fixture: installs @staticbackend/js when needed
 
-LIVE_KINDS = ["sqlite", "pg"] if PG_URL and REDIS_URL else ["sqlite"]
 # The local HTTP servers functions fetch from listen on 127.0.0.1, which the outbound guard refuses.
 FAST = {"function_workers": 2, "function_poll_seconds": 0.5, "fetch_allow": ("127.0.0.1",)}
 

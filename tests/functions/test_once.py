@@ -29,11 +29,11 @@ import orjson
 import pytest
 
 from tests.compat.conftest import _fresh_database
-from tests.conftest import PG_URL, REDIS_URL
+from tests.conftest import PG_URL, REDIS_URL, REQUIRE_SERVICES
 from tests.functions.support import FnApi, Process, User, server_process, unique
 
 pytestmark = pytest.mark.skipif(
-    not (PG_URL and REDIS_URL), reason="needs SB_TEST_PG_URL and SB_TEST_REDIS_URL (two processes share them)"
+    not (PG_URL and REDIS_URL) and not REQUIRE_SERVICES, reason="needs SB_TEST_PG_URL and SB_TEST_REDIS_URL (two processes share them)"
 )
 
 DERIVE = """function handle(channel, type, data) {

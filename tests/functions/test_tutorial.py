@@ -42,12 +42,12 @@ import httpx
 import pytest
 
 from tests.compat.conftest import _exclusive, _fresh_database
-from tests.conftest import PG_URL, REDIS_URL
+from tests.conftest import LIVE_KINDS
 from tests.functions.support import RFC3339, TUTORIAL_FN, Process, port_is_free, server_process
 
 HERE = Path(__file__).resolve().parent
 BACKEND = Path(sys.executable).parent / "backend"
-KINDS = ["sqlite", "pg"] if PG_URL and REDIS_URL else ["sqlite"]
+KINDS = LIVE_KINDS
 DEV_PORT = 8099
 CLI_ENV_KEYS = ("PUBKEY", "REGION", "ROOTTOKEN", "AUTHTOKEN", "EMAIL", "PASSWORD")
 

@@ -19,7 +19,7 @@ import pytest_asyncio
 
 from sbserver.app import create_app
 from sbserver.services.tenancy import DEV_PK
-from tests.conftest import PG_URL
+from tests.conftest import PG_URL, REQUIRE_SERVICES
 from tests.http.conftest import Server, make_settings
 from tests.http.doc_helpers import b64, create, root, same_json, strip_system, sudo_get, unique_col
 from tests.http.helpers import (
@@ -685,7 +685,7 @@ async def two_stores(tmp_path: Path, pg_url: str) -> AsyncIterator[dict[str, htt
             await ctx.__aexit__(None, None, None)
 
 
-@pytest.mark.skipif(not PG_URL, reason="SB_TEST_PG_URL is not set")
+@pytest.mark.skipif(not PG_URL and not REQUIRE_SERVICES, reason="SB_TEST_PG_URL is not set")
 async def test_sqlite_and_postgresql_answer_the_same_json(two_stores: dict[str, httpx.AsyncClient]) -> None:
     answers: dict[str, list[Any]] = {}
     col = unique_col("same")

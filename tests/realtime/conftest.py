@@ -19,10 +19,8 @@ import httpx
 import pytest
 
 from tests.compat.conftest import _fresh_database
-from tests.conftest import REDIS_URL
+from tests.conftest import BUS_KINDS
 from tests.realtime.support import App, Realtime, Server, new_app, running_server, unique_email
-
-BUS_KINDS = ["memory", "redis"] if REDIS_URL else ["memory"]
 
 MakeRealtime = Callable[[Server], Awaitable[Realtime]]
 

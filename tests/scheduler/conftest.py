@@ -29,7 +29,7 @@ from sbserver.app import create_app
 from sbserver.services.tasks import TaskService
 from sbserver.types import TaskRun
 from tests.compat.conftest import _fresh_database, js_client_dir
-from tests.conftest import PG_URL, REDIS_URL, STORE_KINDS, run_async
+from tests.conftest import PG_URL, STORE_KINDS, missing_service, run_async
 from tests.functions.support import Process, server_process
 from tests.http.conftest import DEV_PK, Server, make_settings
 from tests.scheduler.support import FakeClock, Target, TaskApi, serve_target, utc
@@ -207,8 +207,7 @@ async def live_api(live: Process) -> AsyncIterator[TaskApi]:
 @pytest.fixture(scope="session")
 def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Process]]:
     """Three processes sharing one PostgreSQL database, one Redis and one JWT secret."""
-    if not (PG_URL and REDIS_URL):
-        pytest.skip("SB_TEST_PG_URL and SB_TEST_REDIS_URL are needed for the cluster test")
+    missing_service("SB_TEST_PG_URL", "SB_TEST_REDIS_URL")
     database = _fresh_database(request.getfixturevalue("pg_url"), "schedcluster")
     env = {
         "DATA_STORE": "pg",
