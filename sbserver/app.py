@@ -20,9 +20,10 @@ from sbserver.backends.bus import Bus, create_bus
 from sbserver.backends.cache import Cache, create_cache
 from sbserver.backends.mail import Mailer, create_mailer
 from sbserver.backends.storage import Store, create_store
-from sbserver.errors import SBError
-from sbserver.http import accounts, documents, functions, misc, openapi, pages, realtime, tasks
-from sbserver.http.middleware import CORS, BodyLimit
+from sbserver.errors import SBError, client_message, is_internal
+from sbserver.http import accounts, apps, documents, functions, misc, openapi, pages, realtime, tasks
+from sbserver.http.middleware import CORS, BodyLimit, RequestId
+from sbserver.http.request import request_id
 from sbserver.http.responses import error
 from sbserver.services.container import Services, build_services
 from sbserver.settings import Settings
@@ -33,7 +34,10 @@ HERE = Path(__file__).parent
 
 async def _sb_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, SBError)
-    return error(exc.message, exc.status)
+    rid = request_id(request)
+    if is_internal(exc):  # driver text goes to the log under the request id, never to the client
+        log.error("request %s: %s %s failed: %s", rid, request.method, request.url.path, exc.message, exc_info=exc)
+    return error(client_message(exc, rid), exc.status, rid)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -43,8 +47,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _crash(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error("internal server error", 500)
+    rid = request_id(request)
+    log.error("request %s: unhandled error on %s %s", rid, request.method, request.url.path, exc_info=exc)
+    return error(client_message(exc, rid), 500, rid)
 
 
 def build_routes() -> list[BaseRoute]:
@@ -53,6 +58,7 @@ def build_routes() -> list[BaseRoute]:
         *pages.routes,
         *misc.routes,
         *accounts.routes,
+        *apps.routes,
         *realtime.routes,
         *functions.routes,
         *tasks.routes,
@@ -101,7 +107,8 @@ def create_app(
     app = Starlette(
         routes=build_routes(),
         middleware=[
-            Middleware(CORS),
+            Middleware(RequestId),
+            Middleware(CORS, tenancy=services.tenancy, dev=settings.is_dev),
             Middleware(BodyLimit, limit=settings.max_body_bytes),
         ],
         exception_handlers={SBError: _sb_error, HTTPException: _http_error, Exception: _crash},

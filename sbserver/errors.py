@@ -10,9 +10,12 @@
      +-- PayloadTooLarge (413)    request body over the configured limit
      +-- TooManyRequests (429)    rate limits
      +-- NotImplementedYet (501)  a route or method we do not serve
+     +-- StoreError (500)         a backend failed (database, cache, bus, mail): internal
 
 Every message is one line that says what was wrong; the HTTP layer renders it as plain text
-followed by a newline, as StaticBackend clients expect.
+followed by a newline, as StaticBackend clients expect. An *internal* error's message may quote a
+driver (SQL, a file path, a host): the HTTP layer logs it under the request id and answers
+``internal error (request id ...)`` instead; see ``client_message``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 class SBError(Exception):
     status = 500
+    internal = False  # True: the message is for the log only
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -63,4 +67,33 @@ class NotImplementedYet(SBError):
 
 
 class StoreError(SBError):
+    """A backend failed; the message may quote its driver, so clients never see it."""
+
     status = 500
+    internal = True
+
+
+def is_internal(exc: BaseException) -> bool:
+    """Whether a client must not see ``exc``'s message: anything that is not an ``SBError``, an
+    internal one, or a server-side error (5xx) raised from an internal one (a wrapped driver
+    message). A 4xx is the client's mistake and always keeps its reason."""
+    if not isinstance(exc, SBError):
+        return True
+    if exc.internal:
+        return True
+    if exc.status < 500:
+        return False
+    cause, depth = exc.__cause__, 0
+    while cause is not None and depth < 8:
+        if isinstance(cause, SBError) and cause.internal:
+            return True
+        cause, depth = cause.__cause__, depth + 1
+    return False
+
+
+def client_message(exc: BaseException, request_id: str = "") -> str:
+    """The line a client may read about ``exc``: its own message, or a generic one."""
+    if not is_internal(exc):
+        assert isinstance(exc, SBError)
+        return exc.message
+    return f"internal error (request id {request_id})" if request_id else "internal error"

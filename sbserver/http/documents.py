@@ -20,6 +20,7 @@ from starlette.routing import Route
 from sbserver.errors import BadRequest, InvalidJSON, NotImplementedYet, Unauthorized
 from sbserver.http.request import (
     base_of,
+    client_address,
     fields,
     json_body,
     parse_json,
@@ -69,6 +70,20 @@ async def _optional_json(request: Request) -> Any:
     return parse_json(raw) if raw.strip() else None
 
 
+# Names whose collection-level paths belong to other routes (spec 02 §4.15): their collections
+# are reached through their id paths only, never listed or created at ``/sudo/{name}``.
+RESERVED_SUDO = {"index": "create an index", "cache": "the cache", "sendmail": "send an email"}
+
+
+async def not_implemented(request: Request) -> Response:
+    """``/sudo/cache`` and ``/sudo/sendmail``: reserved, on every method, with or without a token."""
+    name = request.url.path.rstrip("/").rsplit("/", 1)[-1]
+    raise NotImplementedYet(
+        f"not implemented yet: /sudo/{name} ({RESERVED_SUDO.get(name, name)}) is not served by this server; "
+        "the path is reserved and never a collection"
+    )
+
+
 async def _dispatch(request: Request, sudo: bool) -> Response:
     parts = request.path_params["rest"].split("/")
     col = parts[0]
@@ -78,6 +93,12 @@ async def _dispatch(request: Request, sudo: bool) -> Response:
     docs = services(request).documents
     if not col:
         raise BadRequest("missing collection name: use /db/{collection}")
+    if not doc_id and ((sudo and col in RESERVED_SUDO) or (not sudo and col == "count")):
+        if col == "index":
+            raise BadRequest("/sudo/index/ is reserved: use /sudo/index?col=<collection>&field=<field>")
+        if col == "count":
+            raise BadRequest("missing collection name: use /db/count/{collection}")
+        return await not_implemented(request)
     if not sudo and col == "index" and method == "POST" and "col" in q and "field" in q:
         return await create_index(request)  # the Go client's SudoAddIndex posts here
     read = method == "GET" or (method == "POST" and not q.get("bulk") and "ids" in q)
@@ -188,6 +209,7 @@ async def create_index(request: Request) -> Response:
 
 async def post_form(request: Request) -> Response:
     base = await base_of(request)
+    await services(request).limits.from_address("postform", base.name, client_address(request))
     pairs: list[tuple[str, str]] = list(request.query_params.multi_items())
     ctype = request.headers.get("content-type", "")
     if "json" in ctype:
@@ -226,6 +248,8 @@ routes = [
     Route("/sudolistall", list_collections, methods=["GET", "POST"]),
     Route("/sudolistall/", list_collections, methods=["GET", "POST"]),
     Route("/sudo/index", create_index, methods=ALL),
+    Route("/sudo/cache", not_implemented),  # every method
+    Route("/sudo/sendmail", not_implemented),
     Route("/sudo/{rest:path}", sudo, methods=ALL),
     Route("/postform/{form}", post_form, methods=["POST"]),
     Route("/form", list_forms, methods=["GET"]),

@@ -32,7 +32,7 @@ async def account_init(request: Request) -> Response:
         q = request.query_params
         email = q.get("email", "")
         from_cli = not q.get("ui")
-        memory_mode = q.get("mem") == "1" and not settings.is_prod
+        memory_mode = q.get("mem") == "1" and settings.is_dev
         flag = settings.activate_flag
         bypass = bool(flag) and q.get("x", "").lower() == flag.lower()
     else:

@@ -152,6 +152,15 @@ async def root_of(request: Request) -> tuple[Base, Identity]:
     return base, await services(request).identities.root(base, bearer(request, cookie=True))
 
 
+REQUEST_ID = "sb.request_id"  # the scope key the RequestId middleware fills
+
+
+def request_id(request: Request) -> str:
+    """This request's id (the ``X-Request-Id`` it came with, or one made for it)."""
+    value = request.scope.get(REQUEST_ID, "")
+    return value if isinstance(value, str) else ""
+
+
 def client_address(request: Request) -> str:
     return request.client.host if request.client else ""
 

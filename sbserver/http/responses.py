@@ -33,11 +33,9 @@ def boolean(value: bool) -> Response:
     return Response(TRUE if value else FALSE, media_type="application/json")
 
 
-def error(message: str, status: int) -> Response:
+def error(message: str, status: int, request_id: str = "") -> Response:
     line = message.replace("\n", " ")
-    return Response(
-        line + "\n",
-        status_code=status,
-        media_type="text/plain",
-        headers={"X-Content-Type-Options": "nosniff"},
-    )
+    headers = {"X-Content-Type-Options": "nosniff"}
+    if request_id:
+        headers["X-Request-Id"] = request_id
+    return Response(line + "\n", status_code=status, media_type="text/plain", headers=headers)

@@ -8,6 +8,7 @@ or ``*`` (any origin). Hosts compare case-insensitively; ``null`` origins match 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
@@ -28,16 +29,36 @@ def _parts(url: str) -> tuple[str, str, int] | None:
     return scheme, host, port if port is not None else DEFAULT_PORTS[scheme]
 
 
+_LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?")
+
+
+def _host_is_valid(host: str) -> bool:
+    """A DNS name or IPv4 address in ASCII (browsers send IDNs as punycode), at most 253 chars."""
+    return 0 < len(host) <= 253 and all(_LABEL.fullmatch(label) for label in host.split("."))
+
+
+def normalize_entry(entry: str) -> str:
+    """An entry as it is stored: trimmed, lower-cased, a full origin without its trailing ``/``."""
+    entry = entry.strip().lower()
+    return entry[:-1] if "://" in entry and entry.endswith("/") else entry
+
+
 def entry_is_valid(entry: str) -> bool:
-    """Whether ``entry`` is one of the accepted kinds (for the route that edits the list)."""
-    entry = entry.strip()
+    """Whether ``entry`` is one of the accepted kinds (for the route that edits the list):
+    ``*``, ``scheme://host[:port]`` (http or https, nothing else in it), a host, ``*.host``."""
+    entry = entry.strip().lower()
     if entry == "*":
         return True
     if "://" in entry:
         parts = _parts(entry)
-        return parts is not None and urlsplit(entry).path in ("", "/")
-    host = entry.removeprefix("*.")
-    return bool(host) and all(label and (label.isalnum() or "-" in label) for label in host.split("."))
+        if parts is None:
+            return False
+        split = urlsplit(entry)
+        if split.path not in ("", "/") or "?" in entry or "#" in entry or "@" in split.netloc:
+            return False
+        host = parts[1]
+        return _host_is_valid(host) or (split.netloc.startswith("[") and ":" in host)
+    return _host_is_valid(entry.removeprefix("*."))
 
 
 def _matches(parts: tuple[str, str, int], entry: str) -> bool:

@@ -6,10 +6,12 @@ its role-100 user; the caller receives the public key, the admin password and th
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from sbserver.backends.cache import Cache
 from sbserver.backends.mail import Email, Mailer
@@ -17,7 +19,7 @@ from sbserver.backends.storage import Store
 from sbserver.errors import BadRequest, Conflict, Forbidden, NotFound, SBError
 from sbserver.ids import base_name, new_id, new_secret, now_iso, random_code
 from sbserver.services.identity import DEV_ROOT_KEY, IdentityService
-from sbserver.services.origins import app_url_origin, origin_allowed
+from sbserver.services.origins import app_url_origin, entry_is_valid, normalize_entry, origin_allowed
 from sbserver.services.passwords import hash_password
 from sbserver.settings import Settings
 from sbserver.types import ROLE_ROOT, Account, Base, Identity, Tenant, User
@@ -26,6 +28,8 @@ DEV_PK = "dev_memory_pk"
 DEV_EMAIL = "admin@dev.com"
 DEV_PASSWORD = "devpw1234"
 DEV_SIGNUP_TEXT = "no need to sign up in dev mode"
+BASE_TTL = 10.0  # seconds a process keeps a base (and the union of origin lists) before reading again
+MAX_ORIGINS = 100
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,10 @@ class TenancyService:
         self.announce = announce
         self._bases: dict[str, tuple[Base, float]] = {}
         self._roots: dict[str, Identity] = {}
+        self._entries: tuple[str, ...] = ()  # the union of the apps' origin lists
+        self._entries_until = 0.0
+        self._entries_lock = asyncio.Lock()
+        self._origin_answers: dict[str, bool] = {}
 
     async def base(self, pk: str) -> Base:
         """The active base of a public key; cached for a few seconds per process."""
@@ -100,23 +108,78 @@ class TenancyService:
             base = found
             if len(self._bases) > 10_000:
                 self._bases.clear()
-            self._bases[pk] = (base, now + 10.0)
+            self._bases[pk] = (base, now + BASE_TTL)
         if not base.active:
             raise SBError("your account is inactive.")
         return base
 
+    def server_origins(self) -> tuple[str, ...]:
+        """The origins every app accepts: ``SB_CORS_ORIGINS`` and ``APP_URL``'s origin."""
+        extra = app_url_origin(self.settings.app_url) if self.settings.app_url else ""
+        return (*self.settings.cors_origins, *((extra,) if extra else ()))
+
     def allowed_origins(self, base: Base) -> tuple[str, ...]:
         """The origins ``base`` accepts: its own list, ``SB_CORS_ORIGINS`` and ``APP_URL``'s origin."""
-        extra = (app_url_origin(self.settings.app_url),) if self.settings.app_url else ()
-        return (*base.whitelist, *self.settings.cors_origins, *(e for e in extra if e))
+        return (*base.whitelist, *self.server_origins())
 
     def accepts_origin(self, base: Base, origin: str) -> bool:
         """Whether a browser at ``origin`` (or a page at that URL) may act for ``base``."""
         return origin_allowed(origin, self.allowed_origins(base))
 
+    def server_accepts(self, origin: str) -> bool:
+        """Whether the server-wide list holds ``origin`` (requests that name no app)."""
+        return origin_allowed(origin, self.server_origins())
+
+    async def any_app_accepts(self, origin: str) -> bool:
+        """Whether the server-wide list or at least one active app's list holds ``origin`` (for
+        preflights, which carry no public key). The union of the lists and the answers are kept
+        for ``BASE_TTL`` seconds per process; a change made here is seen at once."""
+        if self.server_accepts(origin):
+            return True
+        now = time.monotonic()
+        if self._entries_until <= now:
+            async with self._entries_lock:
+                if self._entries_until <= time.monotonic():
+                    self._entries = tuple(await self.store.whitelist_entries())
+                    self._origin_answers.clear()
+                    self._entries_until = time.monotonic() + BASE_TTL
+        hit = self._origin_answers.get(origin)
+        if hit is None:
+            hit = origin_allowed(origin, self._entries)
+            if len(self._origin_answers) > 10_000:
+                self._origin_answers.clear()
+            if len(origin) <= 512:
+                self._origin_answers[origin] = hit
+        return hit
+
+    async def set_origins(self, base: Base, value: Any) -> Base:
+        """Replace ``base``'s list of allowed origins (``/account/origins``); ``BadRequest`` names
+        the first entry that is not a full origin, a host, a ``*.host`` or ``*``."""
+        if not isinstance(value, list):
+            raise BadRequest(f"invalid origins: expected a list of strings, got {type(value).__name__}")
+        if len(value) > MAX_ORIGINS:
+            raise BadRequest(f"invalid origins: {len(value)} entries, at most {MAX_ORIGINS}")
+        entries: list[str] = []
+        for i, entry in enumerate(value, 1):
+            if not isinstance(entry, str):
+                raise BadRequest(f"invalid origin {i}: expected a string, got {type(entry).__name__}")
+            clean = normalize_entry(entry)
+            if not entry_is_valid(clean):
+                raise BadRequest(
+                    f"invalid origin {i} {entry[:100]!r}: use https://host[:port], a host name, *.host or *"
+                )
+            if clean not in entries:
+                entries.append(clean)
+        if not await self.store.set_whitelist(base.id, entries):
+            raise NotFound("this app no longer exists")
+        self.forget_base(base.id)
+        return replace(base, whitelist=tuple(entries))
+
     def forget_base(self, pk: str) -> None:
-        """Drop this process's cached copy of a base (after its settings change)."""
+        """Drop this process's cached copy of a base and of the origins of all apps (after a
+        base's settings change); other processes see the change within ``BASE_TTL`` seconds."""
         self._bases.pop(pk, None)
+        self._entries_until = 0.0
 
     async def base_by_name(self, name: str) -> Base:
         """Bases are created with their name as public key, so the name finds them too."""

@@ -39,6 +39,7 @@ INLINE_BUDGET = 0.02  # seconds a data-dependent read may hold the event loop be
 
 class QueryTimeout(StoreError):
     status = 503
+    internal = False  # the message is ours and says what to change
 
 
 # Versioned migrations: index + 1 is the version. Never edit a released entry; append.

@@ -75,3 +75,12 @@ class AccountStore(ABC):
     @abstractmethod
     async def reset_password(self, base: Base, email: str, code: str, password_hash: str) -> bool:
         """Set the password where email and a non-empty code match, clearing the code."""
+
+    # allowed origins (CORS)
+    @abstractmethod
+    async def set_whitelist(self, base_pk: str, origins: list[str]) -> bool:
+        """Replace a base's list of allowed origins; False if no base has that public key."""
+
+    @abstractmethod
+    async def whitelist_entries(self) -> list[str]:
+        """Every distinct entry of the active bases' lists of allowed origins."""

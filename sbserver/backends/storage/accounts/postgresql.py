@@ -128,3 +128,12 @@ class PostgresAccounts(PostgresBase, AccountStore):
             code,
         )
         return _count(status) > 0
+
+    # allowed origins (CORS)
+    async def set_whitelist(self, base_pk: str, origins: list[str]) -> bool:
+        status = await self._execute("UPDATE sb.bases SET whitelist = $1 WHERE pk = $2", list(origins), base_pk)
+        return _count(status) > 0
+
+    async def whitelist_entries(self) -> list[str]:
+        rows = await self._fetch("SELECT DISTINCT unnest(whitelist) FROM sb.bases WHERE active")
+        return sorted(str(row[0]) for row in rows if row[0])

@@ -147,3 +147,13 @@ class SQLiteAccounts(SQLiteBase, AccountStore):
             )
         )
         return cur.rowcount > 0
+
+    # allowed origins (CORS); stored |-joined, as upstream does
+    async def set_whitelist(self, base_pk: str, origins: list[str]) -> bool:
+        joined = "|".join(origins)
+        cur = await self._write(lambda c: c.execute("UPDATE bases SET whitelist = ? WHERE pk = ?", (joined, base_pk)))
+        return cur.rowcount > 0
+
+    async def whitelist_entries(self) -> list[str]:
+        rows = self._all("SELECT DISTINCT whitelist FROM bases WHERE active = 1")
+        return sorted({entry for (joined,) in rows for entry in joined.split("|") if entry})
