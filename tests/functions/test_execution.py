@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import time
 from typing import Any
 
 import pytest
 
-from sbserver.settings import from_env, usable_cpus
 from tests.functions.conftest import InProcess, MakeFn
 from tests.functions.local_http import LocalHTTP
 from tests.functions.support import RFC3339, ZERO_TIME, FnApi, logged, unique
@@ -547,9 +545,3 @@ async def test_more_runs_than_workers_all_waiting_on_fetch_do_not_deadlock(
         runs = await asyncio.wait_for(asyncio.gather(*(fn.exec_ok("fqueue", user.jwt, {}) for _ in range(5))), 15)
         assert [r["output"][1] for r in runs] == ["true"] * 5, runs
 
-
-async def test_default_pool_follows_the_cpus_the_process_may_use() -> None:
-    settings = from_env({"APP_ENV": "dev", "JWT_SECRET": "x", "APP_SECRET": "x"})
-    assert settings.function_concurrency == 0  # resolved to usable_cpus() when the pool is built
-    assert settings.function_workers == max(2, usable_cpus())
-    assert usable_cpus() == len(os.sched_getaffinity(0))
