@@ -13,7 +13,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from sbserver.errors import BadRequest, Forbidden, PayloadTooLarge, SBError
-from sbserver.http.request import base_of, fields, json_body, parse_json, services, user_or_root_of
+from sbserver.http.request import base_of, bearer, fields, json_body, parse_json, services, user_or_root_of
 from sbserver.http.responses import boolean
 from sbserver.services.realtime import Broker, Connection, error, normalize
 from sbserver.types import Base
@@ -92,7 +92,8 @@ async def sse_msg(request: Request) -> Response:
     raw = await request.body()
     if len(raw) > limit + 1024:
         raise PayloadTooLarge(f"message too large: the limit is {limit} bytes")
-    await broker(request).from_http(base, parse_json(raw))
+    token = bearer(request) if request.headers.get("authorization") else ""
+    await broker(request).from_http(base, parse_json(raw), token)
     return boolean(True)
 
 
@@ -140,7 +141,7 @@ async def ws_endpoint(ws: WebSocket) -> None:
             except SBError as exc:
                 conn.push(error(exc.message))
                 continue
-            await b.handle(conn, cmd)
+            await b.from_socket(conn, cmd)
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:

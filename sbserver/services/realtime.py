@@ -10,12 +10,22 @@ filtered per subscriber, by the read permission of the collection.
 
 Bus payloads are ``<meta JSON>\\n<envelope JSON>``; meta is ``{}`` for channel messages and
 ``{"a":account,"o":owner,"r":level}`` for database events.
+
+A connection obeys only its own credentials. A command posted to ``/sse/msg`` must come with the
+public key of the app the connection was opened in and, once the connection authenticated, with
+its token (``Authorization`` and/or the ``token`` field: the JWT it authenticated with, its inner
+``<userId>|<userToken>``, or another session token of the same user); anything else is refused
+before it touches the connection. A command routed to the process holding the connection carries
+the public key and the ``Authorization`` token along, and that process checks them. A WebSocket
+command is the socket's own: naming another sid is refused on the socket. The system sid ``sb``
+has no connection: its ``chan_in`` is published as the caller's session token says.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import time
 from collections import deque
@@ -25,7 +35,7 @@ from typing import Any
 import orjson
 
 from sbserver.backends.bus import Bus
-from sbserver.errors import BadRequest, SBError
+from sbserver.errors import BadRequest, Forbidden, SBError, Unauthorized
 from sbserver.ids import new_id, random_code
 from sbserver.services.events import DB_DELETED, DbEvent, EventBus
 from sbserver.services.identity import IdentityService
@@ -39,6 +49,7 @@ log = logging.getLogger("sbserver.realtime")
 EMPTY_AUTH: dict[str, Any] = {"accountId": "", "userId": "", "email": "", "role": 0}
 PLAIN = b"{}"
 JOINED_DELAY = 0.25
+SYSTEM_SID = "sb"
 
 
 def envelope(
@@ -85,6 +96,11 @@ def normalize(raw: Any) -> dict[str, str]:
 
 def error(text: str) -> bytes:
     return orjson.dumps(envelope("error", text))
+
+
+def _same(a: str, b: str) -> bool:
+    """Constant-time equality of two secrets (any characters)."""
+    return hmac.compare_digest(a.encode(), b.encode())
 
 
 class Connection:
@@ -221,25 +237,99 @@ class Broker:
         conn.topics.clear()
 
     # commands
-    async def from_http(self, base: Base, raw: Any) -> None:
-        """A command posted to ``/sse/msg``: handled here or routed to the process holding the sid."""
+    async def from_http(self, base: Base, raw: Any, bearer: str = "") -> None:
+        """A command posted to ``/sse/msg`` with ``base``'s public key and the ``Authorization`` token.
+
+        Handled here, or routed to the process holding the sid (which checks the credentials
+        itself); raises ``Forbidden``/``Unauthorized`` when a connection of this process is
+        addressed with credentials that are not its own. An unknown sid is dropped silently.
+        """
         cmd = normalize(raw)
+        if cmd["sid"] == SYSTEM_SID:
+            await self._system_command(base, cmd, bearer)
+            return
         conn = self.connections.get(cmd["sid"])
         if conn is not None:
+            refusal = await self._refusal(conn, base.id, (bearer, cmd["token"]))
+            if refusal is not None:
+                raise refusal
             await self.handle(conn, cmd)
             return
         owner, _, _ = cmd["sid"].partition(".")
         if owner and owner != self.process_id and owner.startswith("p"):
-            payload = orjson.dumps({"base": base.id, "cmd": cmd})
+            payload = orjson.dumps({"base": base.id, "bearer": bearer, "cmd": cmd})
             with contextlib.suppress(SBError):
                 await self.bus.publish(f"sbconn:{owner}", PLAIN + b"\n" + payload)
+
+    async def from_socket(self, conn: Connection, cmd: dict[str, str]) -> None:
+        """A WebSocket frame: the socket's own command; one naming another sid is refused on the socket."""
+        if cmd["sid"] and cmd["sid"] != conn.sid:
+            conn.push(error("a socket can only command its own connection: send the sid it received in init"))
+            return
+        await self.handle(conn, cmd)
 
     def _routed(self, payload: bytes) -> None:
         _, _, body = payload.partition(b"\n")
         msg = orjson.loads(body)
         conn = self.connections.get(msg["cmd"]["sid"])
         if conn is not None:
-            self._spawn(self.handle(conn, msg["cmd"]))
+            self._spawn(self._handle_routed(conn, msg))
+
+    async def _handle_routed(self, conn: Connection, msg: dict[str, Any]) -> None:
+        cmd: dict[str, str] = msg["cmd"]
+        refusal = await self._refusal(conn, str(msg.get("base", "")), (str(msg.get("bearer", "")), cmd["token"]))
+        if refusal is not None:  # the poster got its answer from another process: log, deliver nothing
+            log.warning("routed command for %s refused: %s", conn.sid, refusal.message)
+            return
+        await self.handle(conn, cmd)
+
+    async def _refusal(self, conn: Connection, base_id: str, tokens: tuple[str, ...]) -> SBError | None:
+        """Why a posted command may not act as ``conn`` (None: it may).
+
+        Without awaiting when the token is the very one the connection holds, so a burst of
+        commands keeps its order.
+        """
+        if conn.base is not None and not _same(conn.base.id, base_id):
+            return Forbidden("this connection belongs to another app: send the public key it was opened with")
+        if conn.identity is None:  # nothing to prove yet: its first auth (or token) decides who it is
+            return None
+        given = [t for t in tokens if t]
+        if not given:
+            return Unauthorized("this connection is authenticated: send its session token (Authorization or token)")
+        for token in given:
+            if not await self._is_owner(conn, token):
+                return Forbidden("this connection belongs to another user: send the token it authenticated with")
+        return None
+
+    async def _is_owner(self, conn: Connection, token: str) -> bool:
+        """``token`` is the connection's own or another session token of the same user in the same app."""
+        ident = conn.identity
+        assert ident is not None
+        if _same(token, conn.token) or _same(token, f"{ident.user_id}|{ident.user_token}"):
+            return True
+        if conn.base is None:
+            return False
+        try:
+            other = await self.identities.session(conn.base, token)
+        except SBError:
+            return False
+        return other.base == ident.base and other.user_id == ident.user_id
+
+    async def _system_command(self, base: Base, cmd: dict[str, str], bearer: str) -> None:
+        """The system sid ``sb``: no sender connection, so replies go nowhere (spec 04 §4.3).
+
+        Only ``chan_in`` has an effect (a join would subscribe nothing that is read); it is
+        published as the caller's session token says, with ``sid`` = ``sb``.
+        """
+        if cmd["type"] != "chan_in":
+            return
+        sink = Connection(SYSTEM_SID, "sse", base, self.settings.realtime_queue_limit, 0)
+        token = bearer or cmd["token"]
+        ident = await self._resolve(sink, token)
+        if ident is None and (token or self.settings.realtime_require_auth):
+            raise Unauthorized('invalid token: a command with the system sid "sb" needs a valid session token')
+        sink.identity, sink.token = ident, token
+        await self._chan_in(sink, cmd)
 
     async def handle(self, conn: Connection, cmd: dict[str, str]) -> None:
         kind = cmd["type"]
