@@ -16,6 +16,10 @@ class CLIError(Exception):
     pass
 
 
+class Unreachable(CLIError):
+    """No answer from the server at all (nothing listens there, DNS, a timeout)."""
+
+
 def success(msg: str) -> None:
     print(f"SUCCESS ▶ {msg}")
 
@@ -40,7 +44,10 @@ class Client:
         try:
             resp = self.http.request(method, path, headers=headers, json=body if raw is None else None, content=raw)
         except httpx.HTTPError as exc:
-            raise CLIError(f"cannot reach {self.cfg.host}: {exc}") from exc
+            raise Unreachable(
+                f"cannot reach the server at {self.cfg.host} ({exc}); is it running? "
+                "`backend login --host <url>` (or REGION=<url>) points the CLI at another address"
+            ) from exc
         if resp.status_code > 299:
             raise CLIError(f"error returned by the backend: {resp.text.strip()}")
         if resp.headers.get("content-type") == "application/json":

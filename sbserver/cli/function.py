@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from sbserver.cli.client import Client, CLIError, command, success
+from sbserver.cli.client import Client, CLIError, Unreachable, command, success
 
 
 def add_parser(sub: Any) -> None:
@@ -77,6 +77,13 @@ def update(args: argparse.Namespace, client: Client) -> int:
 
 @command
 def delete(args: argparse.Namespace, client: Client) -> int:
+    # the server (as upstream's) answers 200 for a name it does not have: ask first
+    try:
+        client.call("GET", f"/fn/info/{args.name}", client.root())
+    except Unreachable:
+        raise
+    except CLIError as exc:
+        raise CLIError(f"no function named {args.name}: nothing deleted") from exc
     client.call("GET", f"/fn/del/{args.name}", client.root())
     success(f"the function {args.name} has been deleted")
     return 0

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
 from typing import Any
 
-from sbserver.cli.client import Client, CLIError, error, success
+from sbserver.cli.client import Client, CLIError, Unreachable, error, success
 from sbserver.cli.config import Config, load
 
 DEV = {
@@ -22,6 +23,11 @@ DEV = {
 def add_parser(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser("login", help="save the credentials of an app in .backend.yml")
     p.add_argument("--dev", action="store_true", help="use the local development server's well-known values")
+    p.add_argument(
+        "--host",
+        default="",
+        help="the server's URL (default: http://localhost:8099 with --dev; REGION in the environment works too)",
+    )
     p.set_defaults(run=run)
 
 
@@ -38,15 +44,19 @@ def run(args: argparse.Namespace) -> int:
     if args.dev:
         for key, value in DEV.items():
             setattr(cfg, key, value)
+        cfg.region = args.host or os.environ.get("REGION", "").strip() or "dev"
     else:
         cfg.pubKey = _ask("Public key: ")
-        cfg.region = _ask("Host URL (dev for http://localhost:8099): ") or "dev"
+        cfg.region = args.host or _ask("Host URL (dev for http://localhost:8099): ") or "dev"
         cfg.rootToken = _ask("Root token: ", secret=True)
         cfg.email = _ask("Admin email: ")
         cfg.password = _ask("Admin password: ", secret=True)
     client = Client(cfg)
     try:
         client.call("GET", "/sudolistall", cfg.rootToken)
+    except Unreachable as exc:
+        error(str(exc))
+        return 1
     except CLIError as exc:
         error(f"invalid root token: {exc}")
         return 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import logging
 import sys
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,26 @@ async def preflight(settings: Settings) -> str:
         finally:
             with contextlib.suppress(Exception):
                 await backend.close()
+    return ""
+
+
+def port_problem(host: str, port: int) -> str:
+    """Why the server could not listen on ``host:port`` ('' when it can): checked before anything
+    is opened or printed, where uvicorn would find it only after start-up, as a bare errno."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"cannot listen on {host}: {exc.strerror} (change it with --host or SB_HOST)"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            what = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"
+            return f"port {port} on {host} {what}: choose another with -p/--port (or PORT)"
     return ""
 
 
@@ -83,6 +104,10 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write("several workers need DATABASE_URL (PostgreSQL) and REDIS_URL\n")
         return 2
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="%(levelname)s %(name)s: %(message)s")
+    busy = port_problem(settings.host, settings.port)
+    if busy:
+        sys.stderr.write(f"sbserver cannot start: {busy}\n")
+        return 1
     problem = asyncio.run(preflight(settings))
     if problem:
         sys.stderr.write(f"sbserver cannot start: {problem}\n")

@@ -131,7 +131,7 @@ def _running_server(kind: str, workdir: Path, database_url: str = "") -> Iterato
             break
         _stop(proc)
         # Another process may have taken the port between our probe and the server's bind.
-        if why == "exited" and "address already in use" in tail(log_path, 20).lower():
+        if why == "exited" and "already in use" in tail(log_path, 20).lower():
             continue
         pytest.fail(
             f"the {kind} server did not start ({why}, exit code {proc.returncode}); "

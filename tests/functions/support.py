@@ -264,7 +264,7 @@ def server_process(workdir: Path, env: Mapping[str, str], port: int = 0) -> Iter
         if not why:
             break
         _stop(proc)
-        if why == "exited" and "address already in use" in tail(log_path, 20).lower() and not port:
+        if why == "exited" and "already in use" in tail(log_path, 20).lower() and not port:
             continue
         pytest.fail(f"the server did not start ({why}):\n{tail(log_path)}", pytrace=False)
     else:

@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.compat.conftest import _exclusive, _fresh_database
@@ -113,22 +112,11 @@ def tutorial(
 
 @pytest.fixture
 def logged_in(tutorial: Tutorial) -> Tutorial:
-    """``backend login --dev`` (or the equivalent .backend.yml when 8099 is not ours), then the function."""
+    """``backend login --dev`` for real (``--host`` when 8099 is not ours), then the function."""
     config = tutorial.workdir / ".backend.yml"
-    if tutorial.on_dev_port:
-        done = tutorial.cli("login", "--dev")
-        assert "SUCCESS" in done.stdout, done.stdout
-    else:
-        r = httpx.post(
-            tutorial.server.url + "/login",
-            json={"email": "admin@dev.com", "password": "devpw1234"},
-            headers={"SB-PUBLIC-KEY": "dev_memory_pk"},
-        )
-        assert r.status_code == 200, r.text
-        config.write_text(
-            f"pubKey: dev_memory_pk\nregion: {tutorial.server.url}\nrootToken: safe-to-use-in-dev-root-token\n"
-            f"email: admin@dev.com\npassword: devpw1234\nauthToken: {r.json()}\n"
-        )
+    host = () if tutorial.on_dev_port else ("--host", tutorial.server.url)
+    done = tutorial.cli("login", "--dev", *host)
+    assert "SUCCESS" in done.stdout, done.stdout
     values = dict(line.split(": ", 1) for line in config.read_text().splitlines())
     assert list(values) == ["pubKey", "region", "rootToken", "email", "password", "authToken"], values
     assert values["pubKey"] == "dev_memory_pk" and values["rootToken"] == "safe-to-use-in-dev-root-token"

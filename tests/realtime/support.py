@@ -86,7 +86,7 @@ def running_server(workdir: Path, env: Mapping[str, str], bus: str = "memory") -
         if not why:
             break
         _stop(proc)
-        if why == "exited" and "address already in use" in tail(log_path, 20).lower():
+        if why == "exited" and "already in use" in tail(log_path, 20).lower():
             continue
         pytest.fail(f"the realtime server did not start ({why}):\n{tail(log_path)}", pytrace=False)
     else:

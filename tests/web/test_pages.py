@@ -134,7 +134,7 @@ def web_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         if _ready(proc, url):
             break
         _stop(proc)
-        if "address already in use" not in tail(log_path, 20).lower():
+        if "already in use" not in tail(log_path, 20).lower():
             pytest.fail(f"the {kind} server did not start; last lines of {log_path}:\n{tail(log_path)}", pytrace=False)
     else:
         pytest.fail(f"no free port for the {kind} server:\n{tail(log_path)}", pytrace=False)
