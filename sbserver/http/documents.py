@@ -236,6 +236,7 @@ async def list_forms(request: Request) -> Response:
 
 
 ALL = ["GET", "POST", "PUT", "DELETE"]
+EVERY = [*ALL, "HEAD", "PATCH", "OPTIONS"]
 
 routes = [
     Route("/db/count/{col}", count, methods=["POST", "GET", "PUT"]),
@@ -248,8 +249,8 @@ routes = [
     Route("/sudolistall", list_collections, methods=["GET", "POST"]),
     Route("/sudolistall/", list_collections, methods=["GET", "POST"]),
     Route("/sudo/index", create_index, methods=ALL),
-    Route("/sudo/cache", not_implemented),  # every method
-    Route("/sudo/sendmail", not_implemented),
+    Route("/sudo/cache", not_implemented, methods=EVERY),
+    Route("/sudo/sendmail", not_implemented, methods=EVERY),
     Route("/sudo/{rest:path}", sudo, methods=ALL),
     Route("/postform/{form}", post_form, methods=["POST"]),
     Route("/form", list_forms, methods=["GET"]),
