@@ -39,22 +39,8 @@ ZERO_TIME = "0001-01-01T00:00:00Z"
 RFC3339 = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$"
 
 # The founding tutorial's fn.js, verbatim (serverside-functions-tasks-example/server-side/fn.js).
-TUTORIAL_FN = """function handle(body) {
-    log("DEBUG: inside ssf", body);
-    try {
-        var msg = JSON.parse(body.data);
-        msg.sentOn = new Date();
-        var res = create("msgs_774_", msg);
-        if (!res.ok) {
-            log("unable to create msg", res.content);
-            return;
-        }
-        log("success");
-    } catch(ex) {
-        log("error parsing data", ex);
-    }
-}
-"""
+# The founding tutorial's function, as the README shows it.
+TUTORIAL_FN = (Path(__file__).resolve().parents[2] / "examples" / "chat" / "fn.js").read_text()
 
 # Logs its three arguments as one JSON line.
 ECHO_ARGS = "function handle(a, b, c) { log(JSON.stringify({n: arguments.length, a: a, b: b, c: c})); }"
