@@ -1,5 +1,6 @@
 """Function routes: /fn (list), /fn/add, /fn/update, /fn/del|delete/{name}, /fn/info/{name},
-/fn/exec/{name} (user session) and /fn/sudoexec/{name} (root)."""
+/fn/exec/{name} (user session), /fn/sudoexec/{name} (root) and /fn/limits (root: the app's
+limits on its functions, see services/fnlimits.py)."""
 
 from __future__ import annotations
 
@@ -107,6 +108,15 @@ async def sudo_exec(request: Request) -> Response:
     return _empty()
 
 
+async def limits(request: Request) -> Response:
+    """GET: the app's limits in force and its own; POST: change its own (null: the server's)."""
+    base, _ = await root_of(request)
+    svc = services(request).functions
+    if request.method != "GET":
+        await svc.set_limits(base, await json_body(request))
+    return ok({"limits": (await svc.limits(base)).public(), "own": await svc.own_limits(base)})
+
+
 ANY = ["GET", "POST", "PUT", "DELETE", "PATCH"]
 
 routes = [
@@ -116,6 +126,7 @@ routes = [
     Route("/fn/del/{name}", delete, methods=ANY),
     Route("/fn/delete/{name}", delete, methods=ANY),
     Route("/fn/info/{name}", info, methods=["GET"]),
+    Route("/fn/limits", limits, methods=["GET", "POST", "PUT"]),
     Route("/fn/exec/{name}", exec_function, methods=ANY),
     Route("/fn/sudoexec/{name}", sudo_exec, methods=ANY),
 ]

@@ -21,6 +21,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -39,6 +40,31 @@ class Outcome:
     output: list[str] = field(default_factory=list)
     error: str = ""
     stage: str = ""  # "compile" (before handle ran), "run", "timeout", "crash"
+
+
+# The worker's own knobs, passed on when set: nothing else of the server's environment is.
+WORKER_VARIABLES = ("SB_WORKER_MAX_BYTES", "SB_LEAN_CONTEXTS")
+SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
+PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the directory holding ``sbserver``
+
+
+def worker_environment() -> dict[str, str]:
+    """The whole environment of a worker process, built from scratch: a worker runs user code,
+    so it never inherits the server's (JWT_SECRET, APP_SECRET, DATABASE_URL, REDIS_URL,
+    passwords, cloud credentials ...), whatever a future engine might let that code read."""
+    env = {
+        "PATH": SAFE_PATH,
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONPATH": PACKAGE_ROOT,  # imports sbserver however the server was started
+    }
+    for name in WORKER_VARIABLES:
+        value = os.environ.get(name)
+        if value is not None:
+            env[name] = value
+    return env
 
 
 class Worker:
@@ -127,15 +153,13 @@ class RuntimePool:
         self._tasks: set[asyncio.Future[None]] = set()
 
     async def _spawn(self) -> Worker:
-        env = dict(os.environ)
-        env["PYTHONUNBUFFERED"] = "1"
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "sbserver.runtime.worker",
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
-            env=env,
+            env=worker_environment(),
         )
         worker = Worker(proc)
         self._all.add(worker)

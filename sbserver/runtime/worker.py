@@ -282,7 +282,22 @@ def limit_resources() -> None:
             pass
 
 
+# All a worker reads of its environment; the pool starts it with no more (see ``worker_environment``).
+KEPT_VARIABLES = frozenset(
+    {"PATH", "LANG", "LC_ALL", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "PYTHONPATH"}
+    | {"SB_WORKER_MAX_BYTES", "SB_LEAN_CONTEXTS"}
+)
+
+
+def forget_environment() -> None:
+    """Drop anything else from this process's environment, should it have been started by hand
+    or by an older pool: user code runs here."""
+    for name in [n for n in os.environ if n not in KEPT_VARIABLES]:
+        del os.environ[name]
+
+
 def main() -> int:
+    forget_environment()
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing but frames may reach the server's pipe
     limit_resources()

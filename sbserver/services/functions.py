@@ -27,6 +27,8 @@ import logging
 import re
 import socket
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -37,11 +39,13 @@ import orjson
 
 from sbserver.backends.cache import Cache
 from sbserver.backends.storage import Store
-from sbserver.errors import BadRequest, Conflict, NotFound, SBError
+from sbserver.crypto import SecretBox, SecretsUnreadable, is_sealed
+from sbserver.errors import BadRequest, Conflict, NotFound, SBError, TooManyRequests
 from sbserver.ids import new_id, new_ordered_id, now_iso, random_code
 from sbserver.runtime.pool import Outcome, RuntimePool
 from sbserver.services.events import DB_CREATED, DbEvent, EventBus
 from sbserver.services.fnhelpers import HelperContext, Helpers
+from sbserver.services.fnlimits import AppLimits, Slots, Windows, checked_own, server_limits
 from sbserver.services.realtime import Broker
 from sbserver.services.tenancy import TenancyService
 from sbserver.settings import Settings
@@ -53,7 +57,9 @@ _NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 MAX_CODE_BYTES = 1024 * 1024
 MAX_TRIGGER_CHARS = 256
 MAX_SECRETS_BYTES = 64 * 1024
-UNLIMITED_TYPES = ("chan_out", "db_created", "db_updated", "db_deleted")
+# Chat and database events: a user's count against eventRate (other types against customRate)
+EVENT_TYPES = ("chan_out", "db_created", "db_updated", "db_deleted")
+LIMITS_TTL = 5.0  # seconds an app's limits are kept in memory when several processes share the store
 MAX_ATTEMPTS = 3
 POLL_WHEN_QUEUE_BELOW = 64  # a busy process leaves expired jobs to the others' pollers
 POLL_BATCH = 16  # jobs claimed by a routine poll
@@ -103,8 +109,13 @@ def matching(table: Table, keys: list[str]) -> list[FunctionDef]:
 
 @lru_cache(maxsize=1024)
 def parse_secrets(raw: str) -> dict[str, str]:
-    """A function's secrets (URL-encoded pairs); the result is shared, never to be changed."""
+    """A function's secrets (URL-encoded pairs, decrypted); the result is shared, never to be changed."""
     return dict(parse_qsl(raw or "", keep_blank_values=True))
+
+
+def secrets_context(base_name: str, fn_id: str) -> str:
+    """What a function's sealed secrets are bound to: they open for that function of that app only."""
+    return f"fn-secrets/{base_name}/{fn_id}"
 
 
 def identity_dict(ident: Identity) -> dict[str, Any]:
@@ -188,9 +199,16 @@ class FunctionService:
         self._more = False
         self._more_since = 0  # bumped each time jobs are left unclaimed
         self._refill = asyncio.Event()
+        self.box = SecretBox(settings.app_secret)
+        self.server_limits = server_limits(settings, pool.size, pool.concurrency)
+        self._own_limits: dict[str, tuple[float, AppLimits]] = {}  # base name: (read at, limits)
+        self._windows = Windows()  # appRate, and the user rates when this process is alone
+        self._slots = Slots()
+        self._warned: set[str] = set()
 
     # lifecycle
     async def start(self) -> None:
+        await self.seal_stored_secrets()
         self.broker.message_hooks.append(self.on_message)
         self._unsubscribe = self.events.subscribe(self.on_db_event)
         self._loops.append(asyncio.create_task(self._dispatch_forever(), name="function-dispatch"))
@@ -225,6 +243,34 @@ class FunctionService:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def seal_stored_secrets(self) -> int:
+        """The data migration of encryption at rest: seal every function secret still stored in
+        plain text (stored before encryption existed); the count sealed. Run at every start, on
+        every process: a compare-and-set makes each value sealed once. Logs an error when the
+        secrets already sealed do not open with this APP_SECRET (their runs will fail saying so)."""
+        plain: list[tuple[str, str, str, str]] = []
+        unreadable = 0
+        for base_name, fn_id, stored in await self.store.stored_secrets():
+            context = secrets_context(base_name, fn_id)
+            if not is_sealed(stored):
+                plain.append((base_name, fn_id, stored, self.box.seal(stored, context)))
+                continue
+            try:
+                self.box.open(stored, context)
+            except SecretsUnreadable:
+                unreadable += 1
+        if unreadable:
+            log.error(
+                "%d functions' secrets cannot be decrypted: APP_SECRET is not the one they were encrypted "
+                "with (restore it, or set those secrets again); their runs fail until then",
+                unreadable,
+            )
+        sealed = await self.store.replace_secrets(plain) if plain else 0
+        if sealed:
+            log.info("encrypted the secrets of %d functions stored in plain text", sealed)
+            self._triggers.clear()
+        return sealed
+
     # management
     @staticmethod
     def _checked_trigger(trigger: str) -> str:
@@ -251,7 +297,10 @@ class FunctionService:
         trigger = self._checked_trigger(trigger)
         await self._check_code(code, secrets)
         now = now_iso()
-        fn = FunctionDef(new_id(), name, trigger, code, 1, now, secrets=secrets)
+        fn_id = new_id()
+        fn = FunctionDef(
+            fn_id, name, trigger, code, 1, now, secrets=self.box.seal(secrets, secrets_context(base.name, fn_id))
+        )
         try:
             await self.store.create_function(base, fn)
         except Conflict as exc:
@@ -264,7 +313,8 @@ class FunctionService:
             raise BadRequest("missing function id: call /fn/info/<name> to get it")
         trigger = self._checked_trigger(trigger)
         await self._check_code(code, secrets)
-        fn = await self.store.update_function(base, fn_id, code, trigger, secrets, now_iso())
+        sealed = None if secrets is None else self.box.seal(secrets, secrets_context(base.name, fn_id))
+        fn = await self.store.update_function(base, fn_id, code, trigger, sealed, now_iso())
         self._triggers.pop(base.name, None)
         if fn is None:
             raise NotFound("function not found")
@@ -304,10 +354,18 @@ class FunctionService:
         timeout = self.settings.function_timeout
         ctx = HelperContext(base, ident, fn, asyncio.get_running_loop().time() + timeout)
         chain = Chain(depth)
+        try:
+            secrets = parse_secrets(self.box.open(fn.secrets, secrets_context(base.name, fn.id)))
+        except SecretsUnreadable as exc:  # never run with missing or garbled secrets
+            log.error("function %s of %s: %s", fn.name, base.name, exc.message)
+            outcome = Outcome(ok=False, error=exc.message, stage="compile")
+            return outcome, FunctionRun(
+                new_ordered_id(), fn.id, fn.version, started, now_iso(), False, ["Function started", exc.message]
+            )
         token = CURRENT_RUN.set(chain)
         try:
             outcome = await self.pool.run(
-                fn.code, args, self.helpers.bind(ctx), legacy=legacy, secrets=parse_secrets(fn.secrets), timeout=timeout
+                fn.code, args, self.helpers.bind(ctx), legacy=legacy, secrets=secrets, timeout=timeout
             )
         finally:
             CURRENT_RUN.reset(token)
@@ -322,7 +380,15 @@ class FunctionService:
     async def exec_web(self, base: Base, ident: Identity, name: str, args: list[Any]) -> None:
         """``/fn/exec`` and ``/fn/sudoexec``: run inline; failures answer 500 with the reason."""
         fn = await self.get(base, name)
-        outcome, run = await self._execute(base, fn, ident, args)
+        limits = await self.limits(base)
+        if not ident.is_root and not await self._take_user(base, "e", ident.user_id, 1, limits.event_rate):
+            raise TooManyRequests(
+                f"too many function runs: at most {limits.event_rate} a minute per user in this app "
+                "(eventRate; try again in a minute)"
+            )
+        self._take_app(base.name, limits)
+        async with self._slot(base.name, limits):
+            outcome, run = await self._execute(base, fn, ident, args)
         self._spawn(self._record(base, run))
         if outcome.ok:
             return
@@ -344,7 +410,10 @@ class FunctionService:
         """A scheduled function task: ``handle(taskName, "fn_call", data)`` as the app's root."""
         fn = await self.get(base, name)
         root = await self.tenancy.root_identity(base)
-        _, run = await self._execute(base, fn, root, [task_name, "fn_call", data])
+        limits = await self.limits(base)
+        self._take_app(base.name, limits)
+        async with self._slot(base.name, limits):
+            _, run = await self._execute(base, fn, root, [task_name, "fn_call", data])
         await self._record(base, run)
         return run
 
@@ -371,6 +440,11 @@ class FunctionService:
         chain = CURRENT_RUN.get()
         if fns and self._too_deep(chain, DB_CREATED, channel):
             return QueuedJobs([], "", 0.0)
+        if fns:
+            kept = self._own_limits.get(base.name)
+            if kept is None:
+                return None  # the dispatcher reads the app's limits, and keeps them for next time
+            docs = docs[: self._admitted_now(base, caller, chain, kept[1], len(docs), len(fns))]
         depth = chain.depth if chain else 0
         jobs: list[Job] = []
         for doc in docs:
@@ -392,6 +466,27 @@ class FunctionService:
         if not jobs or not self._has_room(len(jobs)):
             return QueuedJobs(jobs, "", 0.0)
         return QueuedJobs(jobs, self.owner, time.time() + self._lease())
+
+    def _admitted_now(
+        self, base: Base, caller: Identity, chain: Chain | None, limits: AppLimits, docs: int, fns: int
+    ) -> int:
+        """``_admitted`` for new documents written while this process is alone: how many of them
+        may start their runs (the counters are this process's own, so no await is needed)."""
+        if chain is None and not caller.is_root:
+            key = f"fnrate:e:{base.name}:{caller.user_id}"
+            allowed = self._windows.take(key, docs, limits.event_rate)
+            if allowed < docs:
+                self._warn(
+                    key,
+                    f"app {base.name}: user {caller.user_id} is past its function rate ({limits.event_rate} a minute)",
+                )
+            docs = allowed
+        runs = self._windows.take(f"app:{base.name}", docs * fns, limits.app_rate)
+        if runs < docs * fns:
+            self._warn(
+                f"app:{base.name}", f"app {base.name} is past its function rate ({limits.app_rate} runs a minute)"
+            )
+        return runs // fns
 
     def inserted(self, planned: QueuedJobs) -> None:
         """The documents and their jobs are committed: run the jobs here (held under our lease)."""
@@ -442,14 +537,121 @@ class FunctionService:
         log.warning("%s", note)
         return True
 
-    async def _rate_limited(self, base: Base, msg: dict[str, Any], ident: Identity | None) -> bool:
-        if msg["type"] in UNLIMITED_TYPES or (ident is not None and ident.is_root):
-            return False  # chat and database events, and the app's own root (tasks, /publish by root)
-        key = f"fnrate:{base.name}:{ident.user_id if ident else ''}"
+    # limits
+    async def limits(self, base: Base) -> AppLimits:
+        """The app's limits: the server's, lowered by the app's own (kept in memory; with several
+        processes re-read every few seconds, so a change reaches them all)."""
+        now = time.monotonic()
+        kept = self._own_limits.get(base.name)
+        if kept is not None and (self._local_cache or now - kept[0] < LIMITS_TTL):
+            return kept[1]
+        limits = self.server_limits.with_own(await self.store.function_limits(base))
+        self._own_limits[base.name] = (now, limits)
+        return limits
+
+    async def own_limits(self, base: Base) -> dict[str, int]:
+        return await self.store.function_limits(base)
+
+    async def set_limits(self, base: Base, body: Any) -> AppLimits:
+        """``POST /fn/limits``: change the app's own limits (null: back to the server's)."""
+        own = checked_own(body, await self.store.function_limits(base), self.server_limits)
+        await self.store.set_function_limits(base, own)
+        self._own_limits.pop(base.name, None)
+        return await self.limits(base)
+
+    async def _limits_by_name(self, base_name: str) -> AppLimits:
         try:
-            return await self.cache.incr(key, 60) > self.settings.function_rate_per_minute
+            return await self.limits(await self.tenancy.base_by_name(base_name))
         except SBError:
+            return self.server_limits  # the app is gone: its jobs end at once
+
+    async def _take_user(self, base: Base, kind: str, user_id: str, wanted: int, limit: int) -> int:
+        """Count ``wanted`` events of a user (kind "c": custom types, "e": chat, database, web)
+        against its rate; how many are allowed. Shared by every process through the cache."""
+        key = f"fnrate:{kind}:{base.name}:{user_id}"
+        if self._local_cache:
+            taken = self._windows.take(key, wanted, limit)
+        else:
+            try:
+                count = await self.cache.incr(key, 60)
+                if wanted > 1:
+                    count = await self.cache.add(key, wanted - 1)
+            except SBError:
+                return wanted  # the cache is down: chat goes on
+            taken = max(0, min(wanted, limit - (count - wanted)))
+        if taken < wanted:
+            self._warn(
+                key, f"app {base.name}: user {user_id or '(anonymous)'} is past its function rate ({limit} a minute)"
+            )
+        return taken
+
+    def _take_app(self, base_name: str, limits: AppLimits, runs: int = 1) -> None:
+        """Count runs against the app's rate; ``TooManyRequests`` when they do not all fit."""
+        if self._windows.take(f"app:{base_name}", runs, limits.app_rate) < runs:
+            self._warn(
+                f"app:{base_name}", f"app {base_name} is past its function rate ({limits.app_rate} runs a minute)"
+            )
+            raise TooManyRequests(
+                f"too many function runs: this app may start {limits.app_rate} a minute (appRate; try again in a minute)"
+            )
+
+    def _warn(self, key: str, text: str) -> None:
+        """Log a refusal once per window and key, not once per refused event."""
+        if key not in self._warned:
+            if len(self._warned) > 10_000:
+                self._warned.clear()
+            self._warned.add(key)
+            asyncio.get_running_loop().call_later(60, self._warned.discard, key)
+            log.warning("%s: events past it start no run", text)
+
+    async def _admitted(self, base: Base, kind: str, ident: Identity | None, chain: Chain | None, runs: int) -> bool:
+        """Whether an event that matches ``runs`` functions may start them: its sender's rate (a
+        user's own events; the app's root and its functions' events are counted by the app's
+        rate only), then the app's."""
+        limits = await self.limits(base)
+        if chain is None and not (ident is not None and ident.is_root):
+            custom = kind not in EVENT_TYPES
+            limit = limits.custom_rate if custom else limits.event_rate
+            if not await self._take_user(base, "c" if custom else "e", ident.user_id if ident else "", 1, limit):
+                return False
+        try:
+            self._take_app(base.name, limits, runs)
+        except TooManyRequests:
             return False
+        return True
+
+    @asynccontextmanager
+    async def _slot(self, base_name: str, limits: AppLimits) -> AsyncIterator[None]:
+        """Hold one of the app's run slots (waiting for one) while a web or task run goes on."""
+        if not self._slots.try_take(base_name, limits.concurrency):
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._slots.wait(base_name, waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():  # handed over just before the cancel
+                    self._leave(base_name)
+                raise
+        try:
+            yield
+        finally:
+            self._leave(base_name)
+
+    def _leave(self, base_name: str) -> None:
+        parked = self._slots.release(base_name)
+        if parked is not None:  # a job of the app waited for this slot: it runs now, in the slot
+            self._spawn(self._run_in_slot(*parked))
+
+    async def _run_in_slot(self, job: Job, fn: FunctionDef | None) -> None:
+        """Run a job whose app slot is held, then the app's next parked job in the same slot."""
+        while True:
+            try:
+                await self._run_job(job, fn)
+            finally:
+                parked = self._slots.release(job.base)
+            if parked is None:
+                return
+            job, fn = parked
 
     async def _dispatch_forever(self) -> None:
         while True:
@@ -488,7 +690,9 @@ class FunctionService:
                 if base.name not in tables:
                     tables[base.name] = await self._table(base, keys[base.name])
                 fns = matching(tables[base.name], event_keys)
-                if not fns or self._too_deep(chain, kind, channel) or await self._rate_limited(base, msg, ident):
+                if not fns or self._too_deep(chain, kind, channel):
+                    continue
+                if not await self._admitted(base, kind, ident, chain, len(fns)):
                     continue
                 runner = ident or await self.tenancy.root_identity(base)
             except SBError as exc:
@@ -554,7 +758,11 @@ class FunctionService:
         while True:
             job, fn = await self._queue.get()
             self._wake_poller()
-            await self._run_job(job, fn)
+            limits = await self._limits_by_name(job.base)
+            if not self._slots.try_take(job.base, limits.concurrency):
+                self._slots.wait(job.base, (job, fn))  # runs when one of its app's runs ends
+                continue
+            await self._run_in_slot(job, fn)
 
     async def _current(self, base: Base, job: Job, fn: FunctionDef | None) -> FunctionDef | None:
         """The function's definition now: an edit or a delete since the event applies to a run

@@ -168,6 +168,12 @@ class TaskService:
 
     async def create(self, base: Base, body: Any) -> Task:
         task = await self._validate(base, body)
+        cap = (await self.functions.limits(base)).tasks
+        if len(await self.store.tasks(base)) >= cap:
+            raise Conflict(
+                f"too many tasks: this app has its limit of {cap} scheduled tasks "
+                "(SB_TASK_MAX_PER_APP, or its own tasks limit); delete one first"
+            )
         await self.store.create_task(task)
         self._wake.set()
         return task

@@ -516,7 +516,8 @@ async def test_helper_arguments_arrive_as_json_would_carry_them(fn: FnApi) -> No
 
 async def test_runs_waiting_on_fetch_overlap_even_with_one_cpu_slot(make_fn: MakeFn, local_http: LocalHTTP) -> None:
     """One run computes at a time (one CPU), but a run waiting on fetch gives its turn away."""
-    async with make_fn(function_workers=2, function_concurrency=1) as env:
+    # the app may use both workers (by default one app gets every worker but one)
+    async with make_fn(function_workers=2, function_concurrency=1, function_app_concurrency=2) as env:
         fn = env.api
         code = 'function handle() { var r = fetch("URL/slow"); log(JSON.stringify(r.ok)); }'.replace(
             "URL", local_http.url

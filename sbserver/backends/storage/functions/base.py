@@ -49,6 +49,25 @@ class FunctionStore(ABC):
         """The newest ``limit`` runs of a function by start time, oldest first (runs are recorded
         when they end, so a short run started later may be recorded first)."""
 
+    # encryption at rest of function secrets (the store keeps what it is given)
+    @abstractmethod
+    async def stored_secrets(self) -> list[tuple[str, str, str]]:
+        """(base name, function id, secrets as stored) of every function with secrets, every app."""
+
+    @abstractmethod
+    async def replace_secrets(self, rows: list[tuple[str, str, str, str]]) -> int:
+        """For each (base name, function id, old, new), store ``new`` where ``old`` is still stored
+        (a compare-and-set: processes starting together each replace a value once); the count replaced."""
+
+    # per-app limits on functions (runs, rates, scheduled tasks)
+    @abstractmethod
+    async def function_limits(self, base: Base) -> dict[str, int]:
+        """The app's own limits, by name ({} when it has none: the server's apply)."""
+
+    @abstractmethod
+    async def set_function_limits(self, base: Base, limits: dict[str, int]) -> None:
+        """Replace the app's own limits ({} removes them)."""
+
     # the durable queue of function runs (installation-wide)
     @abstractmethod
     async def enqueue_jobs(self, jobs: list[Job], owner: str, lease_until: float) -> None:

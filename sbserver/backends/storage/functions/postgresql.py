@@ -152,6 +152,36 @@ class PostgresFunctions(PostgresBase, FunctionStore):
         )
         return [_run(r) for r in reversed(rows)]
 
+    # encryption at rest of function secrets
+    async def stored_secrets(self) -> list[tuple[str, str, str]]:
+        found: list[tuple[str, str, str]] = []
+        for (name,) in await self._fetch("SELECT name FROM sb.bases ORDER BY name"):
+            rows = await self._fetch(f"SELECT id, secrets FROM {_schema(name)}.functions WHERE secrets != ''")
+            found.extend((name, r[0], r[1]) for r in rows)
+        return found
+
+    async def replace_secrets(self, rows: list[tuple[str, str, str, str]]) -> int:
+        replaced = 0
+        async with self._conn(transaction=True) as c:
+            for name, fn_id, old, new in rows:
+                status = await c.execute(
+                    f"UPDATE {_schema(name)}.functions SET secrets = $1 WHERE id = $2 AND secrets = $3", new, fn_id, old
+                )
+                replaced += int(status.split()[-1])
+        return replaced
+
+    # per-app limits (installation-wide, in the system schema)
+    async def function_limits(self, base: Base) -> dict[str, int]:
+        row = await self._fetchrow("SELECT limits FROM sb.fn_limits WHERE base = $1", base.name)
+        return {} if row is None else dict(orjson.loads(row[0]))
+
+    async def set_function_limits(self, base: Base, limits: dict[str, int]) -> None:
+        await self._execute(
+            "INSERT INTO sb.fn_limits (base, limits) VALUES ($1, $2) ON CONFLICT (base) DO UPDATE SET limits = $2",
+            base.name,
+            orjson.dumps(limits).decode(),
+        )
+
     # the durable queue of function runs (installation-wide, in the system schema)
     async def enqueue_jobs(self, jobs: list[Job], owner: str, lease_until: float) -> None:
         if not jobs:

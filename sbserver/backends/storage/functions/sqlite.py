@@ -133,6 +133,35 @@ class SQLiteFunctions(SQLiteBase, FunctionStore):
         )
         return [_run(r) for r in reversed(rows)]
 
+    # encryption at rest of function secrets
+    async def stored_secrets(self) -> list[tuple[str, str, str]]:
+        return [tuple(r) for r in self._all("SELECT base, id, secrets FROM functions WHERE secrets != ''")]
+
+    async def replace_secrets(self, rows: list[tuple[str, str, str, str]]) -> int:
+        def tx(c: sqlite3.Connection) -> int:
+            return sum(
+                c.execute(
+                    "UPDATE functions SET secrets = ? WHERE base = ? AND id = ? AND secrets = ?", (new, b, f, old)
+                ).rowcount
+                for b, f, old, new in rows
+            )
+
+        return await self._write(tx) if rows else 0
+
+    # per-app limits
+    async def function_limits(self, base: Base) -> dict[str, int]:
+        row = self._one("SELECT limits FROM fn_limits WHERE base = ?", (base.name,))
+        return {} if row is None else dict(orjson.loads(row[0]))
+
+    async def set_function_limits(self, base: Base, limits: dict[str, int]) -> None:
+        text = orjson.dumps(limits).decode()
+        await self._write(
+            lambda c: c.execute(
+                "INSERT INTO fn_limits (base, limits) VALUES (?, ?) ON CONFLICT (base) DO UPDATE SET limits = ?",
+                (base.name, text, text),
+            )
+        )
+
     # the durable queue of function runs
     async def enqueue_jobs(self, jobs: list[Job], owner: str, lease_until: float) -> None:
         rows = job_rows(jobs, owner, lease_until)
