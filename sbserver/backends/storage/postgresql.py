@@ -106,6 +106,10 @@ SYSTEM_MIGRATIONS: list[str] = [
         ELSE regexp_replace(t, '(?<!\\)((?:\\\\)*)\\u0000', '\1\\ufffd', 'g')::jsonb END
     $$;
     """,
+    # An app's own limits on its functions (JSON of name to value; services/functions.py)
+    """
+    CREATE TABLE sb.fn_limits (base TEXT PRIMARY KEY, limits TEXT NOT NULL);
+    """,
 ]
 
 # Per-base migrations, run inside the base's schema; ``{s}`` is replaced by the quoted schema.

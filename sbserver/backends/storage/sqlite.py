@@ -210,6 +210,10 @@ MIGRATIONS: list[str] = [
     DROP INDEX documents_owner;
     CREATE INDEX documents_owner ON documents (base, col, owner_id, account_id, created, id);
     """,
+    # An app's own limits on its functions (JSON of name to value; services/functions.py)
+    """
+    CREATE TABLE fn_limits (base TEXT PRIMARY KEY, limits TEXT NOT NULL);
+    """,
 ]
 
 
