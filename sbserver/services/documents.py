@@ -23,6 +23,7 @@ from sbserver.types import ALL_ROWS, Base, Identity, QueuedJobs, Scope, StoredDo
 SYSTEM_FIELDS = ("id", "accountId", "ownerId", "sb_created")
 DEFAULT_SIZE = 25
 MAX_BULK = 10_000
+MAX_PAGE = 1_000_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +42,9 @@ class Page:
                 return default
             return value if value >= 1 else default
 
-        return cls(as_int(page, 1), min(as_int(size, DEFAULT_SIZE), 100_000), bool(desc), (sort or "").strip())
+        # Capped so the offset, (page - 1) * size, fits the stores' 64-bit integers (a bigger page is empty).
+        page_no = min(as_int(page, 1), MAX_PAGE)
+        return cls(page_no, min(as_int(size, DEFAULT_SIZE), 100_000), bool(desc), (sort or "").strip())
 
     def result(self, docs: list[dict[str, Any]], total: int) -> dict[str, Any]:
         return {"page": self.page, "size": self.size, "total": total, "results": docs}
