@@ -247,12 +247,19 @@ class TenancyService:
                     assert tenant is not None
             try:
                 app = await self._create_app(tenant, DEV_EMAIL, DEV_PK, DEV_PASSWORD)
-            except Conflict:
-                app = await self.dev_app()
-                if app is None:
-                    raise
+            except Conflict:  # another process is creating it: its admin appears in a moment
+                app = await self._created_elsewhere()
         await self.cache.set(DEV_ROOT_KEY, app.root_token)
         self.announce(banner(app, dev_alias=True))
+        return app
+
+    async def _created_elsewhere(self, wait: float = 30.0) -> NewApp:
+        """The dev app another process created (its base and its admin are two transactions)."""
+        deadline = time.monotonic() + wait
+        while (app := await self.dev_app()) is None:
+            if time.monotonic() > deadline:
+                raise SBError("the development app exists but has no administrator")
+            await asyncio.sleep(0.05)
         return app
 
     async def init_account(self, email: str, memory_mode: bool, from_cli: bool, bypass: bool) -> NewApp:
