@@ -14,7 +14,7 @@ from sbserver.http.responses import boolean, ok
 async def register(request: Request) -> Response:
     base = await base_of(request)
     email, password = fields(await json_body(request), "email", "password")
-    return ok(await services(request).accounts.register(base, email, password))
+    return ok(await services(request).accounts.register(base, email, password, client_address(request)))
 
 
 async def login(request: Request) -> Response:
@@ -29,10 +29,11 @@ async def magic_link(request: Request) -> Response:
     if request.method == "GET":
         q = request.query_params
         return ok(await svc.magic_complete(base, q.get("email", ""), q.get("code", "")))
-    from_email, from_name, email, subject, body, link = fields(
+    # fromEmail and fromName are read (clients send them) but never used: the sender is the server's
+    _, _, email, subject, body, link = fields(
         await json_body(request), "fromEmail", "fromName", "email", "subject", "body", "link"
     )
-    await svc.magic_start(base, email, link, subject, body, from_email, from_name)
+    await svc.magic_start(base, email, link, subject, body, client_address(request))
     return boolean(True)
 
 
@@ -54,7 +55,7 @@ async def reset_code(request: Request) -> Response:
 async def send_reset_code(request: Request) -> Response:
     base = await base_of(request)
     (email,) = fields(await json_body(request), "email")
-    await services(request).accounts.send_reset_code(base, email)
+    await services(request).accounts.send_reset_code(base, email, client_address(request))
     return boolean(True)
 
 

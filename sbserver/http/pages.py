@@ -8,7 +8,7 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from sbserver.errors import SBError
-from sbserver.http.request import services
+from sbserver.http.request import client_address, services
 from sbserver.http.responses import ok
 from sbserver.services.tenancy import DEV_SIGNUP_TEXT
 
@@ -28,6 +28,7 @@ def wants_json(request: Request) -> bool:
 
 async def account_init(request: Request) -> Response:
     settings = services(request).settings
+    await services(request).limits.from_address("init", "server", client_address(request))
     if request.method == "GET":
         q = request.query_params
         email = q.get("email", "")

@@ -1,23 +1,36 @@
-"""Accounts and users of one base: sign-up, sign-in, passwords, magic links, account members."""
+"""Accounts and users of one base: sign-up, sign-in, passwords, magic links, account members.
+
+Passwords: changing or resetting one replaces the user's secret token, which every session and
+root token carries, so every token issued before is refused at once (see ``identity``).
+Limits (``limits``): failed logins per email and per address, magic-link and reset requests per
+email, and every unauthenticated action per client address; magic-link codes are single-use,
+expire, and allow a fixed number of wrong guesses per code and per email.
+"""
 
 from __future__ import annotations
 
+import html
 import secrets
+from collections.abc import Callable
+from urllib.parse import quote
 
 from sbserver.backends.cache import Cache
 from sbserver.backends.mail import Email, Mailer
 from sbserver.backends.storage import Store
 from sbserver.errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized
 from sbserver.ids import new_id, new_secret, now_iso, random_code
-from sbserver.services.identity import IdentityService
-from sbserver.services.passwords import check_password, hash_password
+from sbserver.services.identity import DEV_ROOT_KEY, IdentityService
+from sbserver.services.limits import Limits
+from sbserver.services.passwords import DUMMY_HASH, check_password, hash_password
 from sbserver.settings import Settings
-from sbserver.types import ROLE_OWNER, ROLE_USER, Account, Base, Identity, User
+from sbserver.types import ROLE_OWNER, ROLE_ROOT, ROLE_USER, Account, Base, Identity, User
 
-MAGIC_TTL = 12 * 3600
-MAGIC_MAX_ATTEMPTS = 10
 DEV_MAGIC_CODE = "666333"
+MAGIC_CODE_DIGITS = 6
 BAD_LOGIN = "invalid email/password"
+MAX_SUBJECT = 150
+MAX_BODY = 2000
+LOGIN_REFUSAL = "too many failed logins: try again in {wait} or reset the password"
 
 
 def normalize_email(email: str) -> str:
@@ -39,20 +52,35 @@ def require_password(password: str) -> str:
     return password
 
 
+def _one_line(text: str, limit: int) -> str:
+    """A header-safe single line: control characters (CR, LF...) become spaces."""
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())[:limit]
+
+
 class AccountService:
     def __init__(
-        self, store: Store, cache: Cache, mailer: Mailer, identities: IdentityService, settings: Settings
+        self,
+        store: Store,
+        cache: Cache,
+        mailer: Mailer,
+        identities: IdentityService,
+        settings: Settings,
+        limits: Limits,
+        accepts_origin: Callable[[Base, str], bool],
     ) -> None:
         self.store = store
         self.cache = cache
         self.mailer = mailer
         self.identities = identities
         self.settings = settings
+        self.limits = limits
+        self.accepts_origin = accepts_origin
 
     # sign-up and sign-in
-    async def register(self, base: Base, email: str, password: str) -> str:
+    async def register(self, base: Base, email: str, password: str, address: str = "") -> str:
         email = require_email(email)
         require_password(password)
+        await self.limits.from_address("register", base.name, address)
         if await self.store.user_by_email(base, email) is not None:
             raise Conflict("invalid email: this email is already registered")
         created = now_iso()
@@ -64,31 +92,22 @@ class AccountService:
             raise Conflict("invalid email: this email is already registered") from exc
         return self.identities.issue(base, user)
 
-    async def _check_login_rate(self, base: Base, email: str, address: str) -> list[str]:
-        keys = [f"loginfail:{base.name}:e:{email}"]
-        if address:
-            keys.append(f"loginfail:{base.name}:a:{address}")
-        limit = self.settings.login_max_failures
-        if limit > 0:
-            for key in keys:
-                count = await self.cache.get(key)
-                if count is not None and int(count) >= limit:
-                    minutes = max(1, self.settings.login_window_seconds // 60)
-                    raise TooManyRequests(
-                        f"too many failed logins: try again in {minutes} minutes or reset the password"
-                    )
-        return keys
-
     async def login(self, base: Base, email: str, password: str, address: str = "") -> str:
+        """A session token; every attempt takes its place in the failure counters *before* the
+        password is checked (parallel guesses cannot overtake the limit), a success gives it back."""
         email = normalize_email(email)
-        keys = await self._check_login_rate(base, email, address)
+        rule = self.limits.login
+        await self.limits.reserve(rule, base.name, f"e:{email}", LOGIN_REFUSAL)
+        await self.limits.reserve(rule, base.name, f"a:{address}" if address else "", LOGIN_REFUSAL)
         user = await self.store.user_by_email(base, email)
-        if user is None or not await check_password(password, user.password):
-            if self.settings.login_max_failures > 0:
-                for key in keys:
-                    await self.cache.incr(key, self.settings.login_window_seconds)
+        # an unknown email (or a user without password) costs the same bcrypt check as a wrong password
+        hashed = user.password if user is not None and user.password else DUMMY_HASH
+        matches = await check_password(password, hashed)
+        if user is None or not user.password or not matches:
             raise Unauthorized(BAD_LOGIN)
-        await self.cache.delete(keys[0])
+        await self.limits.clear(rule, base.name, f"e:{email}")
+        if address:
+            await self.limits.refund(rule, base.name, f"a:{address}")
         return self.identities.issue(base, user)
 
     async def email_exists(self, base: Base, email: str) -> bool:
@@ -129,7 +148,6 @@ class AccountService:
         if caller.role < target.role:
             raise Forbidden("permission level not high enough")
         await self.store.delete_user(base, user_id)
-        self.identities.forget_user(base, user_id)
 
     # passwords
     async def reset_code(self, base: Base, email: str) -> str:
@@ -141,9 +159,16 @@ class AccountService:
             raise NotFound("no user with this email")
         return code
 
-    async def send_reset_code(self, base: Base, email: str) -> None:
+    async def send_reset_code(self, base: Base, email: str, address: str = "") -> None:
         """Email a reset code to the user; silent when the email is unknown (no user enumeration)."""
         email = require_email(email)
+        await self.limits.from_address("pwsend", base.name, address)
+        await self.limits.reserve(
+            self.limits.reset_email,
+            base.name,
+            email,
+            "too many reset codes requested for this email: try again in {wait}",
+        )
         code = random_code(10, first="a")
         if not await self.store.set_reset_code(base, email, code):
             return
@@ -159,6 +184,7 @@ class AccountService:
         )
 
     async def reset_password(self, base: Base, email: str, code: str, password: str) -> bool:
+        """Set a new password with a reset code; every token issued before stops working."""
         email = normalize_email(email)
         if not code or not email:
             return False
@@ -166,58 +192,110 @@ class AccountService:
         user = await self.store.user_by_email(base, email)
         if user is None or not user.reset_code or not secrets.compare_digest(user.reset_code.encode(), code.encode()):
             return False
-        done = await self.store.reset_password(base, email, code, await hash_password(password))
+        token = new_secret()
+        done = await self.store.reset_password(base, email, code, await hash_password(password), token)
         if done:
-            await self.cache.delete(f"loginfail:{base.name}:e:{email}")
+            await self.limits.clear(self.limits.login, base.name, f"e:{email}")
+            await self._follow_dev_alias(user, token)
         return done
 
     async def change_password(self, caller: Identity, base: Base, email: str, old: str, new: str) -> None:
+        """Replace the caller's password; every token issued before (this one too) stops working."""
         if normalize_email(email) != caller.email:
             raise Forbidden("you can only change your own password")
         require_password(new)
         user = await self.store.user_by_id(base, caller.user_id)
         if user is None or not await check_password(old, user.password):
             raise Unauthorized(BAD_LOGIN)
-        await self.store.set_password(base, user.id, await hash_password(new))
+        token = new_secret()
+        await self.store.set_password(base, user.id, await hash_password(new), token)
+        await self._follow_dev_alias(user, token)
+
+    async def _follow_dev_alias(self, user: User, token: str) -> None:
+        """In dev mode the root-token alias follows the admin's new token (it is a convenience only)."""
+        if not self.settings.is_dev or user.role < ROLE_ROOT:
+            return
+        old_root = self.identities.root_token_of(user)
+        if await self.cache.get(DEV_ROOT_KEY) == old_root:
+            new_root = self.identities.root_token_of(User(user.id, user.account_id, user.email, token, user.role, ""))
+            await self.cache.set(DEV_ROOT_KEY, new_root)
 
     # magic links
     def _magic_key(self, base: Base, email: str) -> str:
         return f"ml-{base.name}-{email}"
 
-    async def magic_start(
-        self, base: Base, email: str, link: str, subject: str, body: str, from_email: str, from_name: str
-    ) -> None:
-        email = require_email(email)
-        code = DEV_MAGIC_CODE if self.settings.is_dev else str(secrets.randbelow(987654) + 123456)
-        await self.cache.set(self._magic_key(base, email), f"{code} a", MAGIC_TTL)
-        final = f"{link}?code={code}&email={email}"
-        html = (body or '<p>Sign in: <a href="[link]">[link]</a></p>').replace("[link]", final)
-        await self.mailer.send(
-            Email(
-                to=email,
-                subject=subject or "Your sign-in link",
-                html=html,
-                text=final,
-                from_email=from_email or self.settings.from_email,
-                from_name=from_name or self.settings.from_name,
-            )
+    def _magic_email(self, email: str, final: str, subject: str, body: str) -> Email:
+        """The server's message: the caller's subject and text, escaped, around the server's link.
+
+        Nothing the caller sends becomes markup or a header: the sender is the server's."""
+        anchor = f'<a href="{html.escape(final)}">{html.escape(final)}</a>'
+        text_body = body.strip() or "Sign in: [link]"
+        if "[link]" not in text_body:
+            text_body += "\n\n[link]"
+        paragraphs = html.escape(text_body).replace("\n", "<br>").replace("[link]", anchor)
+        return Email(
+            to=email,
+            subject=_one_line(subject, MAX_SUBJECT) or "Your sign-in link",
+            html=f"<p>{paragraphs}</p>",
+            text=text_body.replace("[link]", final),
+            from_email=self.settings.from_email,
+            from_name=self.settings.from_name,
         )
 
+    async def magic_start(self, base: Base, email: str, link: str, subject: str, body: str, address: str = "") -> None:
+        """Mail a single-use sign-in code inside a link to one of the app's allowed pages."""
+        email = require_email(email)
+        link = link.strip()
+        if not link:
+            raise BadRequest("missing link: give the URL of your app's sign-in page")
+        if not self.accepts_origin(base, link):
+            raise BadRequest(
+                f"invalid link: {link[:200]!r} is not on this app's allowed origins "
+                "(add its origin to the app's list, SB_CORS_ORIGINS or APP_URL)"
+            )
+        if len(body) > MAX_BODY:
+            raise BadRequest(f"body is too long: {len(body)} characters (at most {MAX_BODY})")
+        await self.limits.from_address("magic", base.name, address)
+        await self.limits.reserve(
+            self.limits.magic_email,
+            base.name,
+            email,
+            "too many sign-in links requested for this email: try again in {wait}",
+        )
+        if self.settings.is_dev:
+            code = DEV_MAGIC_CODE
+        else:
+            code = f"{secrets.randbelow(10**MAGIC_CODE_DIGITS):0{MAGIC_CODE_DIGITS}d}"
+        # the nonce names this code's own attempt counter
+        await self.cache.set(
+            self._magic_key(base, email), f"{code} {random_code(16)}", self.settings.magic_code_ttl_seconds
+        )
+        final = f"{link}?code={code}&email={quote(email, safe='@')}"
+        await self.mailer.send(self._magic_email(email, final, subject, body))
+
     async def magic_complete(self, base: Base, email: str, code: str) -> str:
+        """A session token for a valid code, which is then spent. Each guess counts against the
+        code and against the email (a new link does not reset the email's count) before it is
+        compared; past ``magic_code_max_attempts`` the answer is 429 until the window ends."""
         email = normalize_email(email)
         key = self._magic_key(base, email)
         stored = await self.cache.get(key)
         if stored is None:
             raise NotFound("no sign-in link was requested for this email (or it expired)")
-        expected, _, attempts = stored.partition(" ")
-        if not expected or not attempts:
+        expected, _, nonce = stored.partition(" ")
+        if not expected or not nonce:
             raise BadRequest("invalid code")
+        limit, window = self.settings.magic_code_max_attempts, self.settings.magic_code_ttl_seconds
+        per_code = await self.cache.incr(f"mlfail:{base.name}:{email}:{nonce}", window)
+        per_email = await self.cache.incr(f"mlfail:{base.name}:{email}", window)
+        if per_code > limit or per_email > limit:
+            raise TooManyRequests("maximum retry reached")
         if not secrets.compare_digest(expected.encode(), code.encode()):
-            if len(attempts) >= MAGIC_MAX_ATTEMPTS:
-                raise TooManyRequests("maximum retry reached")
-            await self.cache.set(key, f"{expected} {attempts}a", MAGIC_TTL)
             raise BadRequest("invalid code")
-        await self.cache.delete(key)
+        if await self.cache.take(key) != stored:  # spent by a parallel request, or replaced
+            raise BadRequest("invalid code")
+        await self.cache.delete(f"mlfail:{base.name}:{email}:{nonce}")
+        await self.cache.delete(f"mlfail:{base.name}:{email}")
         user = await self.store.user_by_email(base, email)
         if user is None:
             raise NotFound("no user with this email")

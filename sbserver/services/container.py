@@ -17,6 +17,7 @@ from sbserver.services.fnhelpers import IO_HELPERS, Helpers
 from sbserver.services.forms import FormService
 from sbserver.services.functions import FunctionService
 from sbserver.services.identity import IdentityService
+from sbserver.services.limits import Limits
 from sbserver.services.realtime import Broker
 from sbserver.services.tasks import TaskService
 from sbserver.services.tenancy import TenancyService
@@ -32,6 +33,7 @@ class Services:
     bus: Bus
     mailer: Mailer
     identities: IdentityService
+    limits: Limits  # request limits of the unauthenticated routes (services/limits.py)
     tenancy: TenancyService
     accounts: AccountService
     events: EventBus
@@ -47,6 +49,7 @@ def build_services(settings: Settings, store: Store, cache: Cache, bus: Bus, mai
     events = EventBus()
     identities = IdentityService(store, cache, TokenCodec(settings.jwt_secret), settings.session_cache_seconds)
     tenancy = TenancyService(store, cache, mailer, identities, settings)
+    limits = Limits(cache, settings)
     documents = DocumentService(store, events, keep_suffix=settings.keep_perm_col_name)
     broker = Broker(bus, identities, tenancy, events, settings)
     http = Outbound.from_settings(settings)
@@ -67,8 +70,9 @@ def build_services(settings: Settings, store: Store, cache: Cache, bus: Bus, mai
         bus=bus,
         mailer=mailer,
         identities=identities,
+        limits=limits,
         tenancy=tenancy,
-        accounts=AccountService(store, cache, mailer, identities, settings),
+        accounts=AccountService(store, cache, mailer, identities, settings, limits, tenancy.accepts_origin),
         events=events,
         documents=documents,
         forms=FormService(store),

@@ -1,8 +1,10 @@
 """Who is calling: session and root tokens resolved to an ``Identity`` inside one base.
 
-Resolved identities are kept in a small per-process cache for a few seconds, so a hot client
-costs one dict lookup per request; deleting a user drops its entries here at once and in other
-processes when the entry ages out.
+Both kinds of token carry the user's secret ``token`` (a UUID stored on the user row), and every
+request compares it with the row in the store: changing or resetting a password, or deleting the
+user, replaces or removes that secret, so every session and root token built from the old one is
+refused at once on every process that shares the store. Only the verified JWT claims (signature,
+``exp``) are kept per process, never the answer to "is this user's secret still this one".
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import time
 from sbserver.backends.cache import Cache
 from sbserver.backends.storage import Store
 from sbserver.errors import BadRequest, Unauthorized
-from sbserver.services.tokens import TokenCodec, root_token, split_root_token
+from sbserver.services.tokens import SessionClaim, TokenCodec, root_token, split_root_token
 from sbserver.types import ROLE_ROOT, Base, Identity, User
 
 DEV_ROOT_ALIAS = "safe-to-use-in-dev-root-token"
@@ -31,43 +33,29 @@ class IdentityService:
         self.cache = cache
         self.codec = codec
         self.ttl = ttl
-        self._resolved: dict[tuple[str, str, str], tuple[Identity, float]] = {}
+        self._claims: dict[str, tuple[SessionClaim, float]] = {}
 
     def issue(self, base: Base, user: User) -> str:
         return self.codec.issue(user.id, user.token, base.id)
 
-    def _cached(self, key: tuple[str, str, str]) -> Identity | None:
-        hit = self._resolved.get(key)
-        if hit is None:
-            return None
-        if hit[1] < time.monotonic():
-            self._resolved.pop(key, None)
-            return None
-        return hit[0]
-
-    def _remember(self, key: tuple[str, str, str], ident: Identity, until: float) -> None:
-        if len(self._resolved) >= _MAX_CACHED:
-            self._resolved.clear()
-        self._resolved[key] = (ident, until)
-
-    def forget_user(self, base: Base, user_id: str) -> None:
-        stale = [k for k, (i, _) in self._resolved.items() if k[1] == base.name and i.user_id == user_id]
-        for k in stale:
-            self._resolved.pop(k, None)
+    def _claim(self, bearer: str) -> SessionClaim:
+        """The verified claims of a JWT: a hot client's token is verified once per ``ttl`` seconds."""
+        now = time.monotonic()
+        hit = self._claims.get(bearer)
+        if hit is not None and hit[1] > now and hit[0].expires > time.time():
+            return hit[0]
+        claim = self.codec.decode(bearer)
+        if len(self._claims) >= _MAX_CACHED:
+            self._claims.clear()
+        self._claims[bearer] = (claim, now + self.ttl)
+        return claim
 
     async def session(self, base: Base, bearer: str) -> Identity:
-        key = ("s", base.name, bearer)
-        ident = self._cached(key)
-        if ident is not None:
-            return ident
-        claim = self.codec.decode(bearer)
+        claim = self._claim(bearer)
         user = await self.store.user_by_id(base, claim.user_id)
         if user is None or not hmac.compare_digest(user.token.encode(), claim.user_token.encode()):
             raise BadRequest("error validating auth key: invalid authentication token")
-        ident = identity_of(base, user)
-        until = min(time.monotonic() + self.ttl, time.monotonic() + (claim.expires - time.time()))
-        self._remember(key, ident, until)
-        return ident
+        return identity_of(base, user)
 
     async def root(self, base: Base, bearer: str) -> Identity:
         if bearer == DEV_ROOT_ALIAS:
@@ -75,10 +63,6 @@ class IdentityService:
             if not real:
                 raise Unauthorized("not in dev mode")
             bearer = real
-        key = ("r", base.name, bearer)
-        ident = self._cached(key)
-        if ident is not None:
-            return ident
         user_id, account_id, user_token = split_root_token(bearer)
         user = await self.store.user_by_id(base, user_id)
         if (
@@ -89,9 +73,7 @@ class IdentityService:
             raise BadRequest("invalid root token: no such user in this app")
         if user.role < ROLE_ROOT:
             raise BadRequest("not enough permission")
-        ident = identity_of(base, user)
-        self._remember(key, ident, time.monotonic() + self.ttl)
-        return ident
+        return identity_of(base, user)
 
     @staticmethod
     def root_token_of(user: User) -> str:

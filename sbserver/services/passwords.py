@@ -14,6 +14,9 @@ from sbserver.errors import BadRequest
 
 COST = 10
 MAX_BYTES = 72
+# A real cost-10 hash of a password nobody is given: a login for an unknown email is checked
+# against it, so that it costs the same bcrypt work as a wrong password (no timing oracle).
+DUMMY_HASH = "$2b$10$O6qP4II.WmJy5w4AbjsYKePg1UTOoTGEHO9LdAuutmO1g14y6U.KG"
 
 
 def _encode(password: str) -> bytes:

@@ -1,35 +1,25 @@
-"""Session tokens (HS256 JWTs with StaticBackend's claims) and root tokens.
+"""Session tokens (HS256 JWTs with StaticBackend's claims, through PyJWT) and root tokens.
 
-A session JWT carries ``token = "<userId>|<userToken>"`` (and our extra claim ``sbb``, the app's public key). Signature and ``exp`` are checked;
-``nbf`` is issued 30 minutes ahead, as upstream does, and deliberately never enforced.
+A session JWT carries ``token = "<userId>|<userToken>"`` (and our extra claim ``sbb``, the app's
+public key). The algorithm is pinned to HS256; signature, ``exp`` and ``iss`` are checked; ``nbf``
+is issued 30 minutes ahead, as upstream does, and deliberately never enforced. Tokens minted by
+the earlier hand-written signer and by upstream have the same header and claims and stay valid.
 A root token is ``<userId>|<accountId>|<userToken>`` of a role-100 user.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 import time
 from dataclasses import dataclass
 
-import orjson
+import jwt
 
 from sbserver.errors import BadRequest
 from sbserver.ids import random_code
 
 ISSUER = "StaticBackend"
 LIFETIME = 12 * 3600
-_HEADER = base64.urlsafe_b64encode(orjson.dumps({"alg": "HS256", "typ": "JWT"})).rstrip(b"=")
-
-
-def _b64(data: bytes) -> bytes:
-    return base64.urlsafe_b64encode(data).rstrip(b"=")
-
-
-def _unb64(data: str) -> bytes:
-    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+ALGORITHM = "HS256"  # pinned: the header's "alg" is never trusted (no "none", no HS512 on the same key)
 
 
 def _invalid(detail: str) -> BadRequest:
@@ -45,17 +35,16 @@ class SessionClaim:
 
 
 class TokenCodec:
+    """Issue and verify session JWTs with PyJWT: HS256 only, ``exp`` and ``iss`` required and checked."""
+
     def __init__(self, secret: bytes) -> None:
         if not secret:
             raise ValueError("a JWT secret is required")
         self._secret = secret
 
-    def _sign(self, signing_input: bytes) -> bytes:
-        return _b64(hmac.new(self._secret, signing_input, hashlib.sha256).digest())
-
     def issue(self, user_id: str, user_token: str, base_pk: str = "", now: float | None = None) -> str:
         now_s = int(time.time() if now is None else now)
-        payload = {
+        payload: dict[str, object] = {
             "iss": ISSUER,
             "exp": now_s + LIFETIME,
             "nbf": now_s + 1800,
@@ -65,35 +54,36 @@ class TokenCodec:
         }
         if base_pk:
             payload["sbb"] = base_pk
-        signing_input = _HEADER + b"." + _b64(orjson.dumps(payload))
-        return (signing_input + b"." + self._sign(signing_input)).decode()
+        return jwt.encode(payload, self._secret, algorithm=ALGORITHM, headers={"typ": "JWT"})
 
-    def decode(self, jwt: str, now: float | None = None) -> SessionClaim:
-        parts = jwt.split(".")
-        if len(parts) != 3:
-            raise _invalid("token contains an invalid number of segments")
-        head, body, sig = parts
-        expected = self._sign(f"{head}.{body}".encode())
-        if not hmac.compare_digest(expected, sig.encode()):
-            raise _invalid("signature is invalid")
+    def decode(self, token: str) -> SessionClaim:
         try:
-            header = orjson.loads(_unb64(head))
-            claims = orjson.loads(_unb64(body))
-        except (binascii.Error, ValueError) as exc:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                issuer=ISSUER,
+                # nbf is issued 30 minutes ahead, as upstream does: enforcing it would refuse every fresh token
+                options={"require": ["exp", "iss"], "verify_nbf": False, "verify_iat": False},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise _invalid("token is expired") from exc
+        except jwt.InvalidAlgorithmError as exc:
+            raise _invalid("unexpected signing method") from exc
+        except jwt.InvalidSignatureError as exc:
+            raise _invalid("signature is invalid") from exc
+        except jwt.InvalidIssuerError as exc:
+            raise _invalid("wrong issuer") from exc
+        except jwt.MissingRequiredClaimError as exc:
+            raise _invalid(f"missing claim {exc.claim!r}") from exc
+        except jwt.InvalidTokenError as exc:
             raise _invalid("malformed token") from exc
-        if not isinstance(header, dict) or header.get("alg") != "HS256":
-            raise _invalid("unexpected signing method")
-        if not isinstance(claims, dict):
-            raise _invalid("malformed claims")
-        exp = claims.get("exp")
-        if not isinstance(exp, int) or exp <= int(time.time() if now is None else now):
-            raise _invalid("token is expired")
-        token = claims.get("token")
-        if not isinstance(token, str) or token.count("|") != 1:
+        value = claims.get("token")
+        if not isinstance(value, str) or value.count("|") != 1:
             raise BadRequest("error validating auth key: invalid authentication token")
-        user_id, user_token = token.split("|")
+        user_id, user_token = value.split("|")
         sbb = claims.get("sbb")
-        return SessionClaim(user_id, user_token, exp, sbb if isinstance(sbb, str) else "")
+        return SessionClaim(user_id, user_token, int(claims["exp"]), sbb if isinstance(sbb, str) else "")
 
 
 def split_root_token(value: str) -> tuple[str, str, str]:

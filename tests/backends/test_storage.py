@@ -327,11 +327,11 @@ async def test_set_password(store: Store) -> None:
     account, owner = await make_account(store, base)
     member = new_user(account.id)
     await store.create_user(base, member)
-    await store.set_password(base, member.id, "$2b$10$new")
+    await store.set_password(base, member.id, "$2b$10$new", "new-token")
     found = await store.user_by_id(base, member.id)
-    assert found is not None and found.password == "$2b$10$new"
+    assert found is not None and found.password == "$2b$10$new" and found.token == "new-token"
     assert await store.user_by_id(base, owner.id) == owner
-    await store.set_password(base, uid(), "$2b$10$none")  # unknown id: nothing happens
+    await store.set_password(base, uid(), "$2b$10$none", "t")  # unknown id: nothing happens
 
 
 async def test_set_reset_code(store: Store) -> None:
@@ -347,17 +347,18 @@ async def test_reset_password(store: Store) -> None:
     base = await make_base(store)
     _, owner = await make_account(store, base)
     # The stored code is empty: an empty code must not match it.
-    assert await store.reset_password(base, owner.email, "", "$2b$10$x") is False
+    assert await store.reset_password(base, owner.email, "", "$2b$10$x", "t") is False
     await store.set_reset_code(base, owner.email, "c0de")
-    assert await store.reset_password(base, owner.email, "wrong", "$2b$10$x") is False
-    assert await store.reset_password(base, email("nobody"), "c0de", "$2b$10$x") is False
+    assert await store.reset_password(base, owner.email, "wrong", "$2b$10$x", "t") is False
+    assert await store.reset_password(base, email("nobody"), "c0de", "$2b$10$x", "t") is False
     assert await store.user_by_id(base, owner.id) == replace(owner, reset_code="c0de")
 
-    assert await store.reset_password(base, owner.email, "c0de", "$2b$10$new") is True
+    assert await store.reset_password(base, owner.email, "c0de", "$2b$10$new", "new-token") is True
     found = await store.user_by_id(base, owner.id)
     assert found is not None and found.password == "$2b$10$new" and found.reset_code == ""
-    assert await store.reset_password(base, owner.email, "c0de", "$2b$10$again") is False
-    assert await store.reset_password(base, owner.email, "", "$2b$10$again") is False
+    assert found.token == "new-token"
+    assert await store.reset_password(base, owner.email, "c0de", "$2b$10$again", "t") is False
+    assert await store.reset_password(base, owner.email, "", "$2b$10$again", "t") is False
 
 
 async def test_values_round_trip_identically(store: Store) -> None:

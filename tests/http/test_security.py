@@ -123,6 +123,7 @@ async def test_passwords_are_stored_as_bcrypt_hashes(server: Server) -> None:
     code = assert_json(await c.get("/password/resetcode", params={"e": email}, headers=auth(server.dev.root_token)))
     assert assert_json(await c.post("/password/reset", json={"email": email, "code": code, "password": "reset-pw-1"}))
     assert_bcrypt(await stored_user(server, email), "reset-pw-1")
+    token = assert_json(await login(c, email, "reset-pw-1"))  # the reset ended the earlier session
 
     r = await c.post(
         "/user/changepw",

@@ -27,8 +27,13 @@ class Cache(ABC):
         """Remove a key if present."""
 
     @abstractmethod
+    async def take(self, key: str) -> str | None:
+        """Remove a key and return its value (None when missing): of concurrent takers, one wins."""
+
+    @abstractmethod
     async def incr(self, key: str, ttl: float) -> int:
-        """Add one to a counter, starting its expiry window on first use; returns the new value."""
+        """Atomically add one to a counter, starting its ttl-second expiry window on first use (a
+        key with no expiry gets one); returns the new value, so concurrent callers see 1, 2, 3..."""
 
     @abstractmethod
     async def add(self, key: str, amount: int) -> int:

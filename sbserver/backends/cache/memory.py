@@ -39,13 +39,20 @@ class MemoryCache(Cache):
         self._values.pop(key, None)
         self._queues.pop(key, None)
 
+    async def take(self, key: str) -> str | None:
+        value = self._live(key)
+        self._values.pop(key, None)
+        return value
+
+    # No await between the read and the write: on one event loop these are atomic.
     async def incr(self, key: str, ttl: float) -> int:
         current = self._live(key)
         if current is None:
             self._values[key] = ("1", time.monotonic() + ttl)
             return 1
         value = int(current) + 1
-        self._values[key] = (str(value), self._values[key][1])
+        expires = self._values[key][1]
+        self._values[key] = (str(value), time.monotonic() + ttl if expires is None else expires)
         return value
 
     async def add(self, key: str, amount: int) -> int:

@@ -50,7 +50,15 @@ class RedisCache(Cache):
         except RedisError as exc:
             raise StoreError(f"cache error: {exc}") from exc
 
+    async def take(self, key: str) -> str | None:
+        try:
+            value = await self.r.getdel(key)
+            return None if value is None else str(value)
+        except RedisError as exc:
+            raise StoreError(f"cache error: {exc}") from exc
+
     async def incr(self, key: str, ttl: float) -> int:
+        """INCR and PEXPIRE NX in one MULTI: one round trip, and no counter left without expiry."""
         try:
             pipe = self.r.pipeline(transaction=True)
             pipe.incr(key)

@@ -65,16 +65,16 @@ class AccountStore(ABC):
         """Remove one user row (its account and documents stay); True if it existed."""
 
     @abstractmethod
-    async def set_password(self, base: Base, user_id: str, password_hash: str) -> None:
-        """Replace a user's password hash."""
+    async def set_password(self, base: Base, user_id: str, password_hash: str, token: str) -> None:
+        """Replace a user's password hash and secret token (which ends every session built on the old one)."""
 
     @abstractmethod
     async def set_reset_code(self, base: Base, email: str, code: str) -> bool:
         """Store a password-reset code for the user with that email; False if no such user."""
 
     @abstractmethod
-    async def reset_password(self, base: Base, email: str, code: str, password_hash: str) -> bool:
-        """Set the password where email and a non-empty code match, clearing the code."""
+    async def reset_password(self, base: Base, email: str, code: str, password_hash: str, token: str) -> bool:
+        """Set the password and secret token where email and a non-empty code match, clearing the code."""
 
     # allowed origins (CORS)
     @abstractmethod

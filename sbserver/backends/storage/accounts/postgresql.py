@@ -105,9 +105,10 @@ class PostgresAccounts(PostgresBase, AccountStore):
         status = await self._execute(f"DELETE FROM {_schema(base.name)}.users WHERE id = $1", user_id)
         return _count(status) > 0
 
-    async def set_password(self, base: Base, user_id: str, password_hash: str) -> None:
+    async def set_password(self, base: Base, user_id: str, password_hash: str, token: str) -> None:
         await self._execute(
-            f"UPDATE {_schema(base.name)}.users SET password = $1 WHERE id = $2", password_hash, user_id
+            f"UPDATE {_schema(base.name)}.users SET password = $1, token = $2 WHERE id = $3",
+            *(password_hash, token, user_id),
         )
 
     async def set_reset_code(self, base: Base, email: str, code: str) -> bool:
@@ -116,16 +117,17 @@ class PostgresAccounts(PostgresBase, AccountStore):
         )
         return _count(status) > 0
 
-    async def reset_password(self, base: Base, email: str, code: str, password_hash: str) -> bool:
-        """Set the password where email and a non-empty code match, clearing the code."""
+    async def reset_password(self, base: Base, email: str, code: str, password_hash: str, token: str) -> bool:
+        """Set the password and token where email and a non-empty code match, clearing the code."""
         if not code:  # an empty code would match every user who never asked for a reset
             return False
         status = await self._execute(
-            f"UPDATE {_schema(base.name)}.users SET password = $1, reset_code = '' "
+            f"UPDATE {_schema(base.name)}.users SET password = $1, reset_code = '', token = $4 "
             "WHERE email = $2 AND reset_code = $3",
             password_hash,
             email,
             code,
+            token,
         )
         return _count(status) > 0
 

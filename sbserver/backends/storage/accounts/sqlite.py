@@ -122,10 +122,11 @@ class SQLiteAccounts(SQLiteBase, AccountStore):
         )
         return cur.rowcount > 0
 
-    async def set_password(self, base: Base, user_id: str, password_hash: str) -> None:
+    async def set_password(self, base: Base, user_id: str, password_hash: str, token: str) -> None:
         await self._write(
             lambda c: c.execute(
-                "UPDATE users SET password = ? WHERE base = ? AND id = ?", (password_hash, base.name, user_id)
+                "UPDATE users SET password = ?, token = ? WHERE base = ? AND id = ?",
+                (password_hash, token, base.name, user_id),
             )
         )
 
@@ -137,13 +138,14 @@ class SQLiteAccounts(SQLiteBase, AccountStore):
         )
         return cur.rowcount > 0
 
-    async def reset_password(self, base: Base, email: str, code: str, password_hash: str) -> bool:
+    async def reset_password(self, base: Base, email: str, code: str, password_hash: str, token: str) -> bool:
         if not code:
             return False
         cur = await self._write(
             lambda c: c.execute(
-                "UPDATE users SET password = ?, reset_code = '' WHERE base = ? AND email = ? AND reset_code = ?",
-                (password_hash, base.name, email, code),
+                "UPDATE users SET password = ?, reset_code = '', token = ? "
+                "WHERE base = ? AND email = ? AND reset_code = ?",
+                (password_hash, token, base.name, email, code),
             )
         )
         return cur.rowcount > 0
