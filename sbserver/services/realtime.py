@@ -113,6 +113,7 @@ class Connection:
         self.identity: Identity | None = None
         self.token = ""
         self.topics: dict[str, Callable[[], None]] = {}
+        self.routed = asyncio.Lock()  # commands routed from other processes run one at a time, in order
         self.closed = False
         self._outbox: deque[bytes] = deque()
         self._ready = asyncio.Event()
@@ -277,11 +278,12 @@ class Broker:
 
     async def _handle_routed(self, conn: Connection, msg: dict[str, Any]) -> None:
         cmd: dict[str, str] = msg["cmd"]
-        refusal = await self._refusal(conn, str(msg.get("base", "")), (str(msg.get("bearer", "")), cmd["token"]))
-        if refusal is not None:  # the poster got its answer from another process: log, deliver nothing
-            log.warning("routed command for %s refused: %s", conn.sid, refusal.message)
-            return
-        await self.handle(conn, cmd)
+        async with conn.routed:
+            refusal = await self._refusal(conn, str(msg.get("base", "")), (str(msg.get("bearer", "")), cmd["token"]))
+            if refusal is not None:  # the poster got its answer from another process: log, deliver nothing
+                log.warning("routed command for %s refused: %s", conn.sid, refusal.message)
+                return
+            await self.handle(conn, cmd)
 
     async def _refusal(self, conn: Connection, base_id: str, tokens: tuple[str, ...]) -> SBError | None:
         """Why a posted command may not act as ``conn`` (None: it may).
