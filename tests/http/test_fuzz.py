@@ -40,7 +40,7 @@ from sbserver.services.identity import DEV_ROOT_ALIAS
 from sbserver.services.tenancy import DEV_PK
 from tests.conftest import PG_URL, STORE_KINDS
 
-EXAMPLES = int(os.environ.get("SB_FUZZ_EXAMPLES", "0")) or (200 if PG_URL else 400)
+EXAMPLES = int(os.environ.get("SB_FUZZ_EXAMPLES", "0")) or (160 if PG_URL else 320)
 BODY_LIMIT = 256 * 1024
 PING_EVERY = 100
 METHODS = ("get", "post", "put", "delete", "patch", "head")
@@ -372,9 +372,11 @@ def _body_ops() -> list[tuple[str, str, dict[str, Any]]]:
 
 def test_hostile_requests_get_a_reason_not_a_crash(live: Live) -> None:
     sent = 0
-    for path, method, op in _body_ops():
+    for j, (path, method, op) in enumerate(_body_ops()):
         url = _sample(path)
         for i, body in enumerate(HOSTILE_BODIES):
+            if len(body) > 2000 and (i + j) % 4:
+                continue  # heavy bodies rotate over the operations: each op gets some, the budget holds
             # the route's own credential, and every third body the root token too
             for headers in [live.headers(op["x-sb-access"], "valid")] + (
                 [live.headers("root", "root")] if i % 3 == 0 else []
@@ -384,7 +386,7 @@ def test_hostile_requests_get_a_reason_not_a_crash(live: Live) -> None:
                 sent += 1
         live.ping()
     huge = b'{"a": "' + b"x" * (BODY_LIMIT + 10) + b'"}'
-    for path, method, op in _body_ops():
+    for path, method, op in _body_ops()[::3]:
         url = _sample(path)
         r = _send(live, method, url, headers=live.headers(op["x-sb-access"], "valid"), content=huge)
         check(r, op, f"{method.upper()} {url} huge body", live)
