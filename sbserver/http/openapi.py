@@ -673,9 +673,13 @@ def _document_paths() -> dict[str, Any]:
             ),
             **_every(("put", "delete"), _op("not served", ROOT, errors={"501": "method not implemented"})),
         },
-        # Reserved: GET answers 501, other methods 405 (the routes take Starlette's default methods).
-        "/sudo/cache": {"get": _op("reserved, not served", NONE, errors={"501": "not implemented yet"})},
-        "/sudo/sendmail": {"get": _op("reserved, not served", NONE, errors={"501": "not implemented yet"})},
+        # Reserved, never collections: every method answers 501, with or without a token.
+        "/sudo/cache": _every(
+            (*ANY, "options"), _op("reserved, not served", NONE, errors={"501": "not implemented yet"})
+        ),
+        "/sudo/sendmail": _every(
+            (*ANY, "options"), _op("reserved, not served", NONE, errors={"501": "not implemented yet"})
+        ),
         **_db_paths("/sudo", ROOT, "root token"),
         "/postform/{form}": {
             "parameters": [_path("form", "form name")],

@@ -29,7 +29,7 @@ from sbserver.errors import BadRequest, SBError, StoreError, client_message, is_
 from sbserver.services.tenancy import DEV_PASSWORD, DEV_PK, NewApp
 from tests.conftest import STORE_KINDS
 from tests.http.conftest import Server, make_settings
-from tests.http.helpers import admin_token, assert_error, assert_json, auth, extra_client, unique_email
+from tests.http.helpers import admin_token, assert_error, assert_json, auth, extra_client, login, unique_email
 
 SERVER_ORIGIN = "https://admin.example"
 
@@ -47,10 +47,19 @@ async def collections(client: httpx.AsyncClient, root: str) -> list[str]:
 # 3. Reserved routes under /sudo/
 
 
+@asynccontextmanager
+async def fresh_app(server: Server) -> AsyncIterator[tuple[httpx.AsyncClient, str, str]]:
+    """A new app of its own (the PostgreSQL database, and so the dev app, lives for the session):
+    a client on its key, its root token and its admin's session token."""
+    app = await server.services.tenancy.init_account(unique_email("app"), False, False, True)
+    async with extra_client(server, pk=app.base.id) as c:
+        token = assert_json(await login(c, app.email, app.password))
+        yield c, app.root_token, token
+
+
 @pytest.mark.parametrize("path", ["/sudo/sendmail", "/sudo/cache", "/sudo/sendmail/", "/sudo/cache/"])
 async def test_reserved_sudo_paths_answer_501_and_never_become_collections(server: Server, path: str) -> None:
-    root = server.dev.root_token
-    async with extra_client(server, pk=DEV_PK) as c:
+    async with fresh_app(server) as (c, root, token):
         methods = ["GET", "POST", "PUT", "DELETE"] + ([] if path.endswith("/") else ["PATCH", "OPTIONS"])
         for method in methods:
             for headers in (auth(root), {}):
@@ -62,7 +71,6 @@ async def test_reserved_sudo_paths_answer_501_and_never_become_collections(serve
         name = path.strip("/").split("/")[1]
         assert name not in await collections(c, root)
         # The marker: the same name is an ordinary collection through /db/ and the /sudo/ id paths.
-        token = await admin_token(server)
         doc = assert_json(await c.post(f"/db/{name}", headers=auth(token), json={"title": "kept"}), 201)
         assert name in await collections(c, root)
         got = assert_json(await c.get(f"/sudo/{name}/{doc['id']}", headers=auth(root)))
@@ -72,17 +80,21 @@ async def test_reserved_sudo_paths_answer_501_and_never_become_collections(serve
 
 
 async def test_db_count_without_a_collection_is_not_a_collection(server: Server) -> None:
-    token = await admin_token(server)
-    for path in ("/db/count", "/db/count/"):
-        assert_error(await server.client.post(path, headers=auth(token), json={"a": 1}), 400)
-    assert "count" not in await collections(server.client, server.dev.root_token)
-    assert assert_json(await server.client.post("/db/count/tasks", headers=auth(token))) == {"count": 0}
+    async with fresh_app(server) as (c, root, token):
+        for path in ("/db/count", "/db/count/"):
+            assert_error(await c.post(path, headers=auth(token), json={"a": 1}), 400)
+        assert_json(await c.post("/db/tasks", headers=auth(token), json={"a": 1}), 201)
+        names = await collections(c, root)
+        assert "tasks" in names and "count" not in names
+        assert assert_json(await c.post("/db/count/tasks", headers=auth(token))) == {"count": 1}
 
 
 async def test_sudo_index_keeps_its_own_route(server: Server) -> None:
-    root = server.dev.root_token
-    assert_error(await server.client.post("/sudo/index/", headers=auth(root), json={"a": 1}), 400)
-    assert "index" not in await collections(server.client, root)
+    async with fresh_app(server) as (c, root, token):
+        assert_error(await c.post("/sudo/index/", headers=auth(root), json={"a": 1}), 400)
+        assert_json(await c.post("/db/tasks", headers=auth(token), json={"a": 1}), 201)
+        names = await collections(c, root)
+        assert "tasks" in names and "index" not in names
 
 
 # 9a. Internal error text
