@@ -8,6 +8,9 @@ from redis.exceptions import RedisError
 from sbserver.backends.cache.base import Cache
 from sbserver.errors import StoreError
 
+MAX_CONNECTIONS = 100
+POOL_WAIT_SECONDS = 10.0
+
 
 class RedisCache(Cache):
     def __init__(self, url: str) -> None:
@@ -15,7 +18,16 @@ class RedisCache(Cache):
         self._r: aioredis.Redis | None = None
 
     async def open(self) -> None:
-        self._r = aioredis.from_url(self.url, decode_responses=True, health_check_interval=15)
+        # A blocking pool: a burst of more concurrent calls than connections waits for one (redis-py's
+        # default pool raises "Too many connections" past 100, which a login storm would turn into 500s).
+        pool = aioredis.BlockingConnectionPool.from_url(
+            self.url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=POOL_WAIT_SECONDS,
+            decode_responses=True,
+            health_check_interval=15,
+        )
+        self._r = aioredis.Redis.from_pool(pool)
         try:
             await self._r.ping()
         except RedisError as exc:
