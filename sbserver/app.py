@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -43,7 +43,10 @@ async def _sb_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     text = {404: "not found", 405: "method not allowed"}.get(exc.status_code, str(exc.detail).lower())
-    return error(text, exc.status_code)
+    response = error(text, exc.status_code)
+    if exc.headers and "Allow" in exc.headers:  # a 405 names the methods the route has
+        response.headers["Allow"] = exc.headers["Allow"]
+    return response
 
 
 async def _crash(request: Request, exc: Exception) -> Response:
@@ -85,24 +88,24 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await services.store.open()
-        await services.cache.open()
-        await services.bus.open()
-        await services.broker.start()
-        await services.functions.start()
-        await services.tasks.start()
-        try:
+        # each part is stopped (in reverse order) only if it started: a failing start closes what
+        # opened before it (the store's pool and threads when Redis is down, say)
+        async with AsyncExitStack() as started:
+            for start, stop in (
+                (services.store.open, services.store.close),
+                (services.cache.open, services.cache.close),
+                (services.bus.open, services.bus.close),
+                (services.broker.start, services.broker.stop),
+                (None, services.http.aclose),
+                (services.functions.start, services.functions.stop),
+                (services.tasks.start, services.tasks.stop),
+            ):
+                if start is not None:
+                    await start()
+                started.push_async_callback(stop)
             if settings.is_dev and settings.create_dev_app:
                 await services.tenancy.ensure_dev_app()
             yield
-        finally:
-            await services.tasks.stop()
-            await services.functions.stop()
-            await services.http.aclose()
-            await services.broker.stop()
-            await services.bus.close()
-            await services.cache.close()
-            await services.store.close()
 
     app = Starlette(
         routes=build_routes(),
