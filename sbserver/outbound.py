@@ -214,12 +214,14 @@ class Outbound:
         max_bytes: int = 10 * 1024 * 1024,
         timeout: float = 10.0,
         user_agent: str = USER_AGENT,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.allow = allow or AllowList()
         self.max_bytes = max_bytes
         self.timeout = timeout
         self.user_agent = user_agent
-        self._ssl: ssl.SSLContext = httpx.create_ssl_context(trust_env=False)
+        # Built once (loading the CA bundle is slow); the default verifies against certifi's roots.
+        self._ssl = ssl_context or httpx.create_ssl_context(trust_env=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Outbound:

@@ -12,16 +12,20 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
+from sbserver.outbound import AllowList, Outbound, OutboundError, Refused
 from tests.functions.conftest import InProcess, MakeFn
 from tests.functions.support import FnApi, logged, unique
 from tests.scheduler.support import TaskApi
@@ -29,6 +33,9 @@ from tests.scheduler.support import TaskApi
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 REFUSED = "destination refused"
+# A self-signed certificate naming localhost only.
+OPENSSL_SELF_SIGNED = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+OPENSSL_SELF_SIGNED += ["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"]
 FETCH_ALL = """function handle(body) {
   for (var i = 0; i < body.urls.length; i++) { log(JSON.stringify(fetch(body.urls[i], body.options || {}))); }
 }"""
@@ -313,3 +320,43 @@ async def test_size_and_time_limits(make_fn: MakeFn, servers: Servers) -> None:
     assert took < 5, took
     assert task_big["outcome"] == "failed" and task_big["error"] == "request failed: " + too_large.split(": ", 1)[1]
     assert task_slow["outcome"] == "failed" and "timed out" in task_slow["error"], task_slow
+
+
+@pytest.fixture(scope="module")
+def tls_localhost(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path, list[str]]]:
+    """An HTTPS server on 127.0.0.1 whose certificate names only ``localhost``; its port, the
+    certificate and the server names (SNI) clients sent."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [*OPENSSL_SELF_SIGNED, "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    names: list[str] = []
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    context.sni_callback = lambda sock, name, ctx: names.append(name or "")  # type: ignore[assignment]
+    recorder = Recorder("127.0.0.1")
+    recorder.server.socket = context.wrap_socket(recorder.server.socket, server_side=True)
+    yield recorder.port, cert, names
+    recorder.close()
+
+
+async def test_tls_keeps_the_name_while_connecting_to_the_checked_address(
+    tls_localhost: tuple[int, Path, list[str]],
+) -> None:
+    """The connection goes to the address checked for ``localhost``; SNI and the certificate check use the name."""
+    port, cert, names = tls_localhost
+    trusted = ssl.create_default_context(cafile=str(cert))
+    client = Outbound(AllowList.parse(["127.0.0.1"]), ssl_context=trusted)
+    reply = await client.request("GET", f"https://localhost:{port}/secure")
+    assert (reply.status, reply.text, names[-1]) == (200, "hello /secure", "localhost")
+    # The certificate does not name 127.0.0.1: asked by address, the check fails (it is not skipped).
+    with pytest.raises(OutboundError, match=r"CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
+        await client.request("GET", f"https://127.0.0.1:{port}/by-address")
+    # Not opened, the same server is refused before any connection.
+    before = len(names)
+    with pytest.raises(Refused, match=r"localhost resolves to 127\.0\.0\.1"):
+        await Outbound(ssl_context=trusted).request("GET", f"https://localhost:{port}/closed")
+    assert len(names) == before
