@@ -15,6 +15,7 @@ import time
 from sbserver.backends.cache import Cache
 from sbserver.backends.storage import Store
 from sbserver.errors import BadRequest, Unauthorized
+from sbserver.lru import ExpiringLRU
 from sbserver.services.tokens import SessionClaim, TokenCodec, root_token, split_root_token
 from sbserver.types import ROLE_ROOT, Base, Identity, User
 
@@ -33,21 +34,18 @@ class IdentityService:
         self.cache = cache
         self.codec = codec
         self.ttl = ttl
-        self._claims: dict[str, tuple[SessionClaim, float]] = {}
+        self._claims: ExpiringLRU[str, SessionClaim] = ExpiringLRU(_MAX_CACHED, ttl)
 
     def issue(self, base: Base, user: User) -> str:
         return self.codec.issue(user.id, user.token, base.id)
 
     def _claim(self, bearer: str) -> SessionClaim:
         """The verified claims of a JWT: a hot client's token is verified once per ``ttl`` seconds."""
-        now = time.monotonic()
         hit = self._claims.get(bearer)
-        if hit is not None and hit[1] > now and hit[0].expires > time.time():
-            return hit[0]
+        if hit is not None and hit.expires > time.time():
+            return hit
         claim = self.codec.decode(bearer)
-        if len(self._claims) >= _MAX_CACHED:
-            self._claims.clear()
-        self._claims[bearer] = (claim, now + self.ttl)
+        self._claims.put(bearer, claim)
         return claim
 
     async def session(self, base: Base, bearer: str) -> Identity:

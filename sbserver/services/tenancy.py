@@ -18,6 +18,7 @@ from sbserver.backends.mail import Email, Mailer
 from sbserver.backends.storage import Store
 from sbserver.errors import BadRequest, Conflict, Forbidden, NotFound, SBError
 from sbserver.ids import base_name, new_id, new_secret, now_iso, random_code
+from sbserver.lru import ExpiringLRU
 from sbserver.services.identity import DEV_ROOT_KEY, IdentityService
 from sbserver.services.origins import app_url_origin, entry_is_valid, normalize_entry, origin_allowed
 from sbserver.services.passwords import hash_password
@@ -88,7 +89,7 @@ class TenancyService:
         self.identities = identities
         self.settings = settings
         self.announce = announce
-        self._bases: dict[str, tuple[Base, float]] = {}
+        self._bases: ExpiringLRU[str, Base] = ExpiringLRU(10_000, BASE_TTL)
         self._roots: dict[str, Identity] = {}
         self._entries: tuple[str, ...] = ()  # the union of the apps' origin lists
         self._entries_until = 0.0
@@ -98,17 +99,14 @@ class TenancyService:
     async def base(self, pk: str) -> Base:
         """The active base of a public key; cached for a few seconds per process."""
         hit = self._bases.get(pk)
-        now = time.monotonic()
-        if hit is not None and hit[1] > now:
-            base = hit[0]
+        if hit is not None:
+            base = hit
         else:
             found = await self.store.base_by_pk(pk)
             if found is None:
                 raise NotFound(f"error finding database '{pk[:64]}': no app has this public key")
             base = found
-            if len(self._bases) > 10_000:
-                self._bases.clear()
-            self._bases[pk] = (base, now + BASE_TTL)
+            self._bases.put(pk, base)
         if not base.active:
             raise SBError("your account is inactive.")
         return base
@@ -178,7 +176,7 @@ class TenancyService:
     def forget_base(self, pk: str) -> None:
         """Drop this process's cached copy of a base and of the origins of all apps (after a
         base's settings change); other processes see the change within ``BASE_TTL`` seconds."""
-        self._bases.pop(pk, None)
+        self._bases.pop(pk)
         self._entries_until = 0.0
 
     async def base_by_name(self, name: str) -> Base:
