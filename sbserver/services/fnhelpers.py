@@ -8,6 +8,7 @@ database call is a failed result the function can inspect.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,7 @@ import orjson
 
 from sbserver.backends.cache import Cache
 from sbserver.backends.mail import Email, Mailer
-from sbserver.errors import SBError
+from sbserver.errors import SBError, client_message, is_internal
 from sbserver.ids import new_id
 from sbserver.outbound import Outbound, OutboundError
 from sbserver.runtime.pool import UNDEFINED
@@ -38,6 +39,17 @@ def ok(content: Any = None) -> dict[str, Any]:
 
 def fail(text: str) -> dict[str, Any]:
     return {"ok": False, "content": text}
+
+
+log = logging.getLogger("sbserver.functions")
+
+
+def reason(exc: SBError) -> str:
+    """What a function may read about a failed helper call: its own mistakes in full, a store or
+    backend failure only as a generic line (the details go to the server log)."""
+    if is_internal(exc):
+        log.warning("function helper failed: %s", exc.message)
+    return client_message(exc)
 
 
 class Refusal(Exception):
@@ -144,7 +156,7 @@ class Helpers:
         try:
             return ok(await self.documents.create(ctx.identity, ctx.base, col, args[1]))
         except SBError as exc:
-            return fail(f"error calling create(): {exc.message}")
+            return fail(f"error calling create(): {reason(exc)}")
 
     async def create_bulk(self, ctx: HelperContext, args: list[Any]) -> Any:
         need(args, 2, "createBulk(col, docs)")
@@ -153,7 +165,7 @@ class Helpers:
             await self.documents.create_many(ctx.identity, ctx.base, col, args[1])
             return ok(True)
         except SBError as exc:
-            return fail(f"error calling createBulk(): {exc.message}")
+            return fail(f"error calling createBulk(): {reason(exc)}")
 
     async def list_docs(self, ctx: HelperContext, args: list[Any]) -> Any:
         if not args:
@@ -164,7 +176,7 @@ class Helpers:
                 await self.documents.list_page(ctx.identity, ctx.base, col, page_of(args[1] if len(args) > 1 else None))
             )
         except SBError as exc:
-            return fail(f"error executing list: {exc.message}")
+            return fail(f"error executing list: {reason(exc)}")
 
     async def query(self, ctx: HelperContext, args: list[Any]) -> Any:
         if len(args) < 2:
@@ -177,7 +189,7 @@ class Helpers:
             return ok(await self.documents.query(ctx.identity, ctx.base, col, args[1], page))
         except SBError as exc:
             prefix = "error parsing query filter: " if exc.status == 400 else "error executing query: "
-            return fail(prefix + exc.message)
+            return fail(prefix + reason(exc))
 
     async def get_by_id(self, ctx: HelperContext, args: list[Any]) -> Any:
         need(args, 2, "getById(col, id)")
@@ -185,7 +197,7 @@ class Helpers:
         try:
             return ok(await self.documents.get(ctx.identity, ctx.base, col, doc_id))
         except SBError as exc:
-            return fail(f"error calling get(): {exc.message}")
+            return fail(f"error calling get(): {reason(exc)}")
 
     async def get_by_ids(self, ctx: HelperContext, args: list[Any]) -> Any:
         need(args, 2, "getByIds(col, ids)")
@@ -193,7 +205,7 @@ class Helpers:
         try:
             return ok(await self.documents.get_many(ctx.identity, ctx.base, col, args[1]))
         except SBError as exc:
-            return fail(f"error calling getByIds(): {exc.message}")
+            return fail(f"error calling getByIds(): {reason(exc)}")
 
     async def count(self, ctx: HelperContext, args: list[Any]) -> Any:
         if not args:
@@ -202,7 +214,7 @@ class Helpers:
         try:
             return ok(await self.documents.count(ctx.identity, ctx.base, col, args[1] if len(args) > 1 else None))
         except SBError as exc:
-            return fail(f"error calling count(): {exc.message}")
+            return fail(f"error calling count(): {reason(exc)}")
 
     async def update(self, ctx: HelperContext, args: list[Any]) -> Any:
         need(args, 3, "update(col, id, doc)")
@@ -210,7 +222,7 @@ class Helpers:
         try:
             return ok(await self.documents.update(ctx.identity, ctx.base, col, doc_id, args[2]))
         except SBError as exc:
-            return fail(f"error executing update: {exc.message}")
+            return fail(f"error executing update: {reason(exc)}")
 
     async def update_many(self, ctx: HelperContext, args: list[Any]) -> Any:
         need(args, 3, "updateMany(col, filter, doc)")
@@ -219,7 +231,7 @@ class Helpers:
             body = {"clauses": args[1], "update": args[2]}
             return ok(await self.documents.update_many(ctx.identity, ctx.base, col, body))
         except SBError as exc:
-            return fail(f"error executing updateMany: {exc.message}")
+            return fail(f"error executing updateMany: {reason(exc)}")
 
     async def increment(self, ctx: HelperContext, args: list[Any]) -> Any:
         need(args, 4, "incrementValue(col, id, field, n)")
@@ -231,7 +243,7 @@ class Helpers:
             await self.documents.increment(ctx.identity, ctx.base, col, doc_id, field, amount)
             return ok(True)
         except SBError as exc:
-            return fail(f"error executing incrementValue: {exc.message}")
+            return fail(f"error executing incrementValue: {reason(exc)}")
 
     async def delete(self, ctx: HelperContext, args: list[Any]) -> Any:
         if len(args) != 2:
@@ -240,7 +252,7 @@ class Helpers:
         try:
             return ok(await self.documents.delete(ctx.identity, ctx.base, col, doc_id))
         except SBError as exc:
-            return fail(f"error executing del: {exc.message}")
+            return fail(f"error executing del: {reason(exc)}")
 
     async def delete_many(self, ctx: HelperContext, args: list[Any]) -> Any:
         need(args, 2, "deleteMany(col, filter)")
@@ -248,7 +260,7 @@ class Helpers:
         try:
             return ok(await self.documents.delete_many(ctx.identity, ctx.base, col, args[1]))
         except SBError as exc:
-            return fail(f"error executing deleteMany: {exc.message}")
+            return fail(f"error executing deleteMany: {reason(exc)}")
 
     async def new_id(self, ctx: HelperContext, args: list[Any]) -> Any:
         return new_id()
@@ -263,7 +275,7 @@ class Helpers:
             await self.broker.publish(ctx.base, channel, kind, args[2], ctx.function.id, ctx.identity)
             return ok()
         except SBError as exc:
-            return fail(f"error publishing your message: {exc.message}")
+            return fail(f"error publishing your message: {reason(exc)}")
 
     def _key(self, ctx: HelperContext, key: str) -> str:
         return f"{ctx.base.name}_{key}"
@@ -284,7 +296,7 @@ class Helpers:
             await self.cache.set(self._key(ctx, key), value, CACHE_TTL)
             return ok()
         except SBError as exc:
-            return fail(f"error calling cacheSet(): {exc.message}")
+            return fail(f"error calling cacheSet(): {reason(exc)}")
 
     async def _add(self, ctx: HelperContext, args: list[Any], sign: int, usage: str) -> Any:
         need(args, 2, usage)
@@ -310,7 +322,7 @@ class Helpers:
         try:
             return ok(await self.documents.search(ctx.identity, ctx.base, col, keywords))
         except SBError as exc:
-            return fail(f"error while executing search(): {exc.message}")
+            return fail(f"error while executing search(): {reason(exc)}")
 
     async def index_document(self, ctx: HelperContext, args: list[Any]) -> Any:
         need(args, 3, "indexDocument(col, id, text)")
@@ -319,7 +331,7 @@ class Helpers:
             await self.documents.index_text(ctx.base, col, doc_id, text)
             return ok()
         except SBError as exc:
-            return fail(f"error while indexing: {exc.message}")
+            return fail(f"error while indexing: {reason(exc)}")
 
     async def delete_index_document(self, ctx: HelperContext, args: list[Any]) -> Any:
         need(args, 2, "deleteIndexDocument(col, id)")
@@ -328,7 +340,7 @@ class Helpers:
             await self.documents.index_text(ctx.base, col, doc_id, "")
             return ok()
         except SBError as exc:
-            return fail(f"error while removing from the index: {exc.message}")
+            return fail(f"error while removing from the index: {reason(exc)}")
 
     # outside world
     async def fetch(self, ctx: HelperContext, args: list[Any]) -> Any:
@@ -392,4 +404,4 @@ class Helpers:
             )
             return ok()
         except SBError as exc:
-            return fail(f"send mail error: {exc.message}")
+            return fail(f"send mail error: {reason(exc)}")

@@ -177,3 +177,14 @@ async def test_the_console_mailer_prints_bodies_only_in_dev(
     out = capsys.readouterr().out
     assert "email to u@x.example" in out and "Subject: Your code" in out
     assert ("918273" in out) is shown
+
+
+def test_a_function_reads_its_own_mistakes_but_not_a_drivers_text(caplog: pytest.LogCaptureFixture) -> None:
+    from sbserver.errors import BadRequest, StoreError
+    from sbserver.services.fnhelpers import reason
+
+    assert reason(BadRequest("invalid filter: unknown operator '~'")) == "invalid filter: unknown operator '~'"
+    with caplog.at_level("WARNING", logger="sbserver.functions"):
+        said = reason(StoreError('database error: relation "sb_x"."documents" does not exist'))
+    assert said == "internal error" and "relation" not in said
+    assert 'relation "sb_x"."documents" does not exist' in caplog.text
