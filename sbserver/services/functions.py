@@ -358,7 +358,7 @@ class FunctionService:
             secrets = parse_secrets(self.box.open(fn.secrets, secrets_context(base.name, fn.id)))
         except SecretsUnreadable as exc:  # never run with missing or garbled secrets
             log.error("function %s of %s: %s", fn.name, base.name, exc.message)
-            outcome = Outcome(ok=False, error=exc.message, stage="compile")
+            outcome = Outcome(ok=False, error=exc.message, stage="secrets")
             return outcome, FunctionRun(
                 new_ordered_id(), fn.id, fn.version, started, now_iso(), False, ["Function started", exc.message]
             )
@@ -392,7 +392,7 @@ class FunctionService:
         self._spawn(self._record(base, run))
         if outcome.ok:
             return
-        if outcome.stage == "compile" and outcome.error.startswith("unable to find"):
+        if outcome.stage == "secrets" or (outcome.stage == "compile" and outcome.error.startswith("unable to find")):
             raise SBError(outcome.error)
         if outcome.stage == "compile":
             raise SBError(f"error compiling your function: {outcome.error}")

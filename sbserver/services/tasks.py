@@ -221,7 +221,10 @@ class TaskService:
 
     async def stop(self) -> None:
         if self._loop_task is not None:
-            self._loop_task.cancel()
+            # Python 3.11's wait_for can swallow a cancel that lands as its wait ends: cancel again
+            while not self._loop_task.done():
+                self._loop_task.cancel()
+                await asyncio.wait([self._loop_task], timeout=0.5)
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
         for task in list(self._running):
