@@ -61,7 +61,8 @@ class Settings:
     # a user's chat messages, database writes and web calls that trigger functions, per minute
     function_event_rate_per_minute: int = 240
     function_app_rate_per_minute: int = 6000  # runs one app's events start, per minute and process
-    function_app_concurrency: int = 0  # runs of one app at once in a process; 0: half the workers
+    # runs of one app at once in a process; 0: every runner but one (all of them when there are two or fewer)
+    function_app_concurrency: int = 0
     task_max_per_app: int = 100  # scheduled tasks one app may have
     function_poll_seconds: float = 2.0
     function_lease_seconds: float = 0.0  # 0: the timeout plus 30 s

@@ -59,12 +59,15 @@ class AppLimits:
 
 
 def server_limits(settings: Settings, workers: int, concurrency: int) -> AppLimits:
-    """The limits every app gets; by default an app may use every worker but one."""
+    """The limits every app gets. By default an app may use every runner but one where there are
+    three or more; with one or two (a small machine, most often serving one app) it may use all,
+    so a single app's functions keep the machine's whole throughput."""
+    runners = max(1, workers)
     return AppLimits(
         custom_rate=settings.function_rate_per_minute,
         event_rate=settings.function_event_rate_per_minute,
         app_rate=settings.function_app_rate_per_minute,
-        concurrency=settings.function_app_concurrency or max(1, min(workers, concurrency) - 1),
+        concurrency=settings.function_app_concurrency or (runners if runners <= 2 else runners - 1),
         tasks=settings.task_max_per_app,
     )
 

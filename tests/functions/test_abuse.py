@@ -112,7 +112,9 @@ async def test_defaults_let_a_live_chat_through(make_fn: MakeFn) -> None:
 
 
 async def test_one_apps_long_runs_do_not_starve_another_app(make_fn: MakeFn) -> None:
-    async with make_fn(function_workers=2, function_concurrency=2, function_timeout=10) as env:
+    async with make_fn(
+        function_workers=2, function_concurrency=2, function_app_concurrency=1, function_timeout=10
+    ) as env:
         hog, other = env.api, await env.api.new_app()
         spin = 'function handle() { var t = Date.now(); while (Date.now() - t < 3000) {} log("spun"); }'
         await hog.add_ok("spin", "spin-channel", spin)

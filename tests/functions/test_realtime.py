@@ -101,7 +101,7 @@ async def test_f72_lobby_trigger_gets_channel_type_and_parsed_data_from_chat(rt:
     ], seen
 
 
-async def test_f76_chat_messages_are_never_rate_limited(rt: Realtime, live_fn: FnApi) -> None:
+async def test_f76_chat_messages_are_not_held_to_the_custom_type_limit(rt: Realtime, live_fn: FnApi) -> None:
     channel = unique("chat")
     await live_fn.add_ok("f76chat", channel, 'function handle() { log("ran"); }')
     a = await rt.sse(await rt.user(0), join=(channel,))
