@@ -153,6 +153,21 @@ def message_data(text: str) -> Any:
         return text
 
 
+class RunsNotQueued(SBError):
+    """A write was committed but the function runs it triggers could not be queued: the client
+    is told (the write stands, so a retry would write twice), instead of a silent success."""
+
+    status = 503
+
+
+def _runs_lost(batch: list[Any], why: str) -> None:
+    for *_, durable, _chain in batch:
+        if durable is not None and not durable.done():
+            durable.set_exception(
+                RunsNotQueued(f"the write was saved, but the functions it triggers will not run: {why}")
+            )
+
+
 class FunctionService:
     def __init__(
         self,
@@ -228,9 +243,8 @@ class FunctionService:
             task.cancel()
         await asyncio.gather(*self._loops, *self._tasks, return_exceptions=True)
         self._loops.clear()
-        for *_, durable, _chain in self._inbox:  # events never dispatched: their writers must not hang
-            if durable is not None and not durable.done():
-                durable.set_result(None)
+        # events never dispatched: their writers must not hang, nor be told their runs will happen
+        _runs_lost(self._inbox, "the server is stopping")
         if self._finisher:  # after its write in flight, if any: a cancelled write would run them again
             async with self._flushing:
                 self._finisher.cancel()
@@ -661,9 +675,12 @@ class FunctionService:
                 batch, self._inbox = self._inbox, []
                 try:
                     await self._dispatch(batch)
+                except SBError:  # logged where it failed
+                    _runs_lost(batch, "they could not be written to the store")
                 except Exception:
                     log.exception("dispatching %d events to functions failed", len(batch))
-                finally:  # the writers go on, stored or not (a failure is logged, not theirs)
+                    _runs_lost(batch, "they could not be written to the store")
+                finally:  # the writers go on once their jobs are stored
                     for *_, durable, _chain in batch:
                         if durable is not None and not durable.done():
                             durable.set_result(None)
@@ -721,9 +738,9 @@ class FunctionService:
                 self._left_unclaimed()
                 return
             await self.store.enqueue_jobs([job for job, _ in jobs], self.owner, time.time() + self._lease())
-        except SBError as exc:
+        except SBError as exc:  # the writers of this batch are told (see _dispatch_forever)
             log.warning("%d function runs not queued: %s", len(jobs), exc.message)
-            return
+            raise
         for job, fn in jobs:
             self._held.add(job.id)
             self._queue.put_nowait((job, fn))
