@@ -39,11 +39,12 @@ class Outcome:
     ok: bool
     output: list[str] = field(default_factory=list)
     error: str = ""
-    stage: str = ""  # "compile" (before handle ran), "run", "timeout", "crash"
+    # "compile" (before handle ran), "run", "timeout", "crash", "refused" (the worker runs nothing)
+    stage: str = ""
 
 
 # The worker's own knobs, passed on when set: nothing else of the server's environment is.
-WORKER_VARIABLES = ("SB_WORKER_MAX_BYTES", "SB_LEAN_CONTEXTS")
+WORKER_VARIABLES = ("SB_WORKER_MAX_BYTES", "SB_LEAN_CONTEXTS", "SB_ALLOW_UNCAPPED_WORKERS")
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the directory holding ``sbserver``
 

@@ -13,6 +13,7 @@ that evaluation, not the call, is what a short run spends its time on.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -273,19 +274,43 @@ def _run(ch: Channel, job: dict[str, Any], box: list[quickjs.Context], formatter
     return done(True)
 
 
-def limit_resources() -> None:
-    cap = int(os.environ.get("SB_WORKER_MAX_BYTES", str(1024 * 1024 * 1024)))
-    for res, value in ((resource.RLIMIT_AS, cap), (resource.RLIMIT_FSIZE, 0), (resource.RLIMIT_CORE, 0)):
+def limit_resources() -> str:
+    """Cap the worker's address space (a backstop under each context's own memory limit), file
+    writes and core dumps. Returns why the memory cap could not be set ('' when it is), after
+    saying so on standard error; the other two are best effort and only said."""
+    raw = os.environ.get("SB_WORKER_MAX_BYTES", str(1024 * 1024 * 1024))
+    cap = int(raw) if raw.strip().isdigit() else 0
+    problem = ""
+    if not 0 < cap < 2**63:
+        sys.stderr.write(f"sbserver function worker: SB_WORKER_MAX_BYTES={raw!r} is not a byte count\n")
+        problem = f"SB_WORKER_MAX_BYTES={raw!r} is not a byte count"
+    limits = [(resource.RLIMIT_FSIZE, "file size", 0), (resource.RLIMIT_CORE, "core size", 0)]
+    if not problem:
+        limits.insert(0, (resource.RLIMIT_AS, "address space", cap))
+    for res, name, value in limits:
         try:
             resource.setrlimit(res, (value, value))
-        except (ValueError, OSError):
-            pass
+            continue
+        except (ValueError, OSError, OverflowError) as exc:
+            why = str(exc)
+        _, hard = resource.getrlimit(res)
+        if hard != resource.RLIM_INFINITY and hard <= value:  # already held lower from outside
+            with contextlib.suppress(ValueError, OSError):
+                resource.setrlimit(res, (hard, hard))
+                continue
+        sys.stderr.write(f"sbserver function worker: cannot limit its {name}: {why}\n")
+        if res == resource.RLIMIT_AS:
+            problem = f"the function worker cannot cap its memory ({why})"
+    return problem
+
+
+UNCAPPED_REFUSAL = "functions are not run: {problem}; set SB_ALLOW_UNCAPPED_WORKERS=1 to run them without that cap"
 
 
 # All a worker reads of its environment; the pool starts it with no more (see ``worker_environment``).
 KEPT_VARIABLES = frozenset(
     {"PATH", "LANG", "LC_ALL", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "PYTHONPATH"}
-    | {"SB_WORKER_MAX_BYTES", "SB_LEAN_CONTEXTS"}
+    | {"SB_WORKER_MAX_BYTES", "SB_LEAN_CONTEXTS", "SB_ALLOW_UNCAPPED_WORKERS"}
 )
 
 
@@ -300,7 +325,8 @@ def main() -> int:
     forget_environment()
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing but frames may reach the server's pipe
-    limit_resources()
+    uncapped = limit_resources()
+    refuse = uncapped and os.environ.get("SB_ALLOW_UNCAPPED_WORKERS") != "1"
     ch = Channel(inp, out)
     spare = new_context(ALWAYS)  # what most code needs
     while True:
@@ -308,6 +334,10 @@ def main() -> int:
         if job is None:
             return 0
         if job.get("op") != "run":
+            continue
+        if refuse:
+            error = UNCAPPED_REFUSAL.format(problem=uncapped)
+            ch.send({"op": "done", "ok": False, "stage": "refused", "error": error, "output": []})
             continue
         if builtins_for(str(job.get("code", ""))) != ALWAYS:
             run(ch, job)

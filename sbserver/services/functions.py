@@ -302,6 +302,8 @@ class FunctionService:
         if secrets is not None and len(secrets.encode("utf-8", "surrogatepass")) > MAX_SECRETS_BYTES:
             raise BadRequest(f"invalid secrets: at most {MAX_SECRETS_BYTES} bytes are allowed")
         outcome = await self.pool.check(code)
+        if outcome.stage == "refused":  # the server's doing, not the code's
+            raise SBError(outcome.error)
         if not outcome.ok:
             raise BadRequest(f"invalid function code: {outcome.error}")
 
@@ -406,7 +408,9 @@ class FunctionService:
         self._spawn(self._record(base, run))
         if outcome.ok:
             return
-        if outcome.stage == "secrets" or (outcome.stage == "compile" and outcome.error.startswith("unable to find")):
+        if outcome.stage in ("secrets", "refused") or (
+            outcome.stage == "compile" and outcome.error.startswith("unable to find")
+        ):
             raise SBError(outcome.error)
         if outcome.stage == "compile":
             raise SBError(f"error compiling your function: {outcome.error}")
