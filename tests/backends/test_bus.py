@@ -107,8 +107,13 @@ async def test_publish_reaches_every_subscriber(bus: Bus) -> None:
     assert await b.wait_for(1) == [payload]
 
 
-async def test_publish_without_subscribers_is_not_an_error(bus: Bus) -> None:
-    await bus.publish(topic(), b"nobody listens")
+async def test_publish_without_subscribers_is_not_an_error_and_is_not_kept(bus: Bus) -> None:
+    t = topic()
+    await bus.publish(t, b"nobody listens")  # no exception
+    sink = Sink()
+    await bus.subscribe(t, sink)
+    await bus.publish(t, b"marker")
+    assert await sink.wait_for(1) == [b"marker"]  # what was published before is not replayed
 
 
 async def test_may_reach_is_true_while_a_subscriber_may_listen(bus: Bus) -> None:
