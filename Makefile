@@ -51,8 +51,8 @@ types: install  ## mypy on the package
 
 check: lint types test  ## everything CI checks
 
-bench: install  ## benchmarks (see bench/README.md)
-	$(PY) bench/run.py
+bench: install  ## the project's benchmarks; the peer comparison too when SB_SHARED_BENCH points at the harness (bench/README.md)
+	$(PY) bench/run.py --own
 
 clean:  ## remove virtualenvs and caches
 	rm -rf $(VENV) $(PYCLIENT) tests/compat/js/node_modules .pytest_cache .mypy_cache .ruff_cache

