@@ -1,4 +1,11 @@
-"""``backend server``: run the HTTP server (dev app on the embedded SQLite store by default)."""
+"""``backend server``: run the HTTP server (dev app on the embedded SQLite store by default).
+
+Stopping: the first SIGINT (Ctrl-C) or SIGTERM stops accepting connections, ends every realtime
+stream (SSE: a final ``error`` event "server shutting down", then the end of the response;
+WebSocket: that event, then close code 1001), gives requests still running ``--shutdown-grace``
+seconds, stops the app (functions, scheduler, backends) and exits with status 0. A second signal
+exits at once. Uvicorn alone would wait for the streams to end, which they never do.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +14,21 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
+import signal
+import socket
 import sys
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import uvicorn
+
     from sbserver.settings import Settings
+
+SHUTDOWN_REASON = "server shutting down"
+STREAMS_GRACE = 2.0  # seconds the open streams get to write their final event and close
+log = logging.getLogger("sbserver")
 
 
 def add_parser(sub: Any) -> None:
@@ -21,6 +38,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--data-dir", default=None, help="where the embedded store keeps its files (default ./.sbdata)")
     p.add_argument("--workers", type=int, default=1, help="processes to run (needs PostgreSQL and Redis past 1)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument(
+        "--shutdown-grace",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="on SIGINT/SIGTERM, how long requests still running may finish (default 5)",
+    )
     p.set_defaults(run=run)
 
 
@@ -47,8 +71,6 @@ async def preflight(settings: Settings) -> str:
 def port_problem(host: str, port: int) -> str:
     """Why the server could not listen on ``host:port`` ('' when it can): checked before anything
     is opened or printed, where uvicorn would find it only after start-up, as a bare errno."""
-    import socket
-
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
@@ -86,6 +108,64 @@ def dev_exposure_warning(host: str) -> str:
     )
 
 
+def exit_now() -> None:
+    """A second signal: leave at once, whatever is still running (no traceback, status 0)."""
+    with contextlib.suppress(Exception):  # a write the signal interrupted may make these refuse
+        sys.stderr.write("sbserver: second signal, stopping at once\n")
+        sys.stderr.flush()
+        sys.stdout.flush()
+    os._exit(0)
+
+
+class CutShort(logging.Filter):
+    """Requests still running when the grace period ends are cancelled; uvicorn would log each
+    cancel as an "Exception in ASGI application" with a CancelledError traceback. One line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError):
+            record.msg, record.args = "a request still running after the shutdown grace period was cancelled", ()
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def graceful_server(config: uvicorn.Config, drain: Callable[[], Awaitable[object]]) -> uvicorn.Server:
+    """A uvicorn server whose shutdown first ends the app's realtime streams (``drain``).
+
+    Uvicorn stops accepting, then waits for open connections to finish before the lifespan
+    shutdown runs; a stream never finishes by itself, so the app would never learn it should stop.
+    Here the shutdown closes the listening sockets, runs ``drain`` (each stream gets a final event
+    and closes), and goes on with uvicorn's own: idle connections closed, requests in flight given
+    ``timeout_graceful_shutdown`` seconds, then the lifespan shutdown. Signals are not re-raised
+    after it (uvicorn does, which ends the process with a KeyboardInterrupt traceback or status
+    -15), and a second one exits at once.
+    """
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if self.should_exit:
+                exit_now()
+            self.should_exit = True  # the main loop sees it within 0.1 s and calls shutdown()
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # kept until the process ends: a signal during the last teardown also means "now"
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, self.handle_exit)
+            yield
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            for server in self.servers:  # no new connections while the streams end
+                server.close()
+            try:
+                await drain()
+            except Exception:
+                log.exception("ending the realtime streams failed")
+            await super().shutdown(sockets)
+
+    return GracefulServer(config)
+
+
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -119,8 +199,9 @@ def run(args: argparse.Namespace) -> int:
         f"sbserver on http://{settings.host}:{settings.port} — store: {store}, env: {settings.app_env}",
         flush=True,
     )
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         loop="uvloop",
@@ -129,5 +210,10 @@ def run(args: argparse.Namespace) -> int:
         log_level="warning",
         server_header=False,
         date_header=False,
+        timeout_graceful_shutdown=max(0.0, args.shutdown_grace),
     )
+    logging.getLogger("uvicorn.error").addFilter(CutShort())  # after Config, which sets up logging
+    broker = app.state.services.broker
+    server = graceful_server(config, lambda: broker.drain(SHUTDOWN_REASON, min(STREAMS_GRACE, args.shutdown_grace)))
+    server.run()
     return 0

@@ -19,6 +19,7 @@ from sbserver.services.realtime import Broker, Connection, error, normalize
 from sbserver.types import Base
 
 DB_TYPES = ("db_created", "db_updated", "db_deleted")
+GOING_AWAY = 1001  # WebSocket close code: the server is stopping
 
 
 def broker(request: Request | WebSocket) -> Broker:
@@ -112,9 +113,9 @@ async def ws_endpoint(ws: WebSocket) -> None:
             return
     try:
         conn = b.connect("ws", base)
-    except SBError as exc:
+    except SBError as exc:  # the connection limit (1013: try again later), or the server is stopping
         await ws.send_text(error(exc.message).decode())
-        await ws.close(code=1013)
+        await ws.close(code=GOING_AWAY if b.closing else 1013)
         return
     limit = svc.settings.realtime_max_message
 
@@ -125,9 +126,9 @@ async def ws_endpoint(ws: WebSocket) -> None:
                 break
             for payload in batch:
                 await ws.send_text(payload.decode())
-        if ws.client_state == WebSocketState.CONNECTED:
+        if ws.client_state == WebSocketState.CONNECTED:  # ended by the server: stopping, or the client fell behind
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(ws.close(code=1008), 5.0)
+                await asyncio.wait_for(ws.close(code=GOING_AWAY if conn.going_away else 1008), 5.0)
 
     writer = asyncio.ensure_future(write())
     try:

@@ -18,6 +18,7 @@ import math
 import os
 import re
 import resource
+import signal
 import sys
 import time
 from functools import lru_cache
@@ -322,6 +323,10 @@ def forget_environment() -> None:
 
 
 def main() -> int:
+    # the server owns a worker's life (SIGKILL, or end of stdin once it is gone): a Ctrl-C or SIGTERM
+    # sent to the whole process group must not break a run the server's shutdown lets finish
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     forget_environment()
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing but frames may reach the server's pipe

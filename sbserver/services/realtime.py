@@ -115,6 +115,7 @@ class Connection:
         self.topics: dict[str, Callable[[], None]] = {}
         self.routed = asyncio.Lock()  # commands routed from other processes run one at a time, in order
         self.closed = False
+        self.going_away = False  # closed because the server is stopping (WebSocket close code 1001)
         self._outbox: deque[bytes] = deque()
         self._ready = asyncio.Event()
         self._limit = limit
@@ -140,6 +141,14 @@ class Connection:
     def close(self) -> None:
         self.closed = True
         self._ready.set()
+
+    def end(self, payload: bytes) -> None:
+        """Close after one last envelope, queued even past the limit: the server is stopping."""
+        if self.closed:
+            return
+        self.going_away = True
+        self._outbox.append(payload)
+        self.close()
 
     async def next_batch(self, timeout: float) -> list[bytes] | None:
         """Everything queued (at once), [] on a keep-alive timeout, None once closed and drained."""
@@ -190,6 +199,7 @@ class Broker:
         self.message_hooks: list[MessageHook] = []
         self._unsubscribe: list[Callable[[], None]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.closing = ""  # why new connections are refused: set once the server begins to stop
 
     # lifecycle
     async def start(self) -> None:
@@ -204,6 +214,23 @@ class Broker:
         for task in list(self._tasks):
             task.cancel()
 
+    async def drain(self, reason: str, timeout: float) -> int:
+        """The server is stopping: refuse new connections, end every open one with a final ``error``
+        envelope saying ``reason``, and wait (``timeout`` seconds at most) until their transports
+        have written it and let go. Returns how many were still open when the wait ended.
+
+        Needed because the ASGI server waits for open connections to end before the lifespan
+        shutdown (``stop``) runs, and a stream never ends by itself.
+        """
+        self.closing = reason
+        for conn in list(self.connections.values()):
+            conn.end(error(reason))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.connections and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        return len(self.connections)
+
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
@@ -212,6 +239,8 @@ class Broker:
     # connections
     def connect(self, transport: str, base: Base | None) -> Connection:
         """Register a new connection; raises when the configured limit is reached."""
+        if self.closing:
+            raise SBError(self.closing)
         limit = self.settings.realtime_max_connections
         if limit and len(self.connections) >= limit:
             raise SBError("connection limit reached")
