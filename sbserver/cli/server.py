@@ -18,6 +18,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -119,10 +120,15 @@ def exit_now() -> None:
 
 class CutShort(logging.Filter):
     """Requests still running when the grace period ends are cancelled; uvicorn would log each
-    cancel as an "Exception in ASGI application" with a CancelledError traceback. One line instead."""
+    cancel as an "Exception in ASGI application" with a CancelledError traceback. One line instead,
+    once the shutdown has begun (before it, such a record is a real error and keeps its traceback)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stopping = False
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError):
+        if self.stopping and record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError):
             record.msg, record.args = "a request still running after the shutdown grace period was cancelled", ()
             record.exc_info, record.exc_text = None, None
         return True
@@ -141,6 +147,9 @@ def graceful_server(config: uvicorn.Config, drain: Callable[[], Awaitable[object
     """
     import uvicorn
 
+    cut_short = CutShort()
+    logging.getLogger("uvicorn.error").addFilter(cut_short)  # after Config, which sets up logging
+
     class GracefulServer(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:
             if self.should_exit:
@@ -150,11 +159,13 @@ def graceful_server(config: uvicorn.Config, drain: Callable[[], Awaitable[object
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
             # kept until the process ends: a signal during the last teardown also means "now"
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(sig, self.handle_exit)
+            if threading.current_thread() is threading.main_thread():  # the only one that may set them
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    signal.signal(sig, self.handle_exit)
             yield
 
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            cut_short.stopping = True
             for server in self.servers:  # no new connections while the streams end
                 server.close()
             try:
@@ -212,7 +223,6 @@ def run(args: argparse.Namespace) -> int:
         date_header=False,
         timeout_graceful_shutdown=max(0.0, args.shutdown_grace),
     )
-    logging.getLogger("uvicorn.error").addFilter(CutShort())  # after Config, which sets up logging
     broker = app.state.services.broker
     server = graceful_server(config, lambda: broker.drain(SHUTDOWN_REASON, min(STREAMS_GRACE, args.shutdown_grace)))
     server.run()

@@ -10,6 +10,7 @@ a second signal exits at once. The output never holds a traceback.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import signal
@@ -28,6 +29,7 @@ import pytest
 import websockets
 
 from tests.compat.conftest import START_TIMEOUT, _free_port, _server_env, _wait_until_ready
+from tests.conftest import LIVE_KINDS
 
 PK = "dev_memory_pk"
 ROOT = "safe-to-use-in-dev-root-token"
@@ -69,14 +71,25 @@ class Server:
             assert word not in out, f"{word!r} in the server's output:\n{out[-4000:]}"
 
 
+@pytest.fixture(params=LIVE_KINDS)
+def env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The server's environment: SQLite with the in-process bus, or PostgreSQL with Redis."""
+    kind: str = request.param
+    if kind == "sqlite":
+        return _server_env("sqlite", "")
+    environment = _server_env("pg", request.getfixturevalue("pg_url"))
+    environment["REDIS_URL"] = request.getfixturevalue("redis_url")
+    return environment
+
+
 @contextmanager
-def server_process(tmp_path: Path, *extra: str) -> Iterator[Server]:
+def server_process(tmp_path: Path, env: dict[str, str], *extra: str) -> Iterator[Server]:
     port = _free_port()
     log = tmp_path / "server.log"
     with log.open("wb") as sink:
         proc = subprocess.Popen(
             [sys.executable, "-m", "sbserver", "server", "--port", str(port), "--data-dir", str(tmp_path), *extra],
-            env=_server_env("sqlite", ""),
+            env=env,
             stdout=sink,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -161,10 +174,13 @@ def assert_final(event: dict[str, Any]) -> None:
     assert event["auth"] == {"accountId": "", "userId": "", "email": "", "role": 0}, event
 
 
-async def add_spin(http: httpx.AsyncClient, name: str, ms: int) -> None:
+async def add_spin(http: httpx.AsyncClient, ms: int) -> str:
+    """A new function (named afresh: the PostgreSQL database outlives a test) that spins ``ms``."""
+    name = f"spin{uuid.uuid4().hex[:10]}"
     root = {"SB-PUBLIC-KEY": PK, "Authorization": f"Bearer {ROOT}"}
     r = await http.post("/fn/add", headers=root, json={"name": name, "trigger": "web", "code": SPIN % ms})
     assert r.status_code == 200, r.text
+    return name
 
 
 def sudo_exec(http: httpx.AsyncClient, name: str) -> asyncio.Task[httpx.Response]:
@@ -189,11 +205,13 @@ async def started(ws: Any) -> None:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-async def test_a_signal_ends_every_stream_and_the_process(tmp_path: Path, sig: int) -> None:
-    with server_process(tmp_path) as server:
+async def test_a_signal_ends_every_stream_and_the_process(tmp_path: Path, env: dict[str, str], sig: int) -> None:
+    with server_process(tmp_path, env) as server:
         async with httpx.AsyncClient(base_url=server.url, timeout=EXIT_BOUND) as http:
-            await add_spin(http, "warmup", 1)  # one run, so function workers are in the group too
-            r = await http.post("/fn/sudoexec/warmup", headers={"SB-PUBLIC-KEY": PK, "Authorization": f"Bearer {ROOT}"})
+            warmup = await add_spin(http, 1)  # one run, so function workers are in the group too
+            r = await http.post(
+                f"/fn/sudoexec/{warmup}", headers={"SB-PUBLIC-KEY": PK, "Authorization": f"Bearer {ROOT}"}
+            )
             assert r.status_code == 200, r.text
             async with sse_stream(http) as first, sse_stream(http) as second:
                 ws = await ws_open(server)
@@ -211,12 +229,12 @@ async def test_a_signal_ends_every_stream_and_the_process(tmp_path: Path, sig: i
     server.assert_quiet()
 
 
-async def test_a_request_in_flight_finishes_before_the_exit(tmp_path: Path) -> None:
-    with server_process(tmp_path) as server:
+async def test_a_request_in_flight_finishes_before_the_exit(tmp_path: Path, env: dict[str, str]) -> None:
+    with server_process(tmp_path, env) as server:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-            await add_spin(http, "spin", 1500)
+            spin = await add_spin(http, 1500)
             marks = await watching_marks(http, server)
-            running = sudo_exec(http, "spin")
+            running = sudo_exec(http, spin)
             await started(marks)  # the run computes in a worker now
             server.signal_group(signal.SIGINT)
             _, marks_code = await ws_end(marks)
@@ -228,12 +246,12 @@ async def test_a_request_in_flight_finishes_before_the_exit(tmp_path: Path) -> N
     server.assert_quiet()
 
 
-async def test_a_request_past_the_grace_period_is_cut_short_quietly(tmp_path: Path) -> None:
-    with server_process(tmp_path, "--shutdown-grace", "1") as server:
+async def test_a_request_past_the_grace_period_is_cut_short_quietly(tmp_path: Path, env: dict[str, str]) -> None:
+    with server_process(tmp_path, env, "--shutdown-grace", "1") as server:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-            await add_spin(http, "spin", 20_000)
+            spin = await add_spin(http, 20_000)
             marks = await watching_marks(http, server)
-            running = sudo_exec(http, "spin")
+            running = sudo_exec(http, spin)
             await started(marks)
             server.signal_group(signal.SIGTERM)
             await ws_end(marks)
@@ -246,12 +264,12 @@ async def test_a_request_past_the_grace_period_is_cut_short_quietly(tmp_path: Pa
     server.assert_quiet()
 
 
-async def test_a_second_sigint_exits_at_once(tmp_path: Path) -> None:
-    with server_process(tmp_path, "--shutdown-grace", "60") as server:
+async def test_a_second_sigint_exits_at_once(tmp_path: Path, env: dict[str, str]) -> None:
+    with server_process(tmp_path, env, "--shutdown-grace", "60") as server:
         async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
-            await add_spin(http, "spin", 25_000)
+            spin = await add_spin(http, 25_000)
             marks = await watching_marks(http, server)
-            running = sudo_exec(http, "spin")
+            running = sudo_exec(http, spin)
             await started(marks)
             async with sse_stream(http) as stream:
                 server.signal_group(signal.SIGINT)
@@ -267,8 +285,8 @@ async def test_a_second_sigint_exits_at_once(tmp_path: Path) -> None:
     server.assert_quiet()
 
 
-async def test_a_second_sigint_right_after_the_first(tmp_path: Path) -> None:
-    with server_process(tmp_path) as server:
+async def test_a_second_sigint_right_after_the_first(tmp_path: Path, env: dict[str, str]) -> None:
+    with server_process(tmp_path, env) as server:
         async with httpx.AsyncClient(base_url=server.url, timeout=EXIT_BOUND) as http, sse_stream(http):
             ws = await ws_open(server)
             server.signal_group(signal.SIGINT)
@@ -277,4 +295,41 @@ async def test_a_second_sigint_right_after_the_first(tmp_path: Path) -> None:
             await ws.close()
     assert code == 0
     assert took < 3.0
+    server.assert_quiet()
+
+
+async def silent_websocket(server: Server) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A WebSocket opened by hand that will never answer the server's close frame: the server's
+    shutdown waits for it (two seconds at most) before it goes on."""
+    host, port = server.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    key = base64.b64encode(os.urandom(16))
+    writer.write(
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    await writer.drain()
+    assert b" 101 " in await reader.readuntil(b"\r\n\r\n")
+    return reader, writer
+
+
+async def test_no_new_stream_once_the_stop_has_begun(tmp_path: Path, env: dict[str, str]) -> None:
+    with server_process(tmp_path, env) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=EXIT_BOUND) as http:
+            assert (await http.get("/ping")).text == "true"  # a kept-alive connection, idle
+            reader, writer = await silent_websocket(server)
+            server.signal_group(signal.SIGINT)
+            received = b""
+            while FINAL.encode() not in received:  # the stop has begun; the silent socket holds it open
+                received += await asyncio.wait_for(reader.read(4096), EXIT_BOUND)
+            late = await http.get(f"/sse/connect?sbpk={PK}")  # on the kept-alive connection
+            with pytest.raises(ConnectionRefusedError):  # new connections: refused
+                await asyncio.open_connection("127.0.0.1", int(server.url.rsplit(":", 1)[1]))
+            writer.close()
+        code, _ = server.wait_exit()
+    assert late.status_code == 200
+    events = [json.loads(line[6:]) for line in late.text.splitlines() if line.startswith("data: ")]
+    assert len(events) == 1, events  # no init: the stream is refused with the final event alone
+    assert_final(events[0])
+    assert code == 0
     server.assert_quiet()
