@@ -1,9 +1,26 @@
 """Realtime clients: SSE over httpx streaming, WebSocket with ``websockets``.
 
 Both keep what they receive in an :class:`Inbox`: ``expect(type, **fields)`` returns the first
-envelope of that type and fields (earlier non-matching ones stay pending for later calls),
-``silent()`` asserts that nothing new arrives for a short while. Every envelope a test reads is
-checked for the seven keys of the wire format.
+envelope of that type and fields (earlier non-matching ones stay pending for later calls). Every
+envelope a test reads is checked for the seven keys of the wire format.
+
+A check that something does NOT arrive never waits a fixed time: ``nothing_before(marker, ...)``
+has the server send a marker on the path the unwanted envelope would have taken, after it, and
+asserts that nothing but the allowed types came first. The server orders each path:
+
+- replies to one connection's commands: in the order it handled them (a WebSocket's frames one
+  after the other; a ``POST /sse/msg`` is handled before it is answered), so an ``echo`` sent
+  after the command in question answers after anything that command pushed
+  (``nothing_before_echo``);
+- messages published on channels by one process: in publish order, on the in-process bus and on
+  Redis (one publisher connection per process; a subscriber connection receives in that order),
+  so a ``chan_in`` posted after the command in question (``nothing_before_chan_in``), or a
+  later ``/publish``, arrives after anything that command published;
+- database events of one collection: on its ``db-<col>`` channel in write order, so a later
+  write the subscriber may read arrives after the event that must not.
+
+The delayed ``joined`` broadcast of an SSE ``join`` is published JOINED_DELAY after the join:
+only another ``join`` made later orders after it.
 """
 
 from __future__ import annotations
@@ -13,7 +30,8 @@ import contextlib
 import json
 import socket
 import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -101,14 +119,59 @@ class Inbox:
                 return env
             self.pending.append(env)
 
-    async def silent(self, timeout: float = 0.6, ignore: tuple[str, ...] = ("joined",)) -> None:
-        """Nothing but ``ignore`` types is pending or arrives within ``timeout``."""
+    async def send(self, type: str, data: Any = "", channel: str = "", token: str | None = None) -> None:
+        """Send one command on this connection (each transport has its own way)."""
+        raise NotImplementedError
+
+    async def nothing_before(
+        self,
+        marker: Awaitable[object] | None,
+        type: str,
+        where: Callable[[dict[str, Any]], bool] | None = None,
+        ignore: tuple[str, ...] = ("joined",),
+        timeout: float = TIMEOUT,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """Nothing but ``ignore`` types arrives before the marker: the first envelope of ``type``
+        with ``fields`` (and for which ``where`` holds). Returns the marker.
+
+        ``marker`` (awaited once what is already pending was checked; None when something sent
+        earlier is the marker) must make the server send the marker on the path the unwanted
+        envelope would take, after it (see the module docstring). Envelopes of ``ignore`` types
+        stay pending for later calls.
+        """
         left = [e for e in self.pending if e["type"] not in ignore]
         assert not left, f"{self.name}: unexpected {left}"
+        if marker is not None:
+            await marker
         deadline = time.monotonic() + timeout
-        while (env := await self._take(deadline - time.monotonic())) is not None:
-            assert env["type"] in ignore, f"{self.name}: unexpected {env}"
+        while True:
+            env = await self._take(deadline - time.monotonic())
+            if env is None:
+                raise AssertionError(
+                    f"{self.name}: the marker {type} {dict(fields)} did not come within {timeout}s; "
+                    f"pending: {self.pending[-8:]}; problems: {self.problems[-3:]}"
+                )
+            if matches(env, type, fields) and (where is None or where(env)):
+                return env
+            assert env["type"] in ignore, f"{self.name}: unexpected {env} before the marker {type} {dict(fields)}"
             self.pending.append(env)
+
+    async def nothing_before_echo(self, ignore: tuple[str, ...] = ("joined",)) -> None:
+        """Nothing but ``ignore`` types is pushed to this connection before the reply to an
+        ``echo`` sent now: covers replies to every command this connection sent before."""
+        data = f"mark-{uuid.uuid4().hex[:12]}"
+        await self.nothing_before(self.send("echo", data), "echo", ignore=ignore, data=f"echo: {data}")
+
+    async def nothing_before_chan_in(self, channel: str, data: str = "", ignore: tuple[str, ...] = ("joined",)) -> str:
+        """Post ``data`` (a fresh mark by default) into ``channel`` (which this connection joined):
+        its ``ok`` and then its ``chan_out`` are the next envelopes but ``ignore`` types. Covers
+        replies to this connection's earlier commands and every earlier message this process
+        published on ``channel``. Returns ``data``, for the other members' ``nothing_before``."""
+        data = data or f"mark-{uuid.uuid4().hex[:12]}"
+        await self.nothing_before(self.send("chan_in", data, channel=channel), "ok", ignore=ignore, data="")
+        await self.nothing_before(None, "chan_out", ignore=ignore, data=data, channel=channel)
+        return data
 
     def clear(self) -> None:
         """Forget everything received so far (pending and queued)."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from tests.realtime.support import PASSWORD, Realtime, login, unique, unique_email
+from tests.realtime.clients import SSEClient, WSClient
+from tests.realtime.support import PASSWORD, Realtime, User, login, unique, unique_email
 
 
 async def _create(rt: Realtime, jwt: str, col: str, doc: dict[str, object]) -> dict[str, object]:
@@ -12,6 +13,18 @@ async def _create(rt: Realtime, jwt: str, col: str, doc: dict[str, object]) -> d
     assert r.status_code in (200, 201), f"POST /db/{col} answered {r.status_code}: {r.text}"
     created: dict[str, object] = r.json()
     return created
+
+
+async def _nothing_before_write(rt: Realtime, member: SSEClient | WSClient, writer: User, col: str) -> None:
+    """Nothing (but ``joined``) reaches ``member`` before the event of a write ``writer`` makes now
+    in ``col`` (one ``member`` may read): one collection's events come in write order."""
+    mark = unique("mark")
+    await member.nothing_before(
+        _create(rt, writer.jwt, col, {"mark": mark}),
+        "db_created",
+        where=lambda env: json.loads(env["data"]).get("mark") == mark,
+        channel=f"db-{col}",
+    )
 
 
 async def test_r36_db_created_reaches_members(rt: Realtime) -> None:
@@ -80,12 +93,12 @@ async def test_r39_default_permission_events_stay_in_the_account(rt: Realtime) -
     ours = await _create(rt, x2.jwt, col, {"who": "x2"})
     got = await member.expect("db_created")
     assert json.loads(got["data"])["id"] == ours["id"], f"got account Y's document {other['id']}: {got}"
-    await member.silent()
+    await _nothing_before_write(rt, member, x1, col)
     # and the other way round: Y's own subscription sees its document only
     y_member = await rt.sse(y, join=(f"db-{col}",))
     await _create(rt, x1.jwt, col, {"who": "x1"})
     await member.expect("db_created")
-    await y_member.silent()
+    await _nothing_before_write(rt, y_member, y, col)
 
 
 async def test_r40_bulk_create_yields_one_event_per_document(rt: Realtime) -> None:
@@ -97,7 +110,7 @@ async def test_r40_bulk_create_yields_one_event_per_document(rt: Realtime) -> No
     assert r.status_code in (200, 201), r.text
     got = sorted([json.loads((await member.expect("db_created"))["data"])["i"] for _ in docs])
     assert got == [0, 1, 2]
-    await member.silent()
+    await _nothing_before_write(rt, member, writer, col)
 
 
 async def test_r41_publish_and_publish_message_deliver_custom_types(rt: Realtime) -> None:

@@ -82,7 +82,7 @@ async def test_r10_echo_goes_to_the_sender_only(rt: Realtime) -> None:
     await a.send("echo", "hello")
     reply = await a.expect("echo")
     assert reply["data"] == "echo: hello"
-    await b.silent()
+    await b.nothing_before_echo()  # b's own echo, answered after a's, is the first thing b gets
 
 
 async def test_r11_join_answers_ok_before_joined(rt: Realtime) -> None:
@@ -121,12 +121,13 @@ async def test_r13_chan_in_reaches_every_member(rt: Realtime) -> None:
 
 
 async def test_r14_non_members_receive_nothing(rt: Realtime) -> None:
-    lobby = unique("lobby")
+    lobby, other = unique("lobby"), unique("other")
     a = await rt.sse(await rt.user(0), join=(lobby,))
-    c = await rt.sse(await rt.user(1), join=(unique("other"),))
+    c = await rt.sse(await rt.user(1), join=(other,))
     await a.send("chan_in", "only-lobby", channel=lobby)
     await a.expect("chan_out", data="only-lobby")
-    await c.silent()
+    # a's next message, into c's channel, is published after the lobby's: the first c gets
+    await c.nothing_before(a.send("chan_in", "in-other", channel=other), "chan_out", data="in-other")
 
 
 async def test_r15_chan_in_without_channel_is_refused_and_not_published(rt: Realtime) -> None:
@@ -138,8 +139,8 @@ async def test_r15_chan_in_without_channel_is_refused_and_not_published(rt: Real
     r = await a.post({"sid": a.sid, "token": a.token, "type": "chan_in", "data": "lost"})  # no channel key
     assert r.status_code == 200 and r.text == "true"
     assert (await a.expect("error"))["data"] == "no channel was specified"
-    await a.silent()
-    await b.silent()
+    mark = await a.nothing_before_chan_in(lobby)
+    await b.nothing_before(None, "chan_out", data=mark)
 
 
 async def test_r16_chan_in_to_a_database_channel_is_refused(rt: Realtime) -> None:
@@ -167,8 +168,8 @@ async def test_r18_unknown_sid_produces_nothing(rt: Realtime) -> None:
     for sid in ("nope", "pUnknown0.0f0e0d0c-0000-0000-0000-000000000000", a.sid + "x"):
         await a.send("echo", "x", sid=sid)
         await a.send("chan_in", "x", channel=lobby, sid=sid)
-    await a.silent()
-    await b.silent()
+    mark = await a.nothing_before_chan_in(lobby)
+    await b.nothing_before(None, "chan_out", data=mark)
 
 
 async def test_r19_presence_counts_joined_connections(rt: Realtime) -> None:
@@ -244,7 +245,7 @@ async def test_r25_join_or_chan_in_before_auth_is_refused(rt: Realtime) -> None:
     reply = await anon.expect()
     assert reply["type"] == "error" and reply["data"] == "invalid token", reply
     await rt.presence(member, lobby, "1", timeout=0)
-    await member.silent()
+    await member.nothing_before_chan_in(lobby)  # anon's message was not published before it
 
 
 async def test_r28_idle_stream_gets_keepalive_comments(rt: Realtime) -> None:

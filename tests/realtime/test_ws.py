@@ -39,8 +39,17 @@ async def test_r31_ws_join_answers_joined_to_the_joiner_only(rt: Realtime) -> No
     other = unique("other")
     await ws.send("join", other, token=user.jwt)  # the JWT is accepted as well
     assert (await ws.expect("joined"))["data"] == other
-    await ws.silent(ignore=())
-    await member.silent(ignore=())
+    # No broadcast of those joins: an SSE join made after them is broadcast (JOINED_DELAY after
+    # it) later than a broadcast of theirs would be, and is the first thing the members see.
+    watcher = await rt.sse(await rt.user(2))
+
+    async def watcher_joins() -> None:
+        await watcher.join(lobby)
+        await watcher.join(other)
+
+    await member.nothing_before(watcher_joins(), "joined", ignore=(), data=watcher.sid, channel=lobby)
+    await ws.nothing_before(None, "joined", ignore=(), data=watcher.sid, channel=lobby)
+    await ws.nothing_before(None, "joined", ignore=(), data=watcher.sid, channel=other)
 
 
 async def test_r32_ws_and_sse_members_see_each_other(rt: Realtime) -> None:
