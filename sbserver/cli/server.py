@@ -37,7 +37,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--host", default=None, help="interface to listen on (default 127.0.0.1; 0.0.0.0 in prod)")
     p.add_argument("-p", "--port", type=int, default=None, help="port (default $PORT or 8099)")
     p.add_argument("--data-dir", default=None, help="where the embedded store keeps its files (default ./.sbdata)")
-    p.add_argument("--workers", type=int, default=1, help="processes to run (needs PostgreSQL and Redis past 1)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes to run (only 1 for now: start several processes on PostgreSQL and Redis)",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument(
         "--shutdown-grace",
@@ -191,8 +196,11 @@ def run(args: argparse.Namespace) -> int:
     if args.data_dir:
         overrides["data_dir"] = args.data_dir
     settings = from_env(**overrides)
-    if args.workers > 1 and (settings.data_store == "sqlite" or not settings.redis_url):
-        sys.stderr.write("several workers need DATABASE_URL (PostgreSQL) and REDIS_URL\n")
+    if args.workers != 1:  # one process per command for now: say so rather than ignore the flag
+        sys.stderr.write(
+            "--workers: one process per `backend server` for now; on PostgreSQL and Redis, start several "
+            "processes (each on its own port, behind a proxy) to scale out\n"
+        )
         return 2
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="%(levelname)s %(name)s: %(message)s")
     busy = port_problem(settings.host, settings.port)

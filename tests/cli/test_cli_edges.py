@@ -74,3 +74,9 @@ def test_region_from_the_environment_points_login_dev_elsewhere(dev_server: Proc
     done = cli(tmp_path, "login", "--dev", REGION=dev_server.url)
     assert done.returncode == 0, done.stderr
     assert f"set up for {dev_server.url}" in done.stdout
+
+
+def test_workers_past_one_is_refused_rather_than_ignored(tmp_path: Path) -> None:
+    done = cli(tmp_path, "server", "--workers", "2", "--data-dir", str(tmp_path / "data"), APP_ENV="dev")
+    assert done.returncode == 2
+    assert "--workers: one process per `backend server` for now" in done.stderr
