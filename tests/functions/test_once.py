@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -33,7 +34,8 @@ from tests.conftest import PG_URL, REDIS_URL, REQUIRE_SERVICES
 from tests.functions.support import FnApi, Process, User, server_process, unique
 
 pytestmark = pytest.mark.skipif(
-    not (PG_URL and REDIS_URL) and not REQUIRE_SERVICES, reason="needs SB_TEST_PG_URL and SB_TEST_REDIS_URL (two processes share them)"
+    not (PG_URL and REDIS_URL) and not REQUIRE_SERVICES,
+    reason="needs SB_TEST_PG_URL and SB_TEST_REDIS_URL (two processes share them)",
 )
 
 DERIVE = """function handle(channel, type, data) {
@@ -42,13 +44,17 @@ DERIVE = """function handle(channel, type, data) {
   log(JSON.stringify(r.ok));
 }"""
 
-# Busy for about 1.5 s before it writes: long enough to kill its process in the middle.
+# Says it started, then is busy for about 2.5 s before it writes: long enough to kill its
+# process in the middle.
 SLOW_DERIVE = """function handle(channel, type, data) {
   if (type !== "db_created") return;
+  create("started", {src: data.id});
   var t = Date.now();
-  while (Date.now() - t < 1500) {}
+  while (Date.now() - t < 2500) {}
   create("derived", {src: data.id});
 }"""
+
+MARK = "function handle() {}"
 
 
 @dataclass
@@ -89,8 +95,8 @@ async def apis(cluster: Cluster) -> AsyncIterator[tuple[FnApi, FnApi]]:
         yield one, FnApi(http, one.pk, one.root, cluster.p2.url)
 
 
-async def derived(api: FnApi) -> list[dict[str, Any]]:
-    r = await api.request("GET", "/sudo/derived", api.root, params={"size": "1000"})
+async def derived(api: FnApi, col: str = "derived") -> list[dict[str, Any]]:
+    r = await api.request("GET", f"/sudo/{col}", api.root, params={"size": "1000"})
     if r.status_code == 404:
         return []
     assert r.status_code == 200, r.text
@@ -116,9 +122,31 @@ async def pg(database: str, query: str, *args: Any) -> list[asyncpg.Record]:
         await conn.close()
 
 
-async def test_50_source_documents_over_two_processes_derive_exactly_50(apis: tuple[FnApi, FnApi]) -> None:
+async def quiesced(cluster: Cluster, apis: tuple[FnApi, FnApi], fn_ids: list[str], mark: str) -> None:
+    """Return once no run of these functions can start any more and none is still going on P1
+    or P2 (in place of waiting past a lease and hoping).
+
+    Every job row is gone (each is removed in the transaction that records its run), so nothing
+    is left to claim. A run claimed before that (a second run of a job) is held by the process
+    that claimed it, where the app's runs take its run slot first come first served, one at a time
+    here (one worker): a web run of ``mark`` through each process comes after it, so once both
+    have answered, such a run has written what it writes.
+    """
+    deadline = time.monotonic() + 30
+    while await pg(cluster.database, "SELECT id FROM sb.fn_jobs WHERE function_id = ANY($1::text[])", fn_ids):
+        assert time.monotonic() < deadline, "function jobs still in the store after 30 s"
+        await asyncio.sleep(0.1)
+    for api in apis:
+        r = await api.sudo_exec(mark)
+        assert r.status_code == 200, f"/fn/sudoexec/{mark} through {api.url} answered {r.status_code}: {r.text}"
+
+
+async def test_50_source_documents_over_two_processes_derive_exactly_50(
+    cluster: Cluster, apis: tuple[FnApi, FnApi]
+) -> None:
     one, two = apis
-    await one.add_ok("derive", "db-src", DERIVE)
+    derive = await one.add_ok("derive", "db-src", DERIVE)
+    await one.add_ok("mark", "web", MARK)
     users = [await one.register(), await two.register()]
     sem = asyncio.Semaphore(8)
 
@@ -131,7 +159,7 @@ async def test_50_source_documents_over_two_processes_derive_exactly_50(apis: tu
     ids = await asyncio.gather(*(make(i) for i in range(50)))
     docs = await wait_derived(one, 50, timeout=30)
     assert len(docs) == 50, f"{len(docs)} derived documents after 30 s"
-    await asyncio.sleep(3.5)  # past a lease and several polls: nothing runs a second time
+    await quiesced(cluster, apis, [derive["id"]], "mark")  # nothing runs a second time after this
     docs = await derived(two)
     srcs = [d["src"] for d in docs]
     assert len(srcs) == 50 and sorted(srcs) == sorted(ids), (
@@ -139,6 +167,24 @@ async def test_50_source_documents_over_two_processes_derive_exactly_50(apis: tu
     )
     history = (await one.info("derive"))["history"]
     assert len(history) == 50 and all(run["success"] for run in history), len(history)
+
+
+def _stat(pid: int) -> list[str]:
+    """State, parent pid, ... of a process (Linux /proc); [] once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid``."""
+    return [int(d.name) for d in Path("/proc").iterdir() if d.name.isdigit() and _stat(int(d.name))[1:2] == [str(pid)]]
+
+
+def running(pid: int) -> bool:
+    """Still a live process (not gone, not a zombie waiting to be reaped)."""
+    return _stat(pid)[:1] not in ([], ["Z"])
 
 
 def identity(base: str, user: User) -> dict[str, Any]:
@@ -187,17 +233,24 @@ async def test_no_run_is_lost_when_its_process_dies(
         await three.exec_ok("warm", user.jwt, {})  # P3's worker is up: the next run starts at once
         doc = await three.create(user.jwt, "src", {"n": 1})  # P3 queues the job, claimed by itself, and runs it
         deadline = time.monotonic() + 10
-        while not await pg(cluster.database, "SELECT id FROM sb.fn_jobs WHERE function_id = $1", slow_fn["id"]):
-            assert time.monotonic() < deadline, "P3 never queued the job"
+        while not [d for d in await derived(one, "started") if d["src"] == doc["id"]]:
+            assert time.monotonic() < deadline, "P3 never started the run"
             await asyncio.sleep(0.05)
-        await asyncio.sleep(0.3)  # the run is now in its busy loop on P3
+        workers = children(p3.pid)  # the run is now in its busy loop on P3, in one of these
+        assert workers, "P3 has no worker process"
         os.kill(p3.pid, signal.SIGKILL)
         p3.proc.wait(timeout=10)
+        assert not [d for d in await derived(one) if d["src"] == doc["id"]], "P3's run ended before the kill"
 
     want = sorted([orphan, doc["id"]])
     docs = await wait_derived(two, 2, timeout=20)
     assert sorted(d["src"] for d in docs) == want, docs
-    await asyncio.sleep(3.5)  # P3's orphaned worker cannot write, and P1/P2 do not run anything twice
+    # P3's workers are gone (so none writes anything any more), and P1/P2 run nothing twice
+    deadline = time.monotonic() + 20
+    while alive := [pid for pid in workers if running(pid)]:
+        assert time.monotonic() < deadline, f"P3's workers {alive} still alive after 20 s"
+        await asyncio.sleep(0.1)
+    await quiesced(cluster, apis, [orphan_fn["id"], slow_fn["id"]], "warm")
     docs = await derived(one)
     assert sorted(d["src"] for d in docs) == want, f"{len(docs)} derived documents, want 2: {docs}"
     [from_orphan] = [d for d in docs if d["src"] == orphan]
