@@ -3,7 +3,9 @@ worker's Redis database (skipped when ``SB_TEST_REDIS_URL`` is unset).
 
 The counters are what request limits stand on: many concurrent ``incr`` calls on one key must
 hand out 1..n exactly once each, the first one must start an expiry window that later ones do not
-push back, and of concurrent ``take`` calls on one key exactly one gets the value.
+push back, and of concurrent ``take`` calls on one key exactly one gets the value. Queues (apps'
+``/sudo/cache`` queues) are first in, first out, hand each value to one popper, and a bounded push
+never lets a queue pass its limit, even with two clients pushing at once.
 """
 
 from __future__ import annotations
@@ -122,6 +124,71 @@ async def test_two_redis_clients_share_counters(request: pytest.FixtureRequest) 
         k = key()
         values = await asyncio.gather(*(c.incr(k, 60) for c in (a, b) * 50))
         assert sorted(values) == list(range(1, 101))
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_add_on_a_non_integer_is_a_value_error(cache: Cache) -> None:
+    k = key()
+    await cache.set(k, "abc")
+    with pytest.raises(ValueError, match="not an integer"):
+        await cache.add(k, 1)
+    assert await cache.get(k) == "abc"
+
+
+# Queues (spec 02 §7.2 type=queue)
+
+
+async def test_queue_is_first_in_first_out(cache: Cache) -> None:
+    k = key("q")
+    assert await cache.pop(k) is None  # never created: empty, not an error
+    assert await cache.length(k) == 0
+    for value in ("1", "2", "", "é ✓"):
+        assert await cache.push(k, value) is True
+    assert await cache.length(k) == 4
+    assert [await cache.pop(k) for _ in range(5)] == ["1", "2", "", "é ✓", None]
+    assert await cache.length(k) == 0
+
+
+async def test_bounded_push_refuses_a_full_queue_and_stores_nothing(cache: Cache) -> None:
+    k = key("q")
+    assert [await cache.push(k, str(i), limit=3) for i in range(4)] == [True, True, True, False]
+    assert await cache.length(k) == 3
+    assert await cache.pop(k) == "0"
+    assert await cache.push(k, "again", limit=3) is True  # room again after a pop
+    assert [await cache.pop(k) for _ in range(4)] == ["1", "2", "again", None]
+    assert await cache.push(k, "x", limit=0) is False  # a limit of 0 refuses even an empty queue
+    assert await cache.length(k) == 0 and await cache.pop(k) is None
+
+
+async def test_concurrent_bounded_pushes_never_pass_the_limit(cache: Cache) -> None:
+    k = key("q")
+    added = await asyncio.gather(*(cache.push(k, str(i), limit=10) for i in range(60)))
+    assert added.count(True) == 10 and added.count(False) == 50
+    assert await cache.length(k) == 10
+
+
+async def test_concurrent_pops_hand_out_each_value_once(cache: Cache) -> None:
+    k = key("q")
+    for i in range(40):
+        await cache.push(k, str(i))
+    got = await asyncio.gather(*(cache.pop(k) for _ in range(60)))
+    values = [v for v in got if v is not None]
+    assert sorted(values, key=int) == [str(i) for i in range(40)] and got.count(None) == 20
+
+
+async def test_two_redis_clients_share_a_bounded_queue(request: pytest.FixtureRequest) -> None:
+    """Two processes pushing to one queue: together they never pass its limit."""
+    url = request.getfixturevalue("redis_url")
+    a, b = redis_cache(url), redis_cache(url)
+    await a.open()
+    await b.open()
+    try:
+        k = key("q")
+        added = await asyncio.gather(*(c.push(k, "v", limit=25) for c in (a, b) * 30))
+        assert added.count(True) == 25
+        assert await a.length(k) == 25 and await b.length(k) == 25
     finally:
         await a.close()
         await b.close()

@@ -1,4 +1,8 @@
-"""The cache contract: string values with optional expiry, counters and FIFO queues."""
+"""The cache contract: string values with optional expiry, counters and FIFO queues.
+
+A key holds either a value (``get``/``set``/``incr``/``add``) or a queue (``push``/``pop``), never
+both: callers keep the two in different key spaces (Redis refuses a list operation on a string).
+"""
 
 from __future__ import annotations
 
@@ -37,12 +41,19 @@ class Cache(ABC):
 
     @abstractmethod
     async def add(self, key: str, amount: int) -> int:
-        """Atomically add ``amount`` to the integer at key (missing = 0); returns the new value."""
+        """Atomically add ``amount`` to the integer at key (missing = 0); returns the new value.
+        ValueError("the value is not an integer") when the key holds something else."""
 
     @abstractmethod
-    async def push(self, key: str, value: str) -> None:
-        """Append to the queue at key."""
+    async def push(self, key: str, value: str, limit: int | None = None) -> bool:
+        """Append to the queue at key; with ``limit``, only while it holds fewer values than that
+        (checked and appended atomically): False when it was full and nothing was added."""
 
     @abstractmethod
     async def pop(self, key: str) -> str | None:
-        """Take the oldest queued value, None when the queue is empty."""
+        """Take the oldest queued value, None when the queue is empty or was never created: of
+        concurrent poppers, each value goes to one. An emptied queue leaves nothing behind."""
+
+    @abstractmethod
+    async def length(self, key: str) -> int:
+        """How many values the queue at key holds (0 when it was never created)."""

@@ -60,16 +60,29 @@ class MemoryCache(Cache):
         try:
             value = int(current or 0) + amount
         except ValueError as exc:
-            raise ValueError(f"the value at {key!r} is not an integer") from exc
+            raise ValueError("the value is not an integer") from exc
         expires = self._values[key][1] if current is not None else None
         self._values[key] = (str(value), expires)
         return value
 
-    async def push(self, key: str, value: str) -> None:
-        self._queues.setdefault(key, deque()).append(value)
+    async def push(self, key: str, value: str, limit: int | None = None) -> bool:
+        q = self._queues.setdefault(key, deque())
+        if limit is not None and len(q) >= limit:
+            if not q:
+                del self._queues[key]
+            return False
+        q.append(value)
+        return True
 
     async def pop(self, key: str) -> str | None:
         q = self._queues.get(key)
         if not q:
             return None
-        return q.popleft()
+        value = q.popleft()
+        if not q:
+            del self._queues[key]
+        return value
+
+    async def length(self, key: str) -> int:
+        q = self._queues.get(key)
+        return len(q) if q else 0

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from sbserver.backends.cache.base import Cache
 from sbserver.errors import StoreError
 
 MAX_CONNECTIONS = 100
 POOL_WAIT_SECONDS = 10.0
+# RPUSH only while the list is shorter than ARGV[2]: 1 when added, 0 when full.
+_PUSH_BOUNDED = """
+if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('RPUSH', KEYS[1], ARGV[1])
+return 1
+"""
 
 
 class RedisCache(Cache):
@@ -83,12 +89,21 @@ class RedisCache(Cache):
     async def add(self, key: str, amount: int) -> int:
         try:
             return int(await self.r.incrby(key, amount))
+        except ResponseError as exc:
+            if "not an integer" in str(exc):
+                raise ValueError("the value is not an integer") from exc
+            raise StoreError(f"cache error: {exc}") from exc
         except RedisError as exc:
             raise StoreError(f"cache error: {exc}") from exc
 
-    async def push(self, key: str, value: str) -> None:
+    async def push(self, key: str, value: str, limit: int | None = None) -> bool:
         try:
-            await self.r.rpush(key, value)
+            if limit is None:
+                await self.r.rpush(key, value)
+                return True
+            # one script: no other client's push lands between the length check and ours
+            added = await self.r.eval(_PUSH_BOUNDED, 1, key, value, str(limit))
+            return bool(int(added))
         except RedisError as exc:
             raise StoreError(f"cache error: {exc}") from exc
 
@@ -96,5 +111,11 @@ class RedisCache(Cache):
         try:
             value = await self.r.lpop(key)
             return None if value is None else str(value)
+        except RedisError as exc:
+            raise StoreError(f"cache error: {exc}") from exc
+
+    async def length(self, key: str) -> int:
+        try:
+            return int(await self.r.llen(key))
         except RedisError as exc:
             raise StoreError(f"cache error: {exc}") from exc
