@@ -1,6 +1,8 @@
-"""Users and accounts: /register, /login, /me, passwords, magic links, account members."""
+"""Users and accounts: /register, /login, /me, passwords, magic links, account members, roles."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -105,6 +107,44 @@ async def account_auth(request: Request) -> Response:
     return ok(ident.email)
 
 
+async def change_email(request: Request) -> Response:
+    base, ident = await user_of(request)
+    email, password = fields(await json_body(request), "email", "password")
+    return ok(await services(request).accounts.change_email(ident, base, email, password))
+
+
+def _role_of(body: dict[str, Any]) -> int:
+    role = body.get("role", next((v for k, v in body.items() if str(k).lower() == "role"), None))
+    if role is None:
+        raise BadRequest('missing field "role": give an integer from 0 to 100')
+    if isinstance(role, float) and role.is_integer():
+        role = int(role)
+    if isinstance(role, bool) or not isinstance(role, int):
+        raise BadRequest(f'invalid field "role": expected an integer, got {type(role).__name__}')
+    return role
+
+
+async def set_role(request: Request) -> Response:
+    base, ident = await user_of(request)
+    body = await json_body(request)
+    email, account_id = fields(body, "email", "accountId")
+    await services(request).accounts.set_role(ident, base, email, _role_of(body), account_id)
+    return boolean(True)
+
+
+async def account_associations(request: Request) -> Response:
+    base, ident = await user_of(request)
+    return ok(await services(request).accounts.associations(ident, base))
+
+
+async def account_promote(request: Request) -> Response:
+    await user_of(request)
+    raise NotImplementedYet(
+        "account promotion belongs to the hosted offering's multi-account membership, which this server "
+        "does not have: an account admin or root sets roles with POST /setrole"
+    )
+
+
 async def account_portal(request: Request) -> Response:
     await root_of(request)
     raise NotImplementedYet("billing is not configured on this server")
@@ -129,4 +169,8 @@ routes = [
     Route("/account/add-db", add_db, methods=ANY),
     Route("/account/auth", account_auth, methods=ANY),
     Route("/account/portal", account_portal, methods=ANY),
+    Route("/me/email", change_email, methods=["POST"]),
+    Route("/setrole", set_role, methods=["POST"]),
+    Route("/account/associations", account_associations, methods=["GET"]),
+    Route("/account/promote", account_promote, methods=["POST"]),
 ]

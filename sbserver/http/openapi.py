@@ -535,6 +535,78 @@ def _account_paths() -> dict[str, Any]:
                 errors={"406": "you cannot perform this action"},
             ),
         ),
+        "/me/email": {
+            "post": _op(
+                "change the caller's own email; every other session ends, the answer is a new session token",
+                USER,
+                _json(_ref("Token")),
+                body=_body(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "email": {"type": "string"},
+                            "password": {"type": "string", "description": "if given, must be the current one"},
+                        },
+                        "required": ["email"],
+                    }
+                ),
+                errors={
+                    "400": "invalid JSON or email",
+                    "401": "invalid email/password (a wrong current password)",
+                    "403": "the development app's administrator keeps its email",
+                    "409": "email already in use",
+                    "429": "too many failed logins",
+                },
+            )
+        },
+        "/setrole": {
+            "post": _op(
+                "set the role of a user (account admin: its own account's users below its role; root: any)",
+                USER,
+                body=_body(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "email": {"type": "string"},
+                            "role": {"type": "integer", "minimum": 0, "maximum": 100},
+                            "accountId": {"type": "string"},
+                        },
+                        "required": ["email", "role"],
+                    }
+                ),
+                errors={
+                    "400": "invalid JSON, email or role",
+                    "403": "not an account admin, one's own role, a role above the caller's, or the app's administrator",
+                    "404": "no such user in the caller's account (or in the given account)",
+                },
+            )
+        },
+        "/account/associations": {
+            "get": _op(
+                "the accounts the caller belongs to (one on this server)",
+                USER,
+                _json(
+                    {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "accountId": {"type": "string"},
+                                "role": {"type": "integer"},
+                                "home": {"type": "boolean"},
+                            },
+                        },
+                    }
+                ),
+            )
+        },
+        "/account/promote": {
+            "post": _op(
+                "not served: multi-account membership is hosted-only",
+                USER,
+                errors={"501": "account promotion is not available on this server (use /setrole)"},
+            )
+        },
         "/account/auth": _every(ANY, _op("the root user's email", ROOT, _json({"type": "string"}))),
         "/account/portal": _every(
             ANY,

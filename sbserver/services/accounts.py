@@ -10,6 +10,7 @@ expire, and allow a fixed number of wrong guesses per code and per email.
 from __future__ import annotations
 
 import html
+import logging
 import secrets
 from collections.abc import Callable
 from urllib.parse import quote
@@ -22,6 +23,7 @@ from sbserver.ids import new_id, new_secret, now_iso, random_code
 from sbserver.services.identity import DEV_ROOT_KEY, IdentityService
 from sbserver.services.limits import Limits
 from sbserver.services.passwords import DUMMY_HASH, check_password, hash_password
+from sbserver.services.tenancy import DEV_EMAIL, DEV_PK
 from sbserver.settings import Settings
 from sbserver.types import ROLE_OWNER, ROLE_ROOT, ROLE_USER, Account, Base, Identity, User
 
@@ -31,6 +33,8 @@ BAD_LOGIN = "invalid email/password"
 MAX_SUBJECT = 150
 MAX_BODY = 2000
 LOGIN_REFUSAL = "too many failed logins: try again in {wait} or reset the password"
+
+log = logging.getLogger("sbserver.accounts")
 
 
 def normalize_email(email: str) -> str:
@@ -300,3 +304,92 @@ class AccountService:
         if user is None:
             raise NotFound("no user with this email")
         return self.identities.issue(base, user)
+
+    # the JS client's account calls: one's own email, roles, associations
+    async def change_email(self, caller: Identity, base: Base, email: str, password: str = "") -> str:
+        """Change the caller's own email; a fresh session token for the caller.
+
+        The user's secret token is replaced, so every other session and root token of this user
+        ends at once (as after a password change). A non-empty ``password`` must be the current
+        one (wrong guesses count against the email's failed-login limit). The old address gets a
+        notice naming the new one. The account's email follows when it was the old one; for a
+        root user (role 100 or more) the tenant's email follows too."""
+        new = require_email(email)
+        user = await self.store.user_by_id(base, caller.user_id)
+        if user is None:
+            raise NotFound("no user with this id")
+        if password:
+            rule, key = self.limits.login, f"e:{user.email}"
+            await self.limits.reserve(rule, base.name, key, LOGIN_REFUSAL)
+            if not await check_password(password, user.password or DUMMY_HASH) or not user.password:
+                raise Unauthorized(BAD_LOGIN)
+            await self.limits.clear(rule, base.name, key)
+        if new == user.email:
+            return self.identities.issue(base, user)
+        if base.id == DEV_PK and user.email == DEV_EMAIL and user.role >= ROLE_ROOT:
+            raise Forbidden(f"the development app's administrator keeps {DEV_EMAIL}: the server finds the app by it")
+        if await self.store.user_by_email(base, new) is not None:
+            raise Conflict("email already in use")
+        token = new_secret()
+        tenant_id = base.tenant_id if user.role >= ROLE_ROOT else ""
+        try:
+            changed = await self.store.change_email(base, user, new, token, tenant_id)
+        except Conflict as exc:
+            raise Conflict("email already in use") from exc
+        if not changed:
+            raise Conflict("the email changed meanwhile: read /me and try again")
+        await self._follow_dev_alias(user, token)
+        await self._notify_email_change(user.email, new)
+        return self.identities.issue(base, User(user.id, user.account_id, new, token, user.role, user.created))
+
+    async def _notify_email_change(self, old: str, new: str) -> None:
+        """Tell the old address (a takeover shows there); the change stands if the mail fails."""
+        try:
+            await self.mailer.send(
+                Email(
+                    to=old,
+                    subject="Your email address was changed",
+                    html=f"<p>The email of your account was changed to <b>{html.escape(new)}</b>. "
+                    "If you did not do this, contact the application's support.</p>",
+                    text=f"The email of your account was changed to {new}. "
+                    "If you did not do this, contact the application's support.",
+                    from_email=self.settings.from_email,
+                    from_name=self.settings.from_name,
+                )
+            )
+        except Exception:  # the change is committed: a lost notice must not undo it or fail the request
+            log.warning("could not send the email-change notice to the old address", exc_info=True)
+
+    async def set_role(self, caller: Identity, base: Base, email: str, role: int, account_id: str = "") -> None:
+        """Set the role of a user found by email.
+
+        Root (role 100 or more) may set any user of the app; an account admin (role 50 or more)
+        only users of its own account whose current role is below its own. Nobody changes its own
+        role or gives a role above its own; the app's administrator keeps role 100. A given
+        ``account_id`` must be the user's account. Takes effect on the user's next request."""
+        email = require_email(email)
+        if not 0 <= role <= ROLE_ROOT:
+            raise BadRequest(f"invalid role {role}: use an integer from 0 to {ROLE_ROOT}")
+        if not caller.is_root and caller.role < ROLE_OWNER:
+            raise Forbidden(f"only an account admin (role {ROLE_OWNER} or more) or root can set roles")
+        target = await self.store.user_by_email(base, email)
+        if target is None or (not caller.is_root and target.account_id != caller.account_id):
+            raise NotFound("user not found in your account" if not caller.is_root else "no user with this email")
+        if account_id and account_id != target.account_id:
+            raise NotFound("user not found in this account")
+        if target.id == caller.user_id:
+            raise Forbidden("you cannot change your own role")
+        if role > caller.role:
+            raise Forbidden(f"you cannot give a role above your own ({caller.role})")
+        if not caller.is_root and target.role >= caller.role:
+            raise Forbidden("permission level not high enough")
+        if role < ROLE_ROOT:
+            admin = await self.store.root_user(base)
+            if admin is not None and admin.id == target.id:
+                raise Forbidden("the app's administrator keeps its role (its root token depends on it)")
+        if not await self.store.set_role(base, target.id, role):
+            raise NotFound("no user with this email")
+
+    async def associations(self, caller: Identity, base: Base) -> list[dict[str, object]]:
+        """The accounts the caller belongs to: on this server a user belongs to exactly one."""
+        return [{"accountId": caller.account_id, "role": caller.role, "home": True}]

@@ -133,3 +133,29 @@ def test_two_apps_do_not_see_each_others_users(run_js: Runner, live_server: Live
     assert (out["emailOnA"]["status"], out["emailOnA"]["body"]) == (200, "true")
     assert (out["emailOnB"]["status"], out["emailOnB"]["body"]) == (200, "false")
     assert refused(out["loginOnlyAOnB"]) == BAD_LOGIN
+
+
+def test_account_calls(run_js: Runner) -> None:
+    """changeEmail, setRole, listAssociations and promoteUser through the real client."""
+    owner, member, new_email = unique_email("js-ac-owner"), unique_email("js-ac-member"), unique_email("js-ac-new")
+    out = run_js("account_calls", owner=owner, member=member, newEmail=new_email.upper(), password=PASSWORD)
+    account_id = ok(out["ownerMe"])["accountId"]
+
+    assert ok(out["setRole"]) is True
+    assert_identity(ok(out["memberMeAfterRole"]), member, role=10)
+    assert refused(out["setRoleAboveOwn"]) == "you cannot give a role above your own (50)\n"
+    assert out["rawSetRoleAboveOwn"]["status"] == 403
+    assert "only an account admin" in refused(out["memberSetsOwner"])
+    assert refused(out["setOwnRole"]) == "you cannot change your own role\n"
+
+    assert ok(out["associations"]) == [{"accountId": account_id, "role": 10, "home": True}]
+    assert refused(out["promote"]).startswith("account promotion belongs to the hosted offering")
+    assert out["rawPromote"]["status"] == 501
+
+    jwt_claims(ok(out["changeEmail"]))
+    assert refused(out["oldTokenAfterChange"]).startswith(BAD_SESSION_PREFIX)
+    assert_identity(ok(out["newTokenMe"]), new_email, role=10)
+    assert refused(out["loginOldEmail"]) == BAD_LOGIN
+    jwt_claims(ok(out["loginNewEmail"]))
+    assert refused(out["changeToTaken"]) == "email already in use\n"
+    assert out["rawChangeToTaken"]["status"] == 409

@@ -119,6 +119,50 @@ const scenarios = {
     };
   },
 
+  // changeEmail, setRole, listAssociations and promoteUser (issue 14 item 6).
+  async account_calls({ owner, member, newEmail, password }) {
+    const bk = client();
+    const ownerToken = (await bk.register(owner, password)).content;
+    await bk.addUser(ownerToken, member, password);
+    const memberToken = (await bk.login(member, password)).content;
+    const ownerMe = await bk.me(ownerToken);
+    const setRole = await bk.setRole(ownerToken, member, 10, ownerMe.content.accountId);
+    const memberMeAfterRole = await bk.me(memberToken);
+    const setRoleAboveOwn = await bk.setRole(ownerToken, member, 60);
+    const rawSetRoleAboveOwn = await raw("POST", "/setrole", { token: ownerToken, body: { email: member, role: 60 } });
+    const memberSetsOwner = await bk.setRole(memberToken, owner, 0);
+    const setOwnRole = await bk.setRole(ownerToken, owner, 40);
+    const associations = await bk.listAssociations(memberToken);
+    const promote = await bk.promoteUser(memberToken);
+    const rawPromote = await raw("POST", "/account/promote", { token: memberToken });
+    const changeEmail = await bk.changeEmail(memberToken, newEmail);
+    const oldTokenAfterChange = await bk.me(memberToken);
+    const newTokenMe = await bk.me(changeEmail.content);
+    const loginOldEmail = await bk.login(member, password);
+    const loginNewEmail = await bk.login(newEmail, password);
+    const changeToTaken = await bk.changeEmail(changeEmail.content, owner);
+    const rawChangeToTaken = await raw("POST", "/me/email", { token: changeEmail.content, body: { email: owner } });
+    return {
+      ownerMe,
+      setRole,
+      memberMeAfterRole,
+      setRoleAboveOwn,
+      rawSetRoleAboveOwn,
+      memberSetsOwner,
+      setOwnRole,
+      associations,
+      promote,
+      rawPromote,
+      changeEmail,
+      oldTokenAfterChange,
+      newTokenMe,
+      loginOldEmail,
+      loginNewEmail,
+      changeToTaken,
+      rawChangeToTaken,
+    };
+  },
+
   async two_apps({ pkB, email, passwordA, passwordB, onlyA }) {
     const a = client(pk);
     const b = client(pkB);
@@ -151,6 +195,32 @@ const scenarios = {
       emailOnB,
       loginOnlyAOnB,
     };
+  },
+
+  // Files: uploadFile (a File in a FormData), the URL it answers, listFiles with sort, storageUsage.
+  async files({ email, password, small, big }) {
+    const bk = client();
+    const token = (await bk.register(email, password)).content;
+    const upload = async (text, name, type) => {
+      try {
+        return { ok: true, content: await bk.uploadFile(token, new File([text], name, { type })) };
+      } catch (err) {
+        return { ok: false, content: String(err) };
+      }
+    };
+    const first = await upload(small, "notes.txt", "text/plain");
+    const second = await upload(big, "big.json", "application/json");
+    let download = null;
+    if (first.ok) {
+      const resp = await fetch(first.content.url);
+      download = { status: resp.status, contentType: resp.headers.get("content-type"), body: await resp.text() };
+    }
+    const listed = await bk.listFiles(token);
+    const bySizeDesc = await bk.listFiles(token, { sort: "size", desc: true });
+    const paged = await bk.listFiles(token, { page: 2, size: 1 });
+    const usage = await bk.storageUsage(token);
+    const noToken = await bk.storageUsage("");
+    return { first, second, download, listed, bySizeDesc, paged, usage, noToken };
   },
 };
 

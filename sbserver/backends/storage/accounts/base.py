@@ -84,3 +84,14 @@ class AccountStore(ABC):
     @abstractmethod
     async def whitelist_entries(self) -> list[str]:
         """Every distinct entry of the active bases' lists of allowed origins."""
+
+    # one's own email, roles
+    @abstractmethod
+    async def change_email(self, base: Base, user: User, email: str, token: str, tenant_id: str = "") -> bool:
+        """Give ``user`` a new email and secret token in one transaction; the account's email and
+        (with ``tenant_id``) the tenant's follow where they equal the old one. ``Conflict`` on a
+        taken email; False if the user row no longer has its old email."""
+
+    @abstractmethod
+    async def set_role(self, base: Base, user_id: str, role: int) -> bool:
+        """Set a user's role; False if no such user."""

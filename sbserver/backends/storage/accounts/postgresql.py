@@ -139,3 +139,27 @@ class PostgresAccounts(PostgresBase, AccountStore):
     async def whitelist_entries(self) -> list[str]:
         rows = await self._fetch("SELECT DISTINCT unnest(whitelist) FROM sb.bases WHERE active")
         return sorted(str(row[0]) for row in rows if row[0])
+
+    # one's own email, roles
+    async def change_email(self, base: Base, user: User, email: str, token: str, tenant_id: str = "") -> bool:
+        schema = _schema(base.name)
+        async with self._conn(transaction=True) as c:
+            status = await c.execute(
+                f"UPDATE {schema}.users SET email = $1, token = $2 WHERE id = $3 AND email = $4",
+                *(email, token, user.id, user.email),
+            )
+            if _count(status) == 0:
+                return False
+            await c.execute(
+                f"UPDATE {schema}.accounts SET email = $1 WHERE id = $2 AND email = $3",
+                *(email, user.account_id, user.email),
+            )
+            if tenant_id:
+                await c.execute(
+                    "UPDATE sb.tenants SET email = $1 WHERE id = $2 AND email = $3", *(email, tenant_id, user.email)
+                )
+            return True
+
+    async def set_role(self, base: Base, user_id: str, role: int) -> bool:
+        status = await self._execute(f"UPDATE {_schema(base.name)}.users SET role = $1 WHERE id = $2", role, user_id)
+        return _count(status) > 0

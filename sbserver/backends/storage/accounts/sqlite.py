@@ -159,3 +159,28 @@ class SQLiteAccounts(SQLiteBase, AccountStore):
     async def whitelist_entries(self) -> list[str]:
         rows = self._all("SELECT DISTINCT whitelist FROM bases WHERE active = 1")
         return sorted({entry for (joined,) in rows for entry in joined.split("|") if entry})
+
+    # one's own email, roles
+    async def change_email(self, base: Base, user: User, email: str, token: str, tenant_id: str = "") -> bool:
+        def tx(c: sqlite3.Connection) -> bool:
+            cur = c.execute(
+                "UPDATE users SET email = ?, token = ? WHERE base = ? AND id = ? AND email = ?",
+                (email, token, base.name, user.id, user.email),
+            )
+            if cur.rowcount == 0:
+                return False
+            c.execute(
+                "UPDATE accounts SET email = ? WHERE base = ? AND id = ? AND email = ?",
+                (email, base.name, user.account_id, user.email),
+            )
+            if tenant_id:
+                c.execute("UPDATE tenants SET email = ? WHERE id = ? AND email = ?", (email, tenant_id, user.email))
+            return True
+
+        return await self._write(tx)
+
+    async def set_role(self, base: Base, user_id: str, role: int) -> bool:
+        cur = await self._write(
+            lambda c: c.execute("UPDATE users SET role = ? WHERE base = ? AND id = ?", (role, base.name, user_id))
+        )
+        return cur.rowcount > 0
