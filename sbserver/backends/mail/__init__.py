@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sbserver.backends.mail.base import Email, Mailer
+from sbserver.backends.mail.base import Email, Mailer, check, check_address, html_of, text_of
 
 if TYPE_CHECKING:
     from sbserver.settings import Settings
@@ -16,11 +16,13 @@ def create_mailer(settings: Settings) -> Mailer:
             raise SystemExit(f"MAIL_PROVIDER={settings.mail_provider} needs SB_SMTP_HOST: the server to send through")
         from sbserver.backends.mail.smtp import SMTPMailer
 
-        return SMTPMailer(settings.smtp_host, settings.smtp_port, settings.smtp_user, settings.smtp_password)
+        return SMTPMailer(
+            settings.smtp_host, settings.smtp_port, settings.smtp_user, settings.smtp_password, settings.smtp_tls
+        )
     from sbserver.backends.mail.console import ConsoleMailer
 
     # outside dev mode the terminal is a log others read: it never shows a mail's body (codes, links)
     return ConsoleMailer(show_body=settings.is_dev)
 
 
-__all__ = ["Email", "Mailer", "create_mailer"]
+__all__ = ["Email", "Mailer", "check", "check_address", "create_mailer", "html_of", "text_of"]

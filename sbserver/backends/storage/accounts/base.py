@@ -85,6 +85,15 @@ class AccountStore(ABC):
     async def whitelist_entries(self) -> list[str]:
         """Every distinct entry of the active bases' lists of allowed origins."""
 
+    # emails sent (spec 01 §1.2: the hidden monthly email counter)
+    @abstractmethod
+    async def count_email(self, base: Base, month: str) -> int:
+        """Add one to the emails the base sent in ``month`` (``YYYY-MM``); the new total."""
+
+    @abstractmethod
+    async def emails_sent(self, base: Base, month: str) -> int:
+        """The emails the base sent in ``month`` (``YYYY-MM``); 0 when none."""
+
     # one's own email, roles
     @abstractmethod
     async def change_email(self, base: Base, user: User, email: str, token: str, tenant_id: str = "") -> bool:

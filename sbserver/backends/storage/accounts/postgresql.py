@@ -140,6 +140,21 @@ class PostgresAccounts(PostgresBase, AccountStore):
         rows = await self._fetch("SELECT DISTINCT unnest(whitelist) FROM sb.bases WHERE active")
         return sorted(str(row[0]) for row in rows if row[0])
 
+    # emails sent
+    async def count_email(self, base: Base, month: str) -> int:
+        row = await self._fetchrow(
+            "INSERT INTO sb.mail_counts (base, month, sent) VALUES ($1, $2, 1) "
+            "ON CONFLICT (base, month) DO UPDATE SET sent = sb.mail_counts.sent + 1 RETURNING sent",
+            base.name,
+            month,
+        )
+        assert row is not None
+        return int(row[0])
+
+    async def emails_sent(self, base: Base, month: str) -> int:
+        row = await self._fetchrow("SELECT sent FROM sb.mail_counts WHERE base = $1 AND month = $2", base.name, month)
+        return int(row[0]) if row else 0
+
     # one's own email, roles
     async def change_email(self, base: Base, user: User, email: str, token: str, tenant_id: str = "") -> bool:
         schema = _schema(base.name)

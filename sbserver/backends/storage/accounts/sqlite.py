@@ -160,6 +160,21 @@ class SQLiteAccounts(SQLiteBase, AccountStore):
         rows = self._all("SELECT DISTINCT whitelist FROM bases WHERE active = 1")
         return sorted({entry for (joined,) in rows for entry in joined.split("|") if entry})
 
+    # emails sent
+    async def count_email(self, base: Base, month: str) -> int:
+        row = await self._write(
+            lambda c: c.execute(
+                "INSERT INTO mail_counts (base, month, sent) VALUES (?, ?, 1) "
+                "ON CONFLICT (base, month) DO UPDATE SET sent = sent + 1 RETURNING sent",
+                (base.name, month),
+            ).fetchone()
+        )
+        return int(row[0])
+
+    async def emails_sent(self, base: Base, month: str) -> int:
+        row = self._one("SELECT sent FROM mail_counts WHERE base = ? AND month = ?", (base.name, month))
+        return int(row[0]) if row else 0
+
     # one's own email, roles
     async def change_email(self, base: Base, user: User, email: str, token: str, tenant_id: str = "") -> bool:
         def tx(c: sqlite3.Connection) -> bool:
