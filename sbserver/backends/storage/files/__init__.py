@@ -1,0 +1,1 @@
+"""File records (``sb_files``)."""
