@@ -22,6 +22,7 @@ from sbserver.backends.mail import Mailer, create_mailer
 from sbserver.backends.storage import Store, create_store
 from sbserver.errors import SBError, client_message, is_internal
 from sbserver.http import accounts, apps, documents, functions, misc, openapi, pages, realtime, tasks
+from sbserver.http import cache as sudo_cache
 from sbserver.http.middleware import CORS, BodyLimit, RequestId
 from sbserver.http.request import request_id
 from sbserver.http.responses import error
@@ -57,7 +58,8 @@ async def _crash(request: Request, exc: Exception) -> Response:
 
 def build_routes() -> list[BaseRoute]:
     return [
-        *documents.routes,  # first: the busiest, and no other route starts like them
+        *sudo_cache.routes,  # before the /sudo/{rest} catch-all of documents
+        *documents.routes,  # the busiest, and no other route starts like them
         *pages.routes,
         *misc.routes,
         *accounts.routes,

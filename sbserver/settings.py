@@ -83,6 +83,10 @@ class Settings:
     # magic-link codes
     magic_code_ttl_seconds: int = 900
     magic_code_max_attempts: int = 5
+    # apps' cache (/sudo/cache, functions' cacheSet): a value's expiry, largest value, longest queue
+    cache_ttl_seconds: float = 12 * 3600.0
+    cache_max_value_bytes: int = 1024 * 1024
+    cache_max_queue_length: int = 10_000
     # request limits (0: off): per email, and per client address for each unauthenticated action
     # (register, magic link, /password/send, /postform, /account/init), in windows of rate_window_seconds
     rate_window_seconds: int = 900
@@ -303,6 +307,9 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> Setti
         fetch_timeout=float(_positive(env, "SB_FETCH_TIMEOUT", 10)),
         magic_code_ttl_seconds=_positive(env, "SB_MAGIC_CODE_TTL_SECONDS", 900),
         magic_code_max_attempts=_positive(env, "SB_MAGIC_CODE_MAX_ATTEMPTS", 5),
+        cache_ttl_seconds=float(_positive(env, "SB_CACHE_TTL_SECONDS", 12 * 3600)),
+        cache_max_value_bytes=_positive(env, "SB_CACHE_MAX_VALUE_BYTES", 1024 * 1024),
+        cache_max_queue_length=_positive(env, "SB_CACHE_MAX_QUEUE_LENGTH", 10_000),
         rate_window_seconds=_positive(env, "SB_RATE_WINDOW_SECONDS", 900),
         magic_requests_per_email=_int(env, "SB_MAGIC_REQUESTS_PER_EMAIL", 5),
         reset_requests_per_email=_int(env, "SB_RESET_REQUESTS_PER_EMAIL", 5),

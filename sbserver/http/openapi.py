@@ -660,6 +660,36 @@ def _account_paths() -> dict[str, Any]:
     }
 
 
+def _sudo_cache() -> dict[str, Any]:
+    """``/sudo/cache`` (spec 02 §7.2): the app's cache values and queues; never a collection."""
+    text = {"type": "string"}
+    limits = "a missing, over 256-character or control-character key, a value over 1 MiB"
+    return {
+        "get": _op(
+            "read a value, or with type=queue pop the oldest queued value",
+            ROOT,
+            _json(text, 'the value; a queue that is empty (or was never pushed to) gives ""'),
+            params=[
+                _query("key", "the app's key", required=True),
+                _query("type", "queue: pop from the queue named key"),
+            ],
+            errors={"400": limits, "404": "no such value (`key not found in cache`)"},
+        ),
+        "post": _op(
+            "set a value (expires after 12 hours), or with type queue append it to a queue",
+            ROOT,
+            body=_body(
+                {"type": "object", "properties": {"key": text, "value": text, "type": text}, "required": ["key"]}
+            ),
+            errors={"400": f"invalid JSON, a value that is not a string, {limits}, a full queue (10,000 values)"},
+        ),
+        **_every(
+            ("put", "delete", "patch", "options"),
+            _op("not served", NONE, errors={"405": "method not allowed (use GET or POST)"}),
+        ),
+    }
+
+
 def _document_paths() -> dict[str, Any]:
     clauses = _body(_ref("Clauses"))
     return {
@@ -746,9 +776,8 @@ def _document_paths() -> dict[str, Any]:
             **_every(("put", "delete"), _op("not served", ROOT, errors={"501": "method not implemented"})),
         },
         # Reserved, never collections: every method answers 501, with or without a token.
-        "/sudo/cache": _every(
-            (*ANY, "options"), _op("reserved, not served", NONE, errors={"501": "not implemented yet"})
-        ),
+        "/sudo/cache": _sudo_cache(),
+        "/sudo/cache/": _sudo_cache(),
         "/sudo/sendmail": _every(
             (*ANY, "options"), _op("reserved, not served", NONE, errors={"501": "not implemented yet"})
         ),

@@ -21,12 +21,12 @@ from sbserver.errors import SBError, client_message, is_internal
 from sbserver.ids import new_id
 from sbserver.outbound import Outbound, OutboundError
 from sbserver.runtime.pool import UNDEFINED
+from sbserver.services.cache import AppCache
 from sbserver.services.documents import DocumentService, Page
 from sbserver.services.realtime import Broker
 from sbserver.settings import Settings
 from sbserver.types import Base, FunctionDef, Identity
 
-CACHE_TTL = 12 * 3600
 FETCH_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
 ORDINALS = ("first", "second", "third", "fourth")
 # Helpers that wait on the outside world: a run waiting on one does not hold a CPU slot.
@@ -104,6 +104,7 @@ class Helpers:
         self.documents = documents
         self.broker = broker
         self.cache = cache
+        self.app_cache = AppCache(cache, settings)  # the keys /sudo/cache reads and writes, of the run's app
         self.mailer = mailer
         self.settings = settings
         self.http = http
@@ -277,14 +278,11 @@ class Helpers:
         except SBError as exc:
             return fail(f"error publishing your message: {reason(exc)}")
 
-    def _key(self, ctx: HelperContext, key: str) -> str:
-        return f"{ctx.base.name}_{key}"
-
     async def cache_get(self, ctx: HelperContext, args: list[Any]) -> Any:
         need(args, 1, "cacheGet(key)")
         key = string(args, 0)
         try:
-            return ok((await self.cache.get(self._key(ctx, key))) or "")
+            return ok((await self.app_cache.get(ctx.base.name, key)) or "")
         except SBError:
             return ok("")
 
@@ -293,7 +291,7 @@ class Helpers:
         key = string(args, 0)
         value = args[1] if isinstance(args[1], str) else str(args[1])
         try:
-            await self.cache.set(self._key(ctx, key), value, CACHE_TTL)
+            await self.app_cache.set(ctx.base.name, key, value)
             return ok()
         except SBError as exc:
             return fail(f"error calling cacheSet(): {reason(exc)}")
@@ -305,8 +303,10 @@ class Helpers:
         if isinstance(n, bool) or not isinstance(n, (int, float)):
             raise Refusal("the 2nd argument should be a number")
         try:
-            return ok(await self.cache.add(self._key(ctx, key), sign * int(n)))
-        except (SBError, ValueError) as exc:
+            return ok(await self.app_cache.add(ctx.base.name, key, sign * int(n)))
+        except SBError as exc:
+            return fail(f"error calling {usage.split('(')[0]}(): {reason(exc)}")
+        except (ValueError, OverflowError) as exc:  # not an integer there, or n is infinite
             return fail(f"error calling {usage.split('(')[0]}(): {exc}")
 
     async def inc(self, ctx: HelperContext, args: list[Any]) -> Any:

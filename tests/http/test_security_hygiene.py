@@ -3,7 +3,8 @@
 Each test reproduces a hole found before the fix and shows it closed, on every store kind:
 
 * ``/sudo/sendmail`` and ``/sudo/cache`` fell into ``/sudo/{collection}``: a POST created a document
-  in a collection named ``sendmail``; now they answer 501 and create nothing.
+  in a collection named ``sendmail``; now they have routes of their own (``/db/count`` and
+  ``/sudo/index/`` without a collection are checked here).
 * A database error reached the client with the driver's text; now the client reads
   ``internal error (request id ...)`` and the log holds the text under that id.
 * CORS reflected any origin; in prod an origin must now be on the app's list (or the server's).
@@ -57,26 +58,8 @@ async def fresh_app(server: Server) -> AsyncIterator[tuple[httpx.AsyncClient, st
         yield c, app.root_token, token
 
 
-@pytest.mark.parametrize("path", ["/sudo/cache", "/sudo/cache/"])  # /sudo/sendmail: tests/http/test_sendmail.py
-async def test_reserved_sudo_paths_answer_501_and_never_become_collections(server: Server, path: str) -> None:
-    async with fresh_app(server) as (c, root, token):
-        methods = ["GET", "POST", "PUT", "DELETE"] + ([] if path.endswith("/") else ["PATCH", "OPTIONS"])
-        for method in methods:
-            for headers in (auth(root), {}):
-                r = await c.request(method, path, headers=headers, json={"to": "a@example.com", "title": "x"})
-                line = assert_error(r, 501, startswith="not implemented yet: /sudo/")
-                assert "reserved" in line
-        r = await c.post(path + "?bulk=true", headers=auth(root), json=[{"a": 1}])
-        assert_error(r, 501)
-        name = path.strip("/").split("/")[1]
-        assert name not in await collections(c, root)
-        # The marker: the same name is an ordinary collection through /db/ and the /sudo/ id paths.
-        doc = assert_json(await c.post(f"/db/{name}", headers=auth(token), json={"title": "kept"}), 201)
-        assert name in await collections(c, root)
-        got = assert_json(await c.get(f"/sudo/{name}/{doc['id']}", headers=auth(root)))
-        assert got["title"] == "kept"
-        updated = assert_json(await c.put(f"/sudo/{name}/{doc['id']}", headers=auth(root), json={"n": 2}))
-        assert updated["n"] == 2
+# /sudo/sendmail and /sudo/cache are served now: tests/http/test_sendmail.py and test_cache_routes.py
+# (which also checks that "cache" never becomes a collection).
 
 
 async def test_db_count_without_a_collection_is_not_a_collection(server: Server) -> None:
