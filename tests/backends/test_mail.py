@@ -301,3 +301,16 @@ async def test_the_monthly_email_counter_counts_per_app_and_month(
         assert await other.emails_sent(two, "2026-04") == 0
     finally:
         await other.close()
+
+
+async def test_an_email_naming_no_sender_gets_the_servers(tmp_path: Any) -> None:
+    mailer = create_mailer(from_env({"FROM_EMAIL": "noreply@app.example", "FROM_NAME": "App"}, data_dir=tmp_path))
+    assert isinstance(mailer, ConsoleMailer)
+    await mailer.send(Email(to="r@example.com", subject="s", html="<p>h</p>"))
+    await mailer.send(Email(to="r@example.com", subject="s", html="<p>h</p>", from_name="Kept"))
+    assert [(e.from_email, e.from_name) for e in mailer.sent] == [
+        ("noreply@app.example", "App"),
+        ("noreply@app.example", "Kept"),
+    ]
+    with pytest.raises(BadRequest, match="missing from"):
+        await ConsoleMailer().send(Email(to="r@example.com", subject="s", html="<p>h</p>"))

@@ -11,18 +11,22 @@ if TYPE_CHECKING:
 
 
 def create_mailer(settings: Settings) -> Mailer:
+    mailer: Mailer
     if settings.mail_provider in ("smtp", "local"):
         if not settings.smtp_host:
             raise SystemExit(f"MAIL_PROVIDER={settings.mail_provider} needs SB_SMTP_HOST: the server to send through")
         from sbserver.backends.mail.smtp import SMTPMailer
 
-        return SMTPMailer(
+        mailer = SMTPMailer(
             settings.smtp_host, settings.smtp_port, settings.smtp_user, settings.smtp_password, settings.smtp_tls
         )
-    from sbserver.backends.mail.console import ConsoleMailer
+    else:
+        from sbserver.backends.mail.console import ConsoleMailer
 
-    # outside dev mode the terminal is a log others read: it never shows a mail's body (codes, links)
-    return ConsoleMailer(show_body=settings.is_dev)
+        # outside dev mode the terminal is a log others read: it never shows a mail's body (codes, links)
+        mailer = ConsoleMailer(show_body=settings.is_dev)
+    mailer.default_from, mailer.default_name = settings.from_email, settings.from_name
+    return mailer
 
 
 __all__ = ["Email", "Mailer", "check", "check_address", "create_mailer", "html_of", "text_of"]

@@ -134,8 +134,14 @@ def build_message(email: Email) -> EmailMessage:
 
 
 class Mailer(ABC):
+    # the sender of an email that names none (FROM_EMAIL, FROM_NAME; set by ``create_mailer``)
+    default_from: str = ""
+    default_name: str = ""
+
     async def send(self, email: Email) -> None:
         """Check ``email`` (400/413 with the reason, nothing sent), then deliver it."""
+        if not email.from_email and self.default_from:
+            email = replace(email, from_email=self.default_from, from_name=email.from_name or self.default_name)
         await self.deliver(check(email))
 
     @abstractmethod
