@@ -21,7 +21,7 @@ from sbserver.backends.cache import Cache, create_cache
 from sbserver.backends.mail import Mailer, create_mailer
 from sbserver.backends.storage import Store, create_store
 from sbserver.errors import SBError, client_message, is_internal
-from sbserver.http import accounts, apps, documents, functions, misc, openapi, pages, realtime, tasks
+from sbserver.http import accounts, apps, documents, functions, mail, misc, openapi, pages, realtime, tasks
 from sbserver.http import cache as sudo_cache
 from sbserver.http.middleware import CORS, BodyLimit, RequestId
 from sbserver.http.request import request_id
@@ -58,7 +58,8 @@ async def _crash(request: Request, exc: Exception) -> Response:
 
 def build_routes() -> list[BaseRoute]:
     return [
-        *sudo_cache.routes,  # before the /sudo/{rest} catch-all of documents
+        *mail.routes,  # before the /sudo/{rest} catch-all of documents
+        *sudo_cache.routes,  # likewise
         *documents.routes,  # the busiest, and no other route starts like them
         *pages.routes,
         *misc.routes,

@@ -41,6 +41,10 @@ class Settings:
     smtp_port: int = 25
     smtp_user: str = ""
     smtp_password: str = ""
+    smtp_tls: str = "auto"  # auto | starttls | tls | none (backends/mail/smtp.py)
+    # emails an app may send (/sudo/sendmail, functions' sendMail) per mail_window_seconds (0: no limit)
+    mail_per_app: int = 200
+    mail_window_seconds: int = 3600
     max_body_bytes: int = 10 * 1024 * 1024
     login_max_failures: int = 10
     login_window_seconds: int = 900
@@ -265,6 +269,17 @@ def _mail_provider(env: Mapping[str, str]) -> str:
     return kind
 
 
+SMTP_TLS = ("auto", "starttls", "tls", "none")
+
+
+def _smtp_tls(env: Mapping[str, str]) -> str:
+    """``auto``: implicit TLS on port 465, else STARTTLS when offered (required with a user)."""
+    mode = env.get("SB_SMTP_TLS", "").strip().lower() or "auto"
+    if mode not in SMTP_TLS:
+        raise SystemExit(f"unsupported SB_SMTP_TLS={mode!r}: use {', '.join(SMTP_TLS)}")
+    return mode
+
+
 def _csv(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
 
@@ -323,6 +338,9 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> Setti
         smtp_port=_int(env, "SB_SMTP_PORT", 25),
         smtp_user=env.get("SB_SMTP_USER", ""),
         smtp_password=env.get("SB_SMTP_PASSWORD", ""),
+        smtp_tls=_smtp_tls(env),
+        mail_per_app=_int(env, "SB_MAIL_PER_APP", 200),
+        mail_window_seconds=_positive(env, "SB_MAIL_WINDOW_SECONDS", 3600),
         max_body_bytes=_int(env, "SB_MAX_BODY_BYTES", 10 * 1024 * 1024),
         login_max_failures=_int(env, "SB_LOGIN_MAX_FAILURES", 10),
         login_window_seconds=_int(env, "SB_LOGIN_WINDOW_SECONDS", 900),

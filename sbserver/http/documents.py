@@ -249,7 +249,6 @@ routes = [
     Route("/sudolistall", list_collections, methods=["GET", "POST"]),
     Route("/sudolistall/", list_collections, methods=["GET", "POST"]),
     Route("/sudo/index", create_index, methods=ALL),
-    Route("/sudo/sendmail", not_implemented, methods=EVERY),
     Route("/sudo/{rest:path}", sudo, methods=ALL),
     Route("/postform/{form}", post_form, methods=["POST"]),
     Route("/form", list_forms, methods=["GET"]),

@@ -109,6 +109,28 @@ def _error(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"text/plain; charset=utf-8": {"schema": _ref("ErrorLine")}}}
 
 
+def _sendmail() -> dict[str, Any]:
+    """``/sudo/sendmail`` (spec 02 §7.1); never a collection: other methods answer 501."""
+    text = {"type": "string"}
+    names = ("from", "fromName", "to", "toName", "subject", "replyTo", "htmlBody", "textBody", "body")
+    return {
+        "post": _op(
+            "send an email from the app (body: HTML, its text derived; or htmlBody and/or textBody)",
+            ROOT,
+            body=_body({"type": "object", "properties": {name: text for name in names}, "required": ["to"]}),
+            errors={
+                "400": "invalid JSON, a missing or invalid address, a line break in a header field, an empty body",
+                "413": "HTML and text bodies over 1 MiB together",
+                "429": "the app sent SB_MAIL_PER_APP emails in the window",
+            },
+        ),
+        **_every(
+            ("get", "put", "delete", "patch", "options"),
+            _op("not served", NONE, errors={"501": "method not implemented (send with POST)"}),
+        ),
+    }
+
+
 def _every(methods: tuple[str, ...], op: dict[str, Any]) -> dict[str, Any]:
     return {m: op for m in methods}
 
@@ -778,9 +800,8 @@ def _document_paths() -> dict[str, Any]:
         # Reserved, never collections: every method answers 501, with or without a token.
         "/sudo/cache": _sudo_cache(),
         "/sudo/cache/": _sudo_cache(),
-        "/sudo/sendmail": _every(
-            (*ANY, "options"), _op("reserved, not served", NONE, errors={"501": "not implemented yet"})
-        ),
+        "/sudo/sendmail": _sendmail(),
+        "/sudo/sendmail/": _sendmail(),
         **_db_paths("/sudo", ROOT, "root token"),
         "/postform/{form}": {
             "parameters": [_path("form", "form name")],

@@ -18,6 +18,7 @@ from sbserver.services.forms import FormService
 from sbserver.services.functions import FunctionService
 from sbserver.services.identity import IdentityService
 from sbserver.services.limits import Limits
+from sbserver.services.mail import MailService
 from sbserver.services.realtime import Broker
 from sbserver.services.tasks import TaskService
 from sbserver.services.tenancy import TenancyService
@@ -32,6 +33,7 @@ class Services:
     cache: Cache
     bus: Bus
     mailer: Mailer
+    mail: MailService  # apps' own emails: checked, limited per app, counted per month
     identities: IdentityService
     limits: Limits  # request limits of the unauthenticated routes (services/limits.py)
     tenancy: TenancyService
@@ -60,7 +62,8 @@ def build_services(settings: Settings, store: Store, cache: Cache, bus: Bus, mai
         concurrency=settings.function_concurrency or usable_cpus(),
         io_helpers=IO_HELPERS,
     )
-    helpers = Helpers(documents, broker, cache, mailer, settings, http)
+    mail = MailService(store, mailer, limits, settings)
+    helpers = Helpers(documents, broker, cache, mail, settings, http)
     functions = FunctionService(store, cache, pool, helpers, broker, events, tenancy, settings)
     documents.planner = functions  # new documents' function jobs are written in their transaction
     return Services(
@@ -69,6 +72,7 @@ def build_services(settings: Settings, store: Store, cache: Cache, bus: Bus, mai
         cache=cache,
         bus=bus,
         mailer=mailer,
+        mail=mail,
         identities=identities,
         limits=limits,
         tenancy=tenancy,

@@ -16,13 +16,13 @@ from typing import Any
 import orjson
 
 from sbserver.backends.cache import Cache
-from sbserver.backends.mail import Email, Mailer
 from sbserver.errors import SBError, client_message, is_internal
 from sbserver.ids import new_id
 from sbserver.outbound import Outbound, OutboundError
 from sbserver.runtime.pool import UNDEFINED
 from sbserver.services.cache import AppCache
 from sbserver.services.documents import DocumentService, Page
+from sbserver.services.mail import MailService
 from sbserver.services.realtime import Broker
 from sbserver.settings import Settings
 from sbserver.types import Base, FunctionDef, Identity
@@ -97,7 +97,7 @@ class Helpers:
         documents: DocumentService,
         broker: Broker,
         cache: Cache,
-        mailer: Mailer,
+        mail: MailService,
         settings: Settings,
         http: Outbound,
     ) -> None:
@@ -105,7 +105,7 @@ class Helpers:
         self.broker = broker
         self.cache = cache
         self.app_cache = AppCache(cache, settings)  # the keys /sudo/cache reads and writes, of the run's app
-        self.mailer = mailer
+        self.mail = mail
         self.settings = settings
         self.http = http
         self._table: dict[str, Callable[[HelperContext, list[Any]], Awaitable[Any]]] = {
@@ -390,18 +390,19 @@ class Helpers:
             v = msg.get(key)
             return v if isinstance(v, str) else ""
 
+        # spec 05: the from-name is empty and the reply-to defaults to the sender
+        email = self.mail.compose(
+            to=s("to"),
+            subject=s("subject"),
+            body=s("body"),
+            html=s("htmlBody"),
+            text=s("textBody"),
+            from_email=s("from"),
+            from_name=s("fromName"),
+            reply_to=s("replyTo") or s("from"),
+        )
         try:
-            await self.mailer.send(
-                Email(
-                    to=s("to"),
-                    subject=s("subject"),
-                    html=s("htmlBody") or s("body"),
-                    text=s("textBody"),
-                    from_email=s("from") or self.settings.from_email,
-                    from_name=s("fromName"),
-                    reply_to=s("replyTo") or s("from"),
-                )
-            )
+            await self.mail.send(ctx.base, email)
             return ok()
         except SBError as exc:
             return fail(f"send mail error: {reason(exc)}")

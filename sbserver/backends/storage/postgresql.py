@@ -110,6 +110,12 @@ SYSTEM_MIGRATIONS: list[str] = [
     """
     CREATE TABLE sb.fn_limits (base TEXT PRIMARY KEY, limits TEXT NOT NULL);
     """,
+    # Emails each app sent per calendar month (UTC, "YYYY-MM"): /sudo/sendmail and sendMail
+    """
+    CREATE TABLE sb.mail_counts (
+        base TEXT NOT NULL, month TEXT NOT NULL, sent INTEGER NOT NULL, PRIMARY KEY (base, month)
+    );
+    """,
 ]
 
 # Per-base migrations, run inside the base's schema; ``{s}`` is replaced by the quoted schema.
