@@ -21,7 +21,7 @@ from sbserver.backends.cache import Cache, create_cache
 from sbserver.backends.mail import Mailer, create_mailer
 from sbserver.backends.storage import Store, create_store
 from sbserver.errors import SBError, client_message, is_internal
-from sbserver.http import accounts, apps, documents, functions, mail, misc, openapi, pages, realtime, tasks
+from sbserver.http import accounts, apps, documents, functions, mail, misc, openapi, pages, realtime, storage, tasks
 from sbserver.http import cache as sudo_cache
 from sbserver.http.middleware import CORS, BodyLimit, RequestId
 from sbserver.http.request import request_id
@@ -68,6 +68,7 @@ def build_routes() -> list[BaseRoute]:
         *realtime.routes,
         *functions.routes,
         *tasks.routes,
+        *storage.routes,
         *openapi.routes,
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
@@ -115,7 +116,8 @@ def create_app(
         middleware=[
             Middleware(RequestId),
             Middleware(CORS, tenancy=services.tenancy, dev=settings.is_dev),
-            Middleware(BodyLimit, limit=settings.max_body_bytes),
+            # uploads have their own limit (SB_UPLOAD_MAX_BYTES), enforced as the file streams in
+            Middleware(BodyLimit, limit=settings.max_body_bytes, exempt=storage.OWN_LIMIT),
         ],
         exception_handlers={SBError: _sb_error, HTTPException: _http_error, Exception: _crash},
         lifespan=lifespan,

@@ -46,6 +46,11 @@ class Settings:
     mail_per_app: int = 200
     mail_window_seconds: int = 3600
     max_body_bytes: int = 10 * 1024 * 1024
+    # uploaded files: the provider (only local for now), the largest file, and the public URL the
+    # file links start with (LOCAL_STORAGE_URL; empty: the URL the upload request came to)
+    storage_provider: str = "local"
+    upload_max_bytes: int = 150 * 1000 * 1000
+    local_storage_url: str = ""
     login_max_failures: int = 10
     login_window_seconds: int = 900
     session_cache_seconds: float = 30.0
@@ -107,6 +112,11 @@ class Settings:
     @property
     def is_prod(self) -> bool:
         return self.app_env == "prod"
+
+    @property
+    def files_dir(self) -> Path:
+        """Where the local file provider keeps uploaded files."""
+        return self.data_dir / "files"
 
     @property
     def sqlite_path(self) -> Path:
@@ -269,6 +279,25 @@ def _mail_provider(env: Mapping[str, str]) -> str:
     return kind
 
 
+def _storage_provider(env: Mapping[str, str]) -> str:
+    """``SB_STORAGE_PROVIDER`` (or upstream's ``STORAGE_PROVIDER``): only ``local`` for now."""
+    kind = (env.get("SB_STORAGE_PROVIDER") or env.get("STORAGE_PROVIDER") or "local").strip().lower() or "local"
+    if kind == "s3":
+        raise SystemExit(
+            "STORAGE_PROVIDER=s3 is not available in this version: use local (files under the data directory)"
+        )
+    if kind != "local":
+        raise SystemExit(f"unsupported SB_STORAGE_PROVIDER={kind!r}: use local (files under the data directory)")
+    return kind
+
+
+def _local_storage_url(env: Mapping[str, str]) -> str:
+    url = env.get("LOCAL_STORAGE_URL", "").strip().rstrip("/")
+    if url and not url.startswith(("http://", "https://")):
+        raise SystemExit(f"invalid LOCAL_STORAGE_URL={url!r}: expected http(s)://host[:port][/path]")
+    return url
+
+
 SMTP_TLS = ("auto", "starttls", "tls", "none")
 
 
@@ -342,6 +371,9 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> Setti
         mail_per_app=_int(env, "SB_MAIL_PER_APP", 200),
         mail_window_seconds=_positive(env, "SB_MAIL_WINDOW_SECONDS", 3600),
         max_body_bytes=_int(env, "SB_MAX_BODY_BYTES", 10 * 1024 * 1024),
+        storage_provider=_storage_provider(env),
+        upload_max_bytes=_positive(env, "SB_UPLOAD_MAX_BYTES", 150 * 1000 * 1000),
+        local_storage_url=_local_storage_url(env),
         login_max_failures=_int(env, "SB_LOGIN_MAX_FAILURES", 10),
         login_window_seconds=_int(env, "SB_LOGIN_WINDOW_SECONDS", 900),
         session_cache_seconds=float(_int(env, "SB_SESSION_CACHE_SECONDS", 30)),

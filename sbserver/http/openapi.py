@@ -976,6 +976,88 @@ def _task_paths() -> dict[str, Any]:
     }
 
 
+def _storage_paths() -> dict[str, Any]:
+    string, integer = {"type": "string"}, {"type": "integer"}
+    stored = {
+        "type": "object",
+        "properties": {k: string for k in ("id", "accountId", "name", "key", "url", "uploaded")} | {"size": integer},
+        "required": ["id", "accountId", "key", "url", "size", "uploaded"],
+    }
+    upload_body = {
+        "type": "object",
+        "properties": {"file": {"type": "string", "format": "binary"}, "name": string},
+        "required": ["file"],
+    }
+    return {
+        "/storage/upload": {
+            "post": _op(
+                "upload a file for the caller's account (multipart part `file`, optional `name`)",
+                USER_OR_ROOT,
+                _json({"type": "object", "properties": {"id": string, "url": string}, "required": ["id", "url"]}),
+                body=_body(upload_body, media="multipart/form-data"),
+                errors={
+                    "400": "not multipart, no `file` part, an empty file, an invalid name, "
+                    "or a file over SB_UPLOAD_MAX_BYTES (`file size exeeded your limit: ...`)"
+                },
+            )
+        },
+        "/storage/files": {
+            "get": _op(
+                "a page of the caller's account's files (root: every file of the app)",
+                USER_OR_ROOT,
+                _json(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "page": integer,
+                            "size": integer,
+                            "total": integer,
+                            "results": {"type": "array", "items": stored},
+                        },
+                        "required": ["page", "size", "total", "results"],
+                    }
+                ),
+                params=[*_PAGE_PARAMS, _query("sort", "uploaded (default) or size", {"type": "string"})],
+                errors={"400": "invalid sort"},
+            )
+        },
+        "/storage/usage": {
+            "get": _op(
+                "bytes and number of files of the caller's account",
+                USER_OR_ROOT,
+                _json(
+                    {
+                        "type": "object",
+                        "properties": {"bytes": integer, "gb": {"type": "number"}, "count": integer},
+                        "required": ["bytes", "gb", "count"],
+                    }
+                ),
+            )
+        },
+        "/sudostorage/delete": _every(
+            ("get", "delete"),
+            _op(
+                "delete a file: its record and its bytes",
+                ROOT,
+                params=[_query("id", "file id", required=True)],
+                errors={"400": "missing id", "404": "no file of this app has this id"},
+            ),
+        ),
+        "/localfs/{key}": {
+            "parameters": [_path("key", "the file's key: <app>/<account>/<id><ext>")],
+            **_every(
+                ("get", "head"),
+                _op(
+                    "a stored file (local provider): Range (206, 416), ETag and If-None-Match (304)",
+                    NONE,
+                    {"description": "the file's bytes, with its content type"},
+                    errors={"404": "not found", "416": "range not satisfiable"},
+                ),
+            ),
+        },
+    }
+
+
 def _misc_paths() -> dict[str, Any]:
     html = {"description": "an HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}
     ping = _op("true while the store answers", NONE, errors={"500": "connection failed to database, I'm down."})
@@ -1003,6 +1085,7 @@ def document() -> dict[str, Any]:
         **_realtime_paths(),
         **_function_paths(),
         **_task_paths(),
+        **_storage_paths(),
     }
     return {
         "openapi": "3.1.0",

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sbserver.backends.bus import Bus
 from sbserver.backends.cache import Cache
+from sbserver.backends.files import create_file_provider
 from sbserver.backends.mail import Mailer
 from sbserver.backends.storage import Store
 from sbserver.outbound import Outbound
@@ -13,6 +14,7 @@ from sbserver.runtime.pool import RuntimePool
 from sbserver.services.accounts import AccountService
 from sbserver.services.documents import DocumentService
 from sbserver.services.events import EventBus
+from sbserver.services.files import FileService
 from sbserver.services.fnhelpers import IO_HELPERS, Helpers
 from sbserver.services.forms import FormService
 from sbserver.services.functions import FunctionService
@@ -41,6 +43,7 @@ class Services:
     events: EventBus
     documents: DocumentService
     forms: FormService
+    files: FileService  # uploaded files: records in the store, bytes with the file provider
     broker: Broker
     functions: FunctionService
     tasks: TaskService
@@ -80,6 +83,7 @@ def build_services(settings: Settings, store: Store, cache: Cache, bus: Bus, mai
         events=events,
         documents=documents,
         forms=FormService(store),
+        files=FileService(store, create_file_provider(settings), tenancy, settings),
         broker=broker,
         functions=functions,
         tasks=TaskService(store, functions, broker, tenancy, http, settings),

@@ -325,6 +325,8 @@ class DocumentService:
             names |= {"sb_accounts", "sb_tokens"}  # an account always has its first user
         if await self.store.forms(base, None, 1):
             names.add("sb_forms")
+        if (await self.store.file_usage(base, None))[0]:
+            names.add("sb_files")
         functions = await self.store.functions(base)
         if functions:
             names.add("sb_functions")

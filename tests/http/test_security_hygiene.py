@@ -28,6 +28,7 @@ from starlette.applications import Starlette
 from sbserver.app import create_app
 from sbserver.errors import BadRequest, SBError, StoreError, client_message, is_internal
 from sbserver.services.tenancy import DEV_PASSWORD, DEV_PK, NewApp
+from tests.compat.conftest import _fresh_database
 from tests.conftest import STORE_KINDS
 from tests.http.conftest import Server, make_settings
 from tests.http.helpers import admin_token, assert_error, assert_json, auth, extra_client, login, unique_email
@@ -176,7 +177,8 @@ class Prod:
 @pytest.fixture(params=STORE_KINDS)
 def prod_server(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
     kind = request.param
-    pg_url = request.getfixturevalue("pg_url") if kind == "pg" else None
+    # a database of its own: a preflight consults every app's list, and other tests' apps have lists
+    pg_url = _fresh_database(request.getfixturevalue("pg_url"), "prodcors") if kind == "pg" else None
 
     @asynccontextmanager
     async def start() -> AsyncIterator[Prod]:

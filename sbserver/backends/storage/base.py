@@ -1,5 +1,5 @@
 """The store contract every data backend implements, composed from one small contract per domain:
-``accounts``, ``documents``, ``search``, ``forms``, ``functions`` and ``tasks`` (each a package
+``accounts``, ``documents``, ``search``, ``forms``, ``files``, ``functions`` and ``tasks`` (each a package
 holding ``base.py``, ``sqlite.py`` and ``postgresql.py``).
 
 Every method is a coroutine. Errors: a uniqueness violation raises ``Conflict``; anything the
@@ -13,14 +13,15 @@ from abc import abstractmethod
 
 from sbserver.backends.storage.accounts.base import AccountStore
 from sbserver.backends.storage.documents.base import DocumentStore, Mutation
+from sbserver.backends.storage.files.base import FileRecord, FileStore
 from sbserver.backends.storage.forms.base import FormStore
 from sbserver.backends.storage.functions.base import FunctionStore, job_rows
 from sbserver.backends.storage.search.base import SearchStore
 from sbserver.backends.storage.tasks.base import TaskStore
 
 
-class Store(AccountStore, DocumentStore, SearchStore, FormStore, FunctionStore, TaskStore):
-    """Tenants, bases, accounts, users, documents, full-text entries and form submissions."""
+class Store(AccountStore, DocumentStore, SearchStore, FormStore, FileStore, FunctionStore, TaskStore):
+    """Tenants, bases, accounts, users, documents, full-text entries, form submissions and file records."""
 
     kind: str = "abstract"
 
@@ -37,4 +38,4 @@ class Store(AccountStore, DocumentStore, SearchStore, FormStore, FunctionStore, 
         """True when the database answers."""
 
 
-__all__ = ["Mutation", "Store", "job_rows"]
+__all__ = ["FileRecord", "Mutation", "Store", "job_rows"]

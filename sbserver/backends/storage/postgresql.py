@@ -20,6 +20,7 @@ import asyncpg
 from sbserver.backends.storage.accounts.postgresql import PostgresAccounts
 from sbserver.backends.storage.base import Store
 from sbserver.backends.storage.documents.postgresql import PostgresDocuments, Upkeep
+from sbserver.backends.storage.files.postgresql import PostgresFiles
 from sbserver.backends.storage.forms.postgresql import PostgresForms
 from sbserver.backends.storage.functions.postgresql import PostgresFunctions
 from sbserver.backends.storage.postgresql_base import MIGRATION_LOCK, _schema
@@ -219,6 +220,21 @@ BASE_MIGRATIONS: list[str] = [
     CREATE INDEX documents_owner ON {s}.documents (col, owner_id, account_id, created, id);
     ALTER TABLE {s}.documents SET (autovacuum_vacuum_insert_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.02);
     """,
+    # Uploaded files' records (upstream's sb_files); the bytes live with the file provider
+    """
+    CREATE TABLE {s}.files (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        account_id TEXT COLLATE "C" NOT NULL,
+        name TEXT NOT NULL,
+        key TEXT NOT NULL,
+        url TEXT NOT NULL,
+        size BIGINT NOT NULL,
+        uploaded TEXT COLLATE "C" NOT NULL
+    );
+    CREATE INDEX files_uploaded ON {s}.files (account_id, uploaded, id);
+    CREATE INDEX files_size ON {s}.files (account_id, size, id);
+    CREATE INDEX files_all ON {s}.files (uploaded, id);
+    """,
 ]
 
 
@@ -292,7 +308,14 @@ async def _migrate(conn: asyncpg.Connection, table: str, scripts: list[str], sch
 
 
 class PostgresStore(
-    PostgresAccounts, PostgresDocuments, PostgresSearch, PostgresForms, PostgresFunctions, PostgresTasks, Store
+    PostgresAccounts,
+    PostgresDocuments,
+    PostgresSearch,
+    PostgresForms,
+    PostgresFiles,
+    PostgresFunctions,
+    PostgresTasks,
+    Store,
 ):
     kind = "pg"
 

@@ -24,6 +24,7 @@ from typing import Any
 from sbserver.backends.storage.accounts.sqlite import SQLiteAccounts
 from sbserver.backends.storage.base import Store
 from sbserver.backends.storage.documents.sqlite import SQLiteDocuments
+from sbserver.backends.storage.files.sqlite import SQLiteFiles
 from sbserver.backends.storage.forms.sqlite import SQLiteForms
 from sbserver.backends.storage.functions.sqlite import SQLiteFunctions
 from sbserver.backends.storage.search.sqlite import SQLiteSearch, fts_query
@@ -214,6 +215,29 @@ MIGRATIONS: list[str] = [
     """
     CREATE TABLE fn_limits (base TEXT PRIMARY KEY, limits TEXT NOT NULL);
     """,
+    # Uploaded files' records (upstream's sb_files); the bytes live with the file provider
+    """
+    CREATE TABLE files (
+        base TEXT NOT NULL,
+        id TEXT NOT NULL,
+        account_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        key TEXT NOT NULL,
+        url TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        uploaded TEXT NOT NULL,
+        PRIMARY KEY (base, id)
+    );
+    CREATE INDEX files_uploaded ON files (base, account_id, uploaded, id);
+    CREATE INDEX files_size ON files (base, account_id, size, id);
+    CREATE INDEX files_all ON files (base, uploaded, id);
+    """,
+    # Emails each app sent per calendar month (UTC, "YYYY-MM"): /sudo/sendmail and sendMail
+    """
+    CREATE TABLE mail_counts (
+        base TEXT NOT NULL, month TEXT NOT NULL, sent INTEGER NOT NULL, PRIMARY KEY (base, month)
+    );
+    """,
 ]
 
 
@@ -230,7 +254,9 @@ def _migrate(conn: sqlite3.Connection) -> int:
     return len(MIGRATIONS)
 
 
-class SQLiteStore(SQLiteAccounts, SQLiteDocuments, SQLiteSearch, SQLiteForms, SQLiteFunctions, SQLiteTasks, Store):
+class SQLiteStore(
+    SQLiteAccounts, SQLiteDocuments, SQLiteSearch, SQLiteForms, SQLiteFiles, SQLiteFunctions, SQLiteTasks, Store
+):
     kind = "sqlite"
 
     def __init__(self, path: Path | str, writer: str = "auto") -> None:
