@@ -463,3 +463,30 @@ async def test_pg_servers_starting_together_on_an_empty_database(pg_url: str) ->
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{fresh}" WITH (FORCE)')
         await admin.close()
+
+
+async def test_a_user_read_by_id_is_never_stale_after_a_change(store: Store) -> None:
+    """Every authenticated request reads its user by id (a store may keep them in memory):
+    each change to a user shows in the next read, on every store kind."""
+    base = await make_base(store)
+    _, owner = await make_account(store, base)
+    for _ in range(2):  # read twice: a kept copy, if any, is in place
+        got = await store.user_by_id(base, owner.id)
+        assert got is not None and got.token == owner.token
+    await store.set_password(base, owner.id, "$2b$10$other", "token-2")
+    got = await store.user_by_id(base, owner.id)
+    assert got is not None and (got.token, got.password) == ("token-2", "$2b$10$other")
+    assert await store.reset_password(base, owner.email, "", "$2b$10$x", "token-3") is False
+    assert await store.set_reset_code(base, owner.email, "code-1")
+    assert (await store.user_by_id(base, owner.id)).reset_code == "code-1"  # type: ignore[union-attr]
+    assert await store.reset_password(base, owner.email, "code-1", "$2b$10$third", "token-3")
+    got = await store.user_by_id(base, owner.id)
+    assert got is not None and got.token == "token-3" and got.reset_code == ""
+    assert await store.set_role(base, owner.id, ROLE_ROOT)
+    assert (await store.user_by_id(base, owner.id)).role == ROLE_ROOT  # type: ignore[union-attr]
+    new_email = email("moved")
+    assert await store.change_email(base, got, new_email, "token-4")
+    got = await store.user_by_id(base, owner.id)
+    assert got is not None and (got.email, got.token) == (new_email, "token-4")
+    assert await store.delete_user(base, owner.id)
+    assert await store.user_by_id(base, owner.id) is None
