@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 from sbserver.backends.storage.accounts.base import AccountStore
 from sbserver.backends.storage.sqlite_base import SQLiteBase
-from sbserver.lru import ExpiringLRU
 from sbserver.types import Account, Base, Tenant, User
-
-USERS_KEPT = 50_000
 
 _USER_COLS = "id, account_id, email, token, role, created, password, reset_code"
 
@@ -31,23 +27,7 @@ def _base(row: Sequence[Any] | None) -> Base | None:
 
 
 class SQLiteAccounts(SQLiteBase, AccountStore):
-    """The accounts contract on SQLite; needs the plumbing of ``SQLiteBase``.
-
-    Users found by id (every authenticated request asks) are kept in memory: an SQLite file has
-    one serving process, every change to a user goes through the methods below, and each of them
-    drops what is kept once its write is done, so the copy is never stale. Reads and drops both
-    run on the event loop; a read racing a write is dropped with everything else after it.
-    """
-
-    _users_by_id: ExpiringLRU[tuple[str, str], User] | None = None
-
-    def _user_cache(self) -> ExpiringLRU[tuple[str, str], User]:
-        if self._users_by_id is None:
-            self._users_by_id = ExpiringLRU(USERS_KEPT, math.inf)
-        return self._users_by_id
-
-    def _users_changed(self) -> None:
-        self._user_cache().clear()
+    """The accounts contract on SQLite; needs the plumbing of ``SQLiteBase``."""
 
     # tenants and bases
     async def create_tenant(self, tenant: Tenant) -> None:
@@ -115,13 +95,7 @@ class SQLiteAccounts(SQLiteBase, AccountStore):
         return _user(self._one(f"SELECT {_USER_COLS} FROM users WHERE base = ? AND email = ?", (base.name, email)))
 
     async def user_by_id(self, base: Base, user_id: str) -> User | None:
-        kept = self._user_cache()
-        user = kept.get((base.name, user_id))
-        if user is None:
-            user = _user(self._one(f"SELECT {_USER_COLS} FROM users WHERE base = ? AND id = ?", (base.name, user_id)))
-            if user is not None:
-                kept.put((base.name, user_id), user)
-        return user
+        return _user(self._one(f"SELECT {_USER_COLS} FROM users WHERE base = ? AND id = ?", (base.name, user_id)))
 
     async def root_user(self, base: Base) -> User | None:
         return _user(
@@ -143,49 +117,37 @@ class SQLiteAccounts(SQLiteBase, AccountStore):
         return [Account(*r) for r in rows]
 
     async def delete_user(self, base: Base, user_id: str) -> bool:
-        try:
-            cur = await self._write(
-                lambda c: c.execute("DELETE FROM users WHERE base = ? AND id = ?", (base.name, user_id))
-            )
-        finally:
-            self._users_changed()
+        cur = await self._write(
+            lambda c: c.execute("DELETE FROM users WHERE base = ? AND id = ?", (base.name, user_id))
+        )
         return cur.rowcount > 0
 
     async def set_password(self, base: Base, user_id: str, password_hash: str, token: str) -> None:
-        try:
-            await self._write(
-                lambda c: c.execute(
-                    "UPDATE users SET password = ?, token = ? WHERE base = ? AND id = ?",
-                    (password_hash, token, base.name, user_id),
-                )
+        await self._write(
+            lambda c: c.execute(
+                "UPDATE users SET password = ?, token = ? WHERE base = ? AND id = ?",
+                (password_hash, token, base.name, user_id),
             )
-        finally:
-            self._users_changed()
+        )
 
     async def set_reset_code(self, base: Base, email: str, code: str) -> bool:
-        try:
-            cur = await self._write(
-                lambda c: c.execute(
-                    "UPDATE users SET reset_code = ? WHERE base = ? AND email = ?", (code, base.name, email)
-                )
+        cur = await self._write(
+            lambda c: c.execute(
+                "UPDATE users SET reset_code = ? WHERE base = ? AND email = ?", (code, base.name, email)
             )
-        finally:
-            self._users_changed()
+        )
         return cur.rowcount > 0
 
     async def reset_password(self, base: Base, email: str, code: str, password_hash: str, token: str) -> bool:
         if not code:
             return False
-        try:
-            cur = await self._write(
-                lambda c: c.execute(
-                    "UPDATE users SET password = ?, reset_code = '', token = ? "
-                    "WHERE base = ? AND email = ? AND reset_code = ?",
-                    (password_hash, token, base.name, email, code),
-                )
+        cur = await self._write(
+            lambda c: c.execute(
+                "UPDATE users SET password = ?, reset_code = '', token = ? "
+                "WHERE base = ? AND email = ? AND reset_code = ?",
+                (password_hash, token, base.name, email, code),
             )
-        finally:
-            self._users_changed()
+        )
         return cur.rowcount > 0
 
     # allowed origins (CORS); stored |-joined, as upstream does
@@ -230,16 +192,10 @@ class SQLiteAccounts(SQLiteBase, AccountStore):
                 c.execute("UPDATE tenants SET email = ? WHERE id = ? AND email = ?", (email, tenant_id, user.email))
             return True
 
-        try:
-            return await self._write(tx)
-        finally:
-            self._users_changed()
+        return await self._write(tx)
 
     async def set_role(self, base: Base, user_id: str, role: int) -> bool:
-        try:
-            cur = await self._write(
-                lambda c: c.execute("UPDATE users SET role = ? WHERE base = ? AND id = ?", (role, base.name, user_id))
-            )
-        finally:
-            self._users_changed()
+        cur = await self._write(
+            lambda c: c.execute("UPDATE users SET role = ? WHERE base = ? AND id = ?", (role, base.name, user_id))
+        )
         return cur.rowcount > 0
