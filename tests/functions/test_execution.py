@@ -545,4 +545,3 @@ async def test_more_runs_than_workers_all_waiting_on_fetch_do_not_deadlock(
         user = await fn.register()
         runs = await asyncio.wait_for(asyncio.gather(*(fn.exec_ok("fqueue", user.jwt, {}) for _ in range(5))), 15)
         assert [r["output"][1] for r in runs] == ["true"] * 5, runs
-
