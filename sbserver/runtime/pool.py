@@ -161,6 +161,10 @@ class RuntimePool:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             env=worker_environment(),
+            # a session of its own: a terminal's Ctrl-C (sent to the server's process group) never
+            # reaches a worker, not even one still starting; the server ends workers itself, and a
+            # worker whose server is gone exits at the end of its input
+            start_new_session=True,
         )
         worker = Worker(proc)
         self._all.add(worker)
