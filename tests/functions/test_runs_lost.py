@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-import sqlite3
-
-import asyncpg
-
 from tests.functions.conftest import InProcess, MakeFn
+from tests.http.helpers import behind_the_servers_back
 
 
 async def _break_the_job_queue(env: InProcess) -> None:
     """Take the job table away under the running server, as a failing disk or an operator would."""
-    settings = env.server.services.settings
-    if env.server.kind == "pg":
-        conn = await asyncpg.connect(settings.database_url)
-        try:
-            await conn.execute("ALTER TABLE sb.fn_jobs RENAME TO fn_jobs_gone")
-        finally:
-            await conn.close()
-    else:
-        db = sqlite3.connect(settings.sqlite_path)
-        try:
-            db.execute("ALTER TABLE fn_jobs RENAME TO fn_jobs_gone")
-            db.commit()
-        finally:
-            db.close()
+    await behind_the_servers_back(
+        env.server, "ALTER TABLE sb.fn_jobs RENAME TO fn_jobs_gone", "ALTER TABLE fn_jobs RENAME TO fn_jobs_gone"
+    )
 
 
 async def test_a_write_whose_runs_cannot_be_queued_is_not_a_silent_success(make_fn: MakeFn) -> None:

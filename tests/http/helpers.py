@@ -217,3 +217,26 @@ async def accounts_ab(client: httpx.AsyncClient) -> tuple[Member, Member, Member
     a2 = await member(client, a2_email, assert_json(await login(client, a2_email)))
     b = await member(client, b_email, await register(client, b_email))
     return a1, a2, b
+
+
+async def behind_the_servers_back(server: Server, pg_sql: str, sqlite_sql: str) -> None:
+    """Change the store under a running server, as a failing disk or an operator would: one
+    statement on its own connection to the PostgreSQL database or the SQLite file."""
+    settings = server.services.settings
+    if server.kind == "pg":
+        import asyncpg
+
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            await conn.execute(pg_sql)
+        finally:
+            await conn.close()
+    else:
+        import sqlite3
+
+        db = sqlite3.connect(settings.sqlite_path)
+        try:
+            db.execute(sqlite_sql)
+            db.commit()
+        finally:
+            db.close()

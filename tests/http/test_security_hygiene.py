@@ -13,14 +13,12 @@ Each test reproduces a hole found before the fix and shows it closed, on every s
 from __future__ import annotations
 
 import logging
-import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 from starlette.applications import Starlette
@@ -31,7 +29,16 @@ from sbserver.services.tenancy import DEV_PASSWORD, DEV_PK, NewApp
 from tests.compat.conftest import _fresh_database
 from tests.conftest import STORE_KINDS
 from tests.http.conftest import Server, make_settings
-from tests.http.helpers import admin_token, assert_error, assert_json, auth, extra_client, login, unique_email
+from tests.http.helpers import (
+    admin_token,
+    assert_error,
+    assert_json,
+    auth,
+    behind_the_servers_back,
+    extra_client,
+    login,
+    unique_email,
+)
 
 SERVER_ORIGIN = "https://admin.example"
 
@@ -86,20 +93,7 @@ async def test_sudo_index_keeps_its_own_route(server: Server) -> None:
 
 async def _break_forms_table(server: Server, app: NewApp) -> None:
     """Drop the forms table under the running server, as a failed migration or an operator would."""
-    settings = server.services.settings
-    if server.kind == "pg":
-        conn = await asyncpg.connect(settings.database_url)
-        try:
-            await conn.execute(f'DROP TABLE "{app.base.name}".forms')
-        finally:
-            await conn.close()
-    else:
-        conn2 = sqlite3.connect(settings.sqlite_path)
-        try:
-            conn2.execute("DROP TABLE forms")
-            conn2.commit()
-        finally:
-            conn2.close()
+    await behind_the_servers_back(server, f'DROP TABLE "{app.base.name}".forms', "DROP TABLE forms")
 
 
 async def test_database_error_text_is_logged_under_a_request_id_not_sent(

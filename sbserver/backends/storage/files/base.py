@@ -32,6 +32,14 @@ class FileRecord:
             "uploaded": self.uploaded,
         }
 
+    @classmethod
+    def of_row(cls, row: Any) -> FileRecord:
+        """A record from a row of ``COLUMNS``, as both stores select them."""
+        return cls(row[0], row[1], row[2], row[3], row[4], int(row[5]), row[6])
+
+
+COLUMNS = "id, account_id, name, key, url, size, uploaded"  # the stores' column list, in FileRecord's order
+
 
 class FileStore(ABC):
     """File records of a base. ``account_id`` None means every account of the base."""

@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from sbserver.backends.storage.files.base import SORTS, FileRecord, FileStore
+from sbserver.backends.storage.files.base import COLUMNS, SORTS, FileRecord, FileStore
 from sbserver.backends.storage.postgresql_base import PostgresBase, _schema
 from sbserver.types import Base
-
-_COLUMNS = "id, account_id, name, key, url, size, uploaded"
-
-
-def _record(row: Any) -> FileRecord:
-    return FileRecord(row[0], row[1], row[2], row[3], row[4], int(row[5]), row[6])
 
 
 class PostgresFiles(PostgresBase, FileStore):
@@ -21,7 +13,7 @@ class PostgresFiles(PostgresBase, FileStore):
     async def add_file(self, base: Base, record: FileRecord) -> None:
         r = record
         await self._execute(
-            f"INSERT INTO {_schema(base.name)}.files ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            f"INSERT INTO {_schema(base.name)}.files ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             r.id,
             r.account_id,
             r.name,
@@ -32,8 +24,8 @@ class PostgresFiles(PostgresBase, FileStore):
         )
 
     async def file(self, base: Base, file_id: str) -> FileRecord | None:
-        row = await self._fetchrow(f"SELECT {_COLUMNS} FROM {_schema(base.name)}.files WHERE id = $1", file_id)
-        return _record(row) if row else None
+        row = await self._fetchrow(f"SELECT {COLUMNS} FROM {_schema(base.name)}.files WHERE id = $1", file_id)
+        return FileRecord.of_row(row) if row else None
 
     async def files(
         self, base: Base, account_id: str | None, sort: str, desc: bool, limit: int, offset: int
@@ -44,14 +36,14 @@ class PostgresFiles(PostgresBase, FileStore):
         order = f"ORDER BY {column} {direction}, id {direction}"
         if account_id:
             rows = await self._fetch(
-                f"SELECT {_COLUMNS} FROM {table} WHERE account_id = $1 {order} LIMIT $2 OFFSET $3",
+                f"SELECT {COLUMNS} FROM {table} WHERE account_id = $1 {order} LIMIT $2 OFFSET $3",
                 account_id,
                 limit,
                 offset,
             )
         else:
-            rows = await self._fetch(f"SELECT {_COLUMNS} FROM {table} {order} LIMIT $1 OFFSET $2", limit, offset)
-        return [_record(r) for r in rows]
+            rows = await self._fetch(f"SELECT {COLUMNS} FROM {table} {order} LIMIT $1 OFFSET $2", limit, offset)
+        return [FileRecord.of_row(r) for r in rows]
 
     async def file_usage(self, base: Base, account_id: str | None) -> tuple[int, int]:
         table = f"{_schema(base.name)}.files"
@@ -65,7 +57,5 @@ class PostgresFiles(PostgresBase, FileStore):
         return int(row[0]), int(row[1])
 
     async def delete_file(self, base: Base, file_id: str) -> FileRecord | None:
-        row = await self._fetchrow(
-            f"DELETE FROM {_schema(base.name)}.files WHERE id = $1 RETURNING {_COLUMNS}", file_id
-        )
-        return _record(row) if row else None
+        row = await self._fetchrow(f"DELETE FROM {_schema(base.name)}.files WHERE id = $1 RETURNING {COLUMNS}", file_id)
+        return FileRecord.of_row(row) if row else None

@@ -4,15 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sbserver.backends.storage.files.base import SORTS, FileRecord, FileStore
+from sbserver.backends.storage.files.base import COLUMNS, SORTS, FileRecord, FileStore
 from sbserver.backends.storage.sqlite_base import SQLiteBase
 from sbserver.types import Base
-
-_COLUMNS = "id, account_id, name, key, url, size, uploaded"
-
-
-def _record(row: Any) -> FileRecord:
-    return FileRecord(row[0], row[1], row[2], row[3], row[4], int(row[5]), row[6])
 
 
 class SQLiteFiles(SQLiteBase, FileStore):
@@ -22,14 +16,14 @@ class SQLiteFiles(SQLiteBase, FileStore):
         r = record
         await self._write(
             lambda c: c.execute(
-                f"INSERT INTO files (base, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO files (base, {COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (base.name, r.id, r.account_id, r.name, r.key, r.url, r.size, r.uploaded),
             )
         )
 
     async def file(self, base: Base, file_id: str) -> FileRecord | None:
-        row = self._one(f"SELECT {_COLUMNS} FROM files WHERE base = ? AND id = ?", (base.name, file_id))
-        return _record(row) if row else None
+        row = self._one(f"SELECT {COLUMNS} FROM files WHERE base = ? AND id = ?", (base.name, file_id))
+        return FileRecord.of_row(row) if row else None
 
     async def files(
         self, base: Base, account_id: str | None, sort: str, desc: bool, limit: int, offset: int
@@ -40,10 +34,10 @@ class SQLiteFiles(SQLiteBase, FileStore):
             ("base = ? AND account_id = ?", [base.name, account_id]) if account_id else ("base = ?", [base.name])
         )
         rows = await self._all_off(
-            f"SELECT {_COLUMNS} FROM files WHERE {where} ORDER BY {column} {direction}, id {direction} LIMIT ? OFFSET ?",
+            f"SELECT {COLUMNS} FROM files WHERE {where} ORDER BY {column} {direction}, id {direction} LIMIT ? OFFSET ?",
             (*params, limit, offset),
         )
-        return [_record(r) for r in rows]
+        return [FileRecord.of_row(r) for r in rows]
 
     async def file_usage(self, base: Base, account_id: str | None) -> tuple[int, int]:
         if account_id:
@@ -58,8 +52,8 @@ class SQLiteFiles(SQLiteBase, FileStore):
     async def delete_file(self, base: Base, file_id: str) -> FileRecord | None:
         def delete(c: Any) -> FileRecord | None:
             row = c.execute(
-                f"DELETE FROM files WHERE base = ? AND id = ? RETURNING {_COLUMNS}", (base.name, file_id)
+                f"DELETE FROM files WHERE base = ? AND id = ? RETURNING {COLUMNS}", (base.name, file_id)
             ).fetchone()
-            return _record(row) if row else None
+            return FileRecord.of_row(row) if row else None
 
         return await self._write(delete)
