@@ -21,7 +21,20 @@ from sbserver.backends.cache import Cache, create_cache
 from sbserver.backends.mail import Mailer, create_mailer
 from sbserver.backends.storage import Store, create_store
 from sbserver.errors import SBError, client_message, is_internal
-from sbserver.http import accounts, apps, documents, functions, mail, misc, openapi, pages, realtime, storage, tasks
+from sbserver.http import (
+    accounts,
+    apps,
+    documents,
+    extras,
+    functions,
+    mail,
+    misc,
+    openapi,
+    pages,
+    realtime,
+    storage,
+    tasks,
+)
 from sbserver.http import cache as sudo_cache
 from sbserver.http.middleware import CORS, BodyLimit, RequestId
 from sbserver.http.request import request_id
@@ -69,6 +82,7 @@ def build_routes() -> list[BaseRoute]:
         *functions.routes,
         *tasks.routes,
         *storage.routes,
+        *extras.routes,
         *openapi.routes,
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
@@ -101,6 +115,7 @@ def create_app(
                 (services.bus.open, services.bus.close),
                 (services.broker.start, services.broker.stop),
                 (None, services.http.aclose),
+                (None, services.render.close),  # the browser, if a render started one
                 (services.functions.start, services.functions.stop),
                 (services.tasks.start, services.tasks.stop),
             ):

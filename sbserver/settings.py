@@ -51,6 +51,17 @@ class Settings:
     storage_provider: str = "local"
     upload_max_bytes: int = 150 * 1000 * 1000
     local_storage_url: str = ""
+    # /extra/resizeimg: the largest image accepted, the widest result, the most pixels decoded or made
+    image_max_bytes: int = 3 * 1000 * 1000
+    image_max_width: int = 4096
+    image_max_pixels: int = 40_000_000
+    # /extra/htmltox: the Chromium to drive ("": /usr/bin/chromium when present, else Playwright's
+    # own), how long a page may take, the largest output, and renders at once
+    chromium_path: str = ""
+    render_timeout: float = 30.0
+    render_max_bytes: int = 20 * 1000 * 1000
+    render_concurrency: int = 2
+    twilio_api_url: str = "https://api.twilio.com"  # /extra/sms
     login_max_failures: int = 10
     login_window_seconds: int = 900
     session_cache_seconds: float = 30.0
@@ -298,6 +309,13 @@ def _local_storage_url(env: Mapping[str, str]) -> str:
     return url
 
 
+def _http_url(env: Mapping[str, str], name: str, default: str) -> str:
+    url = env.get(name, "").strip().rstrip("/") or default
+    if not url.startswith(("http://", "https://")):
+        raise SystemExit(f"invalid {name}={url!r}: expected http(s)://host[:port][/path]")
+    return url
+
+
 SMTP_TLS = ("auto", "starttls", "tls", "none")
 
 
@@ -374,6 +392,14 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> Setti
         storage_provider=_storage_provider(env),
         upload_max_bytes=_positive(env, "SB_UPLOAD_MAX_BYTES", 150 * 1000 * 1000),
         local_storage_url=_local_storage_url(env),
+        image_max_bytes=_positive(env, "SB_IMAGE_MAX_BYTES", 3 * 1000 * 1000),
+        image_max_width=_positive(env, "SB_IMAGE_MAX_WIDTH", 4096),
+        image_max_pixels=_positive(env, "SB_IMAGE_MAX_PIXELS", 40_000_000),
+        chromium_path=env.get("SB_CHROMIUM_PATH", "").strip(),
+        render_timeout=float(_positive(env, "SB_RENDER_TIMEOUT", 30)),
+        render_max_bytes=_positive(env, "SB_RENDER_MAX_BYTES", 20 * 1000 * 1000),
+        render_concurrency=_positive(env, "SB_RENDER_CONCURRENCY", 2),
+        twilio_api_url=_http_url(env, "SB_TWILIO_API_URL", "https://api.twilio.com"),
         login_max_failures=_int(env, "SB_LOGIN_MAX_FAILURES", 10),
         login_window_seconds=_int(env, "SB_LOGIN_WINDOW_SECONDS", 900),
         session_cache_seconds=float(_int(env, "SB_SESSION_CACHE_SECONDS", 30)),

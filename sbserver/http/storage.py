@@ -148,19 +148,27 @@ async def _read_upload(events: AsyncIterator[Event]) -> Upload:
     return Upload(filename or "", chunks(), fields)
 
 
-async def upload(request: Request) -> Response:
-    base, caller = await user_or_root_of(request)
-    files = services(request).files
+async def read_upload(request: Request, max_bytes: int, too_large: Callable[[], SBError]) -> Upload:
+    """The multipart upload a request carries (the file in the part ``file``), as it streams in:
+    refused with 400 when the body is not multipart, or with ``too_large()`` past ``max_bytes``
+    (plus room for the form's other parts)."""
     media, params = parse_options_header(request.headers.get("content-type", ""))
     boundary = params.get(b"boundary", b"")
     if media != b"multipart/form-data" or not boundary:
         raise BadRequest(_NOT_MULTIPART)
-    max_total = files.max_bytes + ENVELOPE
+    max_total = max_bytes + ENVELOPE
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_total:
-        raise files.too_large()
-    reader = _Multipart(request.stream(), boundary, max_total, files.too_large)
-    record = await files.upload(base, caller, await _read_upload(reader.events()), str(request.base_url).rstrip("/"))
+        raise too_large()
+    reader = _Multipart(request.stream(), boundary, max_total, too_large)
+    return await _read_upload(reader.events())
+
+
+async def upload(request: Request) -> Response:
+    base, caller = await user_or_root_of(request)
+    files = services(request).files
+    received = await read_upload(request, files.max_bytes, files.too_large)
+    record = await files.upload(base, caller, received, str(request.base_url).rstrip("/"))
     return ok({"id": record.id, "url": record.url})
 
 

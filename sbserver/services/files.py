@@ -111,10 +111,36 @@ class FileService:
             names.append(check_name(raw) if raw else check_name(_base_name(upload.filename)) or file_id)
 
         size = await self.provider.put(key, checked(), content_type(key))
+        return await self._record(base, caller, file_id, key, names[0], size, request_url)
+
+    async def save(
+        self, base: Base, caller: Identity, data: bytes, ext: str, name: str, request_url: str
+    ) -> FileRecord:
+        """Store bytes the server made (a resized image, a rendered page) as a file of the caller's
+        account: ``ext`` (``.png``) ends the key and sets the content type, ``name`` is checked as
+        an upload's is (empty: the file's id), and the record holds the real size."""
+        if not _EXT.fullmatch(ext):
+            raise ValueError(f"invalid extension {ext!r}")
+        if not data:
+            raise ValueError("no bytes to store")
+        file_id = new_id()
+        key = f"{base.name}/{caller.account_id}/{file_id}{ext}"
+        shown = check_name(name.strip()) or file_id
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield data
+
+        size = await self.provider.put(key, chunks(), content_type(key))
+        return await self._record(base, caller, file_id, key, shown, size, request_url)
+
+    async def _record(
+        self, base: Base, caller: Identity, file_id: str, key: str, name: str, size: int, request_url: str
+    ) -> FileRecord:
+        """Write the record of bytes just stored under ``key``; without a record, no bytes stay."""
         record = FileRecord(
             id=file_id,
             account_id=caller.account_id,
-            name=names[0],
+            name=name,
             key=key,
             url=self.provider.url(key, self.public_url or request_url),
             size=size,
