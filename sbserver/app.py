@@ -25,10 +25,10 @@ from sbserver.http import (
     accounts,
     apps,
     documents,
-    extras,
     functions,
     mail,
     misc,
+    oauth,
     openapi,
     pages,
     realtime,
@@ -82,7 +82,7 @@ def build_routes() -> list[BaseRoute]:
         *functions.routes,
         *tasks.routes,
         *storage.routes,
-        *extras.routes,
+        *oauth.routes,
         *openapi.routes,
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
@@ -115,7 +115,6 @@ def create_app(
                 (services.bus.open, services.bus.close),
                 (services.broker.start, services.broker.stop),
                 (None, services.http.aclose),
-                (None, services.render.close),  # the browser, if a render started one
                 (services.functions.start, services.functions.stop),
                 (services.tasks.start, services.tasks.stop),
             ):

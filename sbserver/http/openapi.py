@@ -1058,66 +1058,96 @@ def _storage_paths() -> dict[str, Any]:
     }
 
 
-def _extra_paths() -> dict[str, Any]:
-    """Spec 02 §8: resized images, rendered pages, text messages."""
-    string, boolean = {"type": "string"}, {"type": "boolean"}
-    stored = {"type": "object", "properties": {"id": string, "url": string}, "required": ["id", "url"]}
-    resize_body = {
+def _oauth_paths() -> dict[str, Any]:
+    """Spec 02 §9 and the app's provider keys (services/oauth.py)."""
+    string = {"type": "string"}
+    provider = _path("provider", "google, github, facebook, twitter or oidc")
+    options = ("authorizeUrl", "tokenUrl", "userinfoUrl", "jwksUrl", "emailsUrl", "issuer", "scope")
+    shown = {
         "type": "object",
-        "properties": {"file": {"type": "string", "format": "binary"}, "width": string, "name": string},
-        "required": ["file", "width"],
+        "properties": {"provider": string, "clientId": string, "hasSecret": {"type": "boolean"}, "updated": string}
+        | {name: string for name in options},
+        "required": ["provider", "clientId", "hasSecret", "updated"],
     }
-    render_body = {
+    user = {
         "type": "object",
-        "properties": {"url": string, "toPDF": boolean, "fullpage": boolean},
-        "required": ["url"],
+        "properties": {k: string for k in ("token", "email", "name", "first", "last", "avatarUrl")},
+        "required": ["token", "email"],
     }
-    rendered = {
-        "type": "object",
-        "properties": {"id": string, "url": string, "toPDF": boolean, "fullpage": boolean},
-        "required": ["id", "url", "toPDF", "fullpage"],
-    }
-    sms_names = ["accountSID", "authToken", "toNumber", "fromNumber", "body"]
+    html = {"description": "a page that closes the window", "content": {"text/html": {"schema": string}}}
+    callback = _op(
+        "the provider's answer (state, code or error; a form body for POST): signs the user in by verified email",
+        NONE,
+        html,
+        params=[_query("state", "<provider>_<reqid>_<public key>"), _query("code", "authorization code")],
+        errors={
+            "400": "invalid or expired state, another app's state, no code, a refusal from the provider, "
+            "or no verified email",
+            "404": "the provider is no longer configured",
+        },
+    )
+    config_body = _body(
+        {
+            "type": "object",
+            "properties": {"clientId": string, "clientSecret": string} | {name: string for name in options},
+            "required": ["clientId"],
+        }
+    )
     return {
-        "/extra/resizeimg": {
-            "post": _op(
-                "resize a PNG, JPEG or WebP image to `width` pixels (ratio kept) and store it as a file of the "
-                "caller's account",
-                USER_OR_ROOT,
-                _json(stored),
-                body=_body(resize_body, media="multipart/form-data"),
+        "/oauth/login": {
+            "get": _op(
+                "start signing in with a provider: 307 to its authorization page",
+                BASE,
+                {"description": "redirect to the provider"},
+                status="307",
+                params=[
+                    _query("provider", "google, github, facebook, twitter or oidc", required=True),
+                    _query("reqid", "the client's id for this sign-in: 6 to 128 of A-Z a-z 0-9 -", required=True),
+                    _query("sbpk", "public key (instead of the header)"),
+                ],
                 errors={
-                    "400": "not multipart, no `file` part, an empty file, an invalid width or name, bytes that are "
-                    "not an image of the named format, an image over SB_IMAGE_MAX_BYTES or SB_IMAGE_MAX_PIXELS",
-                    "500": "invalid image format: <ext> (an extension other than .png, .jpg, .jpeg, .webp)",
+                    "400": "reqid too short or invalid (`reqid parameters is required to be > 5`), unknown provider",
+                    "404": "`missing configuration for provider: <provider>`",
+                    "409": "reqid already used",
                 },
             )
         },
-        "/extra/htmltox": {
-            "post": _op(
-                "render a page to PDF or PNG (viewport or full page) and store it as a file of the caller's account",
-                USER_OR_ROOT,
-                _json(rendered),
-                body=_body(render_body),
-                errors={
-                    "400": "invalid JSON or field types, a URL that is not http(s), an address the outbound guard "
-                    "refuses, a page that fails or does not load within SB_RENDER_TIMEOUT, a result over "
-                    "SB_RENDER_MAX_BYTES",
-                    "429": "every render slot stayed busy for SB_RENDER_TIMEOUT",
-                    "500": "no browser to render with (SB_CHROMIUM_PATH)",
-                },
+        "/oauth/callback": {"get": callback, "post": callback},
+        "/oauth/callback/{rest}": {"parameters": [_path("rest", "ignored")], "get": callback, "post": callback},
+        "/oauth/get-user": {
+            "get": _op(
+                "the signed-in user of a sign-in, or false while there is none",
+                BASE,
+                _json({"oneOf": [{"const": False}, user]}),
+                params=[_query("reqid", "the reqid given to /oauth/login", required=True)],
+                errors={"400": "invalid reqid"},
             )
         },
-        "/extra/sms": {
-            "post": _op(
-                "send a text message through Twilio with the given credentials",
-                ROOT,
-                body=_body({"type": "object", "properties": {n: string for n in sms_names}, "required": sms_names}),
-                errors={
-                    "400": "invalid JSON, a missing or malformed field, a session token instead of the root token",
-                    "500": "Twilio cannot be reached, or `error returned by Twilio: <its answer>`",
-                },
+        "/account/oauth": {
+            "get": _op(
+                "the app's configured providers (never their secrets)", ROOT, _json({"type": "array", "items": shown})
             )
+        },
+        "/account/oauth/{provider}": {
+            "parameters": [provider],
+            "get": _op(
+                "one provider's configuration (never its secret)", ROOT, _json(shown), errors={"404": "not configured"}
+            ),
+            **_every(
+                ("put", "post"),
+                _op(
+                    "set a provider's keys and endpoint overrides (an empty clientSecret keeps the stored one)",
+                    ROOT,
+                    _json(shown),
+                    body=config_body,
+                    errors={
+                        "400": "unknown provider or field, a missing clientId or clientSecret, a URL that is not http(s)"
+                    },
+                ),
+            ),
+            "delete": _op(
+                "remove a provider's configuration", ROOT, errors={"400": "unknown provider", "404": "not configured"}
+            ),
         },
     }
 
@@ -1150,7 +1180,7 @@ def document() -> dict[str, Any]:
         **_function_paths(),
         **_task_paths(),
         **_storage_paths(),
-        **_extra_paths(),
+        **_oauth_paths(),
     }
     return {
         "openapi": "3.1.0",

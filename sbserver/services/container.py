@@ -19,12 +19,10 @@ from sbserver.services.fnhelpers import IO_HELPERS, Helpers
 from sbserver.services.forms import FormService
 from sbserver.services.functions import FunctionService
 from sbserver.services.identity import IdentityService
-from sbserver.services.images import ImageService
 from sbserver.services.limits import Limits
 from sbserver.services.mail import MailService
+from sbserver.services.oauth import OAuthService
 from sbserver.services.realtime import Broker
-from sbserver.services.render import Renderer
-from sbserver.services.sms import SmsService
 from sbserver.services.tasks import TaskService
 from sbserver.services.tenancy import TenancyService
 from sbserver.services.tokens import TokenCodec
@@ -47,13 +45,11 @@ class Services:
     documents: DocumentService
     forms: FormService
     files: FileService  # uploaded files: records in the store, bytes with the file provider
-    images: ImageService  # /extra/resizeimg
-    render: Renderer  # /extra/htmltox: one headless Chromium, started on first use
-    sms: SmsService  # /extra/sms
     broker: Broker
     functions: FunctionService
     tasks: TaskService
     http: Outbound  # every request made for a tenant (fetch, http tasks): the SSRF guard
+    oauth: OAuthService  # sign-in with OAuth providers and each app's provider keys
 
 
 def build_services(settings: Settings, store: Store, cache: Cache, bus: Bus, mailer: Mailer) -> Services:
@@ -75,7 +71,6 @@ def build_services(settings: Settings, store: Store, cache: Cache, bus: Bus, mai
     helpers = Helpers(documents, broker, cache, mail, settings, http)
     functions = FunctionService(store, cache, pool, helpers, broker, events, tenancy, settings)
     documents.planner = functions  # new documents' function jobs are written in their transaction
-    files = FileService(store, create_file_provider(settings), tenancy, settings)
     return Services(
         settings=settings,
         store=store,
@@ -90,12 +85,10 @@ def build_services(settings: Settings, store: Store, cache: Cache, bus: Bus, mai
         events=events,
         documents=documents,
         forms=FormService(store),
-        files=files,
-        images=ImageService(files, settings),
-        render=Renderer(files, http, settings),
-        sms=SmsService(settings),
+        files=FileService(store, create_file_provider(settings), tenancy, settings),
         broker=broker,
         functions=functions,
         tasks=TaskService(store, functions, broker, tenancy, http, settings),
         http=http,
+        oauth=OAuthService(store, cache, identities, tenancy, http, settings),
     )

@@ -1,5 +1,5 @@
 """The store contract every data backend implements, composed from one small contract per domain:
-``accounts``, ``documents``, ``search``, ``forms``, ``files``, ``functions`` and ``tasks`` (each a package
+``accounts``, ``documents``, ``search``, ``forms``, ``files``, ``oauth``, ``functions`` and ``tasks`` (each a package
 holding ``base.py``, ``sqlite.py`` and ``postgresql.py``).
 
 Every method is a coroutine. Errors: a uniqueness violation raises ``Conflict``; anything the
@@ -16,12 +16,14 @@ from sbserver.backends.storage.documents.base import DocumentStore, Mutation
 from sbserver.backends.storage.files.base import FileRecord, FileStore
 from sbserver.backends.storage.forms.base import FormStore
 from sbserver.backends.storage.functions.base import FunctionStore, job_rows
+from sbserver.backends.storage.oauth.base import OAuthStore, ProviderConfig
 from sbserver.backends.storage.search.base import SearchStore
 from sbserver.backends.storage.tasks.base import TaskStore
 
 
-class Store(AccountStore, DocumentStore, SearchStore, FormStore, FileStore, FunctionStore, TaskStore):
-    """Tenants, bases, accounts, users, documents, full-text entries, form submissions and file records."""
+class Store(AccountStore, DocumentStore, SearchStore, FormStore, FileStore, OAuthStore, FunctionStore, TaskStore):
+    """Tenants, bases, accounts, users, documents, full-text entries, form submissions, file records
+    and OAuth provider configurations."""
 
     kind: str = "abstract"
 
@@ -38,4 +40,4 @@ class Store(AccountStore, DocumentStore, SearchStore, FormStore, FileStore, Func
         """True when the database answers."""
 
 
-__all__ = ["FileRecord", "Mutation", "Store", "job_rows"]
+__all__ = ["FileRecord", "Mutation", "ProviderConfig", "Store", "job_rows"]

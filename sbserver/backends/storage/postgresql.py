@@ -23,6 +23,7 @@ from sbserver.backends.storage.documents.postgresql import PostgresDocuments, Up
 from sbserver.backends.storage.files.postgresql import PostgresFiles
 from sbserver.backends.storage.forms.postgresql import PostgresForms
 from sbserver.backends.storage.functions.postgresql import PostgresFunctions
+from sbserver.backends.storage.oauth.postgresql import PostgresOAuth
 from sbserver.backends.storage.postgresql_base import MIGRATION_LOCK, _schema
 from sbserver.backends.storage.search.postgresql import PostgresSearch, ts_query
 from sbserver.backends.storage.tasks.postgresql import PostgresTasks
@@ -235,6 +236,16 @@ BASE_MIGRATIONS: list[str] = [
     CREATE INDEX files_size ON {s}.files (account_id, size, id);
     CREATE INDEX files_all ON {s}.files (uploaded, id);
     """,
+    # OAuth sign-in providers of the app; client_secret is sealed with APP_SECRET (services/oauth.py)
+    """
+    CREATE TABLE {s}.oauth_providers (
+        provider TEXT COLLATE "C" PRIMARY KEY,
+        client_id TEXT NOT NULL,
+        client_secret TEXT NOT NULL,
+        options TEXT NOT NULL,
+        updated TEXT NOT NULL
+    );
+    """,
 ]
 
 
@@ -313,6 +324,7 @@ class PostgresStore(
     PostgresSearch,
     PostgresForms,
     PostgresFiles,
+    PostgresOAuth,
     PostgresFunctions,
     PostgresTasks,
     Store,

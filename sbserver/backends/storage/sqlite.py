@@ -27,6 +27,7 @@ from sbserver.backends.storage.documents.sqlite import SQLiteDocuments
 from sbserver.backends.storage.files.sqlite import SQLiteFiles
 from sbserver.backends.storage.forms.sqlite import SQLiteForms
 from sbserver.backends.storage.functions.sqlite import SQLiteFunctions
+from sbserver.backends.storage.oauth.sqlite import SQLiteOAuth
 from sbserver.backends.storage.search.sqlite import SQLiteSearch, fts_query
 from sbserver.backends.storage.sqlite_base import T
 from sbserver.backends.storage.sqlite_writer import Checkpointer, Writer, connect, one_core
@@ -238,6 +239,18 @@ MIGRATIONS: list[str] = [
         base TEXT NOT NULL, month TEXT NOT NULL, sent INTEGER NOT NULL, PRIMARY KEY (base, month)
     );
     """,
+    # OAuth sign-in providers of each app; client_secret is sealed with APP_SECRET (services/oauth.py)
+    """
+    CREATE TABLE oauth_providers (
+        base TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        client_id TEXT NOT NULL,
+        client_secret TEXT NOT NULL,
+        options TEXT NOT NULL,
+        updated TEXT NOT NULL,
+        PRIMARY KEY (base, provider)
+    );
+    """,
 ]
 
 
@@ -255,7 +268,15 @@ def _migrate(conn: sqlite3.Connection) -> int:
 
 
 class SQLiteStore(
-    SQLiteAccounts, SQLiteDocuments, SQLiteSearch, SQLiteForms, SQLiteFiles, SQLiteFunctions, SQLiteTasks, Store
+    SQLiteAccounts,
+    SQLiteDocuments,
+    SQLiteSearch,
+    SQLiteForms,
+    SQLiteFiles,
+    SQLiteOAuth,
+    SQLiteFunctions,
+    SQLiteTasks,
+    Store,
 ):
     kind = "sqlite"
 

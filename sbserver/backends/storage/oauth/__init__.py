@@ -1,0 +1,1 @@
+"""OAuth sign-in providers configured per app (client ids, sealed client secrets, endpoints)."""
