@@ -25,6 +25,7 @@ from sbserver.http import (
     accounts,
     apps,
     documents,
+    extras,
     functions,
     mail,
     misc,
@@ -82,6 +83,7 @@ def build_routes() -> list[BaseRoute]:
         *functions.routes,
         *tasks.routes,
         *storage.routes,
+        *extras.routes,
         *oauth.routes,
         *openapi.routes,
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
@@ -115,6 +117,7 @@ def create_app(
                 (services.bus.open, services.bus.close),
                 (services.broker.start, services.broker.stop),
                 (None, services.http.aclose),
+                (None, services.render.close),  # the browser, if a render started one
                 (services.functions.start, services.functions.stop),
                 (services.tasks.start, services.tasks.stop),
             ):

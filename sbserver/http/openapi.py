@@ -1058,6 +1058,70 @@ def _storage_paths() -> dict[str, Any]:
     }
 
 
+def _extra_paths() -> dict[str, Any]:
+    """Spec 02 §8: resized images, rendered pages, text messages."""
+    string, boolean = {"type": "string"}, {"type": "boolean"}
+    stored = {"type": "object", "properties": {"id": string, "url": string}, "required": ["id", "url"]}
+    resize_body = {
+        "type": "object",
+        "properties": {"file": {"type": "string", "format": "binary"}, "width": string, "name": string},
+        "required": ["file", "width"],
+    }
+    render_body = {
+        "type": "object",
+        "properties": {"url": string, "toPDF": boolean, "fullpage": boolean},
+        "required": ["url"],
+    }
+    rendered = {
+        "type": "object",
+        "properties": {"id": string, "url": string, "toPDF": boolean, "fullpage": boolean},
+        "required": ["id", "url", "toPDF", "fullpage"],
+    }
+    sms_names = ["accountSID", "authToken", "toNumber", "fromNumber", "body"]
+    return {
+        "/extra/resizeimg": {
+            "post": _op(
+                "resize a PNG, JPEG or WebP image to `width` pixels (ratio kept) and store it as a file of the "
+                "caller's account",
+                USER_OR_ROOT,
+                _json(stored),
+                body=_body(resize_body, media="multipart/form-data"),
+                errors={
+                    "400": "not multipart, no `file` part, an empty file, an invalid width or name, bytes that are "
+                    "not an image of the named format, an image over SB_IMAGE_MAX_BYTES or SB_IMAGE_MAX_PIXELS",
+                    "500": "invalid image format: <ext> (an extension other than .png, .jpg, .jpeg, .webp)",
+                },
+            )
+        },
+        "/extra/htmltox": {
+            "post": _op(
+                "render a page to PDF or PNG (viewport or full page) and store it as a file of the caller's account",
+                USER_OR_ROOT,
+                _json(rendered),
+                body=_body(render_body),
+                errors={
+                    "400": "invalid JSON or field types, a URL that is not http(s), an address the outbound guard "
+                    "refuses, a page that fails or does not load within SB_RENDER_TIMEOUT, a result over "
+                    "SB_RENDER_MAX_BYTES",
+                    "429": "every render slot stayed busy for SB_RENDER_TIMEOUT",
+                    "500": "no browser to render with (SB_CHROMIUM_PATH)",
+                },
+            )
+        },
+        "/extra/sms": {
+            "post": _op(
+                "send a text message through Twilio with the given credentials",
+                ROOT,
+                body=_body({"type": "object", "properties": {n: string for n in sms_names}, "required": sms_names}),
+                errors={
+                    "400": "invalid JSON, a missing or malformed field, a session token instead of the root token",
+                    "500": "Twilio cannot be reached, or `error returned by Twilio: <its answer>`",
+                },
+            )
+        },
+    }
+
+
 def _oauth_paths() -> dict[str, Any]:
     """Spec 02 §9 and the app's provider keys (services/oauth.py)."""
     string = {"type": "string"}
@@ -1180,6 +1244,7 @@ def document() -> dict[str, Any]:
         **_function_paths(),
         **_task_paths(),
         **_storage_paths(),
+        **_extra_paths(),
         **_oauth_paths(),
     }
     return {

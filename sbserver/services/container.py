@@ -19,10 +19,13 @@ from sbserver.services.fnhelpers import IO_HELPERS, Helpers
 from sbserver.services.forms import FormService
 from sbserver.services.functions import FunctionService
 from sbserver.services.identity import IdentityService
+from sbserver.services.images import ImageService
 from sbserver.services.limits import Limits
 from sbserver.services.mail import MailService
 from sbserver.services.oauth import OAuthService
 from sbserver.services.realtime import Broker
+from sbserver.services.render import Renderer
+from sbserver.services.sms import SmsService
 from sbserver.services.tasks import TaskService
 from sbserver.services.tenancy import TenancyService
 from sbserver.services.tokens import TokenCodec
@@ -45,6 +48,9 @@ class Services:
     documents: DocumentService
     forms: FormService
     files: FileService  # uploaded files: records in the store, bytes with the file provider
+    images: ImageService  # /extra/resizeimg
+    render: Renderer  # /extra/htmltox: one headless Chromium, started on first use
+    sms: SmsService  # /extra/sms
     broker: Broker
     functions: FunctionService
     tasks: TaskService
@@ -71,6 +77,7 @@ def build_services(settings: Settings, store: Store, cache: Cache, bus: Bus, mai
     helpers = Helpers(documents, broker, cache, mail, settings, http)
     functions = FunctionService(store, cache, pool, helpers, broker, events, tenancy, settings)
     documents.planner = functions  # new documents' function jobs are written in their transaction
+    files = FileService(store, create_file_provider(settings), tenancy, settings)
     return Services(
         settings=settings,
         store=store,
@@ -85,7 +92,10 @@ def build_services(settings: Settings, store: Store, cache: Cache, bus: Bus, mai
         events=events,
         documents=documents,
         forms=FormService(store),
-        files=FileService(store, create_file_provider(settings), tenancy, settings),
+        files=files,
+        images=ImageService(files, settings),
+        render=Renderer(files, http, settings),
+        sms=SmsService(settings),
         broker=broker,
         functions=functions,
         tasks=TaskService(store, functions, broker, tenancy, http, settings),
