@@ -119,6 +119,7 @@ def create_app(
                 (None, services.http.aclose),
                 (None, services.render.close),  # the browser, if a render started one
                 (services.functions.start, services.functions.stop),
+                (services.files.provider.open, services.files.provider.close),
                 (services.tasks.start, services.tasks.stop),
             ):
                 if start is not None:

@@ -42,15 +42,28 @@ class Settings:
     smtp_user: str = ""
     smtp_password: str = ""
     smtp_tls: str = "auto"  # auto | starttls | tls | none (backends/mail/smtp.py)
+    # MAIL_PROVIDER=ses (backends/mail/ses.py): credentials from boto3's chain (AWS_ACCESS_KEY_ID, ...)
+    ses_region: str = ""
+    ses_endpoint: str = ""  # SB_SES_ENDPOINT: another SES-compatible endpoint (tests: moto)
     # emails an app may send (/sudo/sendmail, functions' sendMail) per mail_window_seconds (0: no limit)
     mail_per_app: int = 200
     mail_window_seconds: int = 3600
     max_body_bytes: int = 10 * 1024 * 1024
-    # uploaded files: the provider (only local for now), the largest file, and the public URL the
-    # file links start with (LOCAL_STORAGE_URL; empty: the URL the upload request came to)
+    # uploaded files: the provider (local or s3), the largest file, and the public URL the local
+    # provider's links start with (LOCAL_STORAGE_URL; empty: the URL the upload request came to)
     storage_provider: str = "local"
     upload_max_bytes: int = 150 * 1000 * 1000
     local_storage_url: str = ""
+    # STORAGE_PROVIDER=s3 (backends/files/s3.py): endpoint URL (empty: AWS), keys (empty: boto3's
+    # chain), the public URL prefix of files, the canned ACL objects get ("": none), bucket creation
+    s3_endpoint: str = ""
+    s3_region: str = ""
+    s3_bucket: str = ""
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_cdn_url: str = ""
+    s3_acl: str = "public-read"
+    s3_create_bucket: bool = False
     # /extra/resizeimg: the largest image accepted, the widest result, the most pixels decoded or made
     image_max_bytes: int = 3 * 1000 * 1000
     image_max_width: int = 4096
@@ -275,30 +288,42 @@ def _mode(env: Mapping[str, str]) -> str:
     return raw
 
 
-MAIL_PROVIDERS = ("dev", "smtp", "local")
+MAIL_PROVIDERS = ("dev", "smtp", "local", "ses")
 
 
 def _mail_provider(env: Mapping[str, str]) -> str:
-    """``dev`` prints mail; ``smtp`` (or ``local``, Mailpit's name for it) needs a server to send to."""
+    """``dev`` prints mail; ``smtp`` (or ``local``, Mailpit's name for it) needs a server to send to;
+    ``ses`` needs a region."""
     kind = env.get("MAIL_PROVIDER", "").strip().lower() or "dev"
-    if kind == "ses":
-        raise SystemExit("MAIL_PROVIDER=ses is not available in this version: use smtp (SB_SMTP_HOST, ...) or dev")
     if kind not in MAIL_PROVIDERS:
-        raise SystemExit(f"unsupported MAIL_PROVIDER={kind!r}: use dev (print mail) or smtp")
+        raise SystemExit(f"unsupported MAIL_PROVIDER={kind!r}: use dev (print mail), smtp or ses")
+    if kind == "ses":
+        if not _ses_region(env):
+            raise SystemExit("MAIL_PROVIDER=ses needs a region: set S3_REGION (or SB_SES_REGION, AWS_REGION)")
+        return kind
     if kind != "dev" and not (env.get("SB_SMTP_HOST") or env.get("MAILPIT_SMTP_ADDR")):
         raise SystemExit(f"MAIL_PROVIDER={kind} needs SB_SMTP_HOST (or MAILPIT_SMTP_ADDR): the server to send through")
     return kind
 
 
 def _storage_provider(env: Mapping[str, str]) -> str:
-    """``SB_STORAGE_PROVIDER`` (or upstream's ``STORAGE_PROVIDER``): only ``local`` for now."""
+    """``SB_STORAGE_PROVIDER`` (or upstream's ``STORAGE_PROVIDER``): ``local`` or ``s3``."""
     kind = (env.get("SB_STORAGE_PROVIDER") or env.get("STORAGE_PROVIDER") or "local").strip().lower() or "local"
-    if kind == "s3":
+    if kind not in ("local", "s3"):
+def _ses_region(env: Mapping[str, str]) -> str:
+    for name in ("SB_SES_REGION", "S3_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"):
+        if env.get(name, "").strip():
+            return env[name].strip()
+    return ""
+
+
+def _ses(env: Mapping[str, str]) -> dict[str, str]:
+    return {"ses_region": _ses_region(env), "ses_endpoint": _url(env, "SB_SES_ENDPOINT")}
+
+
         raise SystemExit(
-            "STORAGE_PROVIDER=s3 is not available in this version: use local (files under the data directory)"
+            f"unsupported SB_STORAGE_PROVIDER={kind!r}: use local (files under the data directory) or s3"
         )
-    if kind != "local":
-        raise SystemExit(f"unsupported SB_STORAGE_PROVIDER={kind!r}: use local (files under the data directory)")
     return kind
 
 
@@ -306,6 +331,48 @@ def _local_storage_url(env: Mapping[str, str]) -> str:
     url = env.get("LOCAL_STORAGE_URL", "").strip().rstrip("/")
     if url and not url.startswith(("http://", "https://")):
         raise SystemExit(f"invalid LOCAL_STORAGE_URL={url!r}: expected http(s)://host[:port][/path]")
+def _url(env: Mapping[str, str], name: str, bare_host: bool = False) -> str:
+    """An http(s) URL without its trailing slash; ``bare_host``: a host[:port] alone means https."""
+    url = env.get(name, "").strip().rstrip("/")
+    if url and bare_host and "://" not in url:
+        url = "https://" + url
+    if url and not url.startswith(("http://", "https://")):
+        raise SystemExit(f"invalid {name}={url!r}: expected http(s)://host[:port][/path]")
+    return url
+
+
+S3_ACLS = ("public-read", "private", "authenticated-read", "bucket-owner-read", "bucket-owner-full-control", "none")
+
+
+def _s3(env: Mapping[str, str], provider: str) -> dict[str, object]:
+    """The S3 settings; with ``STORAGE_PROVIDER=s3``, a bucket and a region or an endpoint are required."""
+    bucket = env.get("S3_BUCKET", "").strip()
+    region = env.get("S3_REGION", "").strip()
+    endpoint = _url(env, "S3_ENDPOINT", bare_host=True)  # upstream's value is a host, over TLS
+    access = (env.get("S3_ACCESSKEY") or env.get("S3_ACCESS_KEY") or "").strip()
+    secret = (env.get("S3_SECRETKEY") or env.get("S3_SECRET_KEY") or "").strip()
+    acl = env.get("SB_S3_ACL", "").strip().lower() or "public-read"
+    if acl not in S3_ACLS:
+        raise SystemExit(f"unsupported SB_S3_ACL={acl!r}: use {', '.join(S3_ACLS)}")
+    if provider == "s3":
+        if not bucket:
+            raise SystemExit("STORAGE_PROVIDER=s3 needs S3_BUCKET: the bucket files are stored in")
+        if not (region or endpoint):
+            raise SystemExit("STORAGE_PROVIDER=s3 needs S3_REGION (AWS) or S3_ENDPOINT (an S3-compatible server)")
+        if bool(access) != bool(secret):
+            raise SystemExit("S3_ACCESSKEY and S3_SECRETKEY go together: set both, or neither (boto3's own chain)")
+    return {
+        "s3_bucket": bucket,
+        "s3_region": region,
+        "s3_endpoint": endpoint,
+        "s3_access_key": access,
+        "s3_secret_key": secret,
+        "s3_cdn_url": _url(env, "S3_CDN_URL"),
+        "s3_acl": "" if acl == "none" else acl,
+        "s3_create_bucket": env.get("SB_S3_CREATE_BUCKET", "").strip().lower() in ("1", "true", "yes"),
+    }
+
+
     return url
 
 
@@ -383,6 +450,7 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> Setti
         from_name=env.get("FROM_NAME", "sbserver"),
         smtp_host=env.get("SB_SMTP_HOST", env.get("MAILPIT_SMTP_ADDR", "")).split(":")[0],
         smtp_port=_int(env, "SB_SMTP_PORT", 25),
+        **_ses(env),  # type: ignore[arg-type]
         smtp_user=env.get("SB_SMTP_USER", ""),
         smtp_password=env.get("SB_SMTP_PASSWORD", ""),
         smtp_tls=_smtp_tls(env),
@@ -394,6 +462,7 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> Setti
         local_storage_url=_local_storage_url(env),
         image_max_bytes=_positive(env, "SB_IMAGE_MAX_BYTES", 3 * 1000 * 1000),
         image_max_width=_positive(env, "SB_IMAGE_MAX_WIDTH", 4096),
+        **_s3(env, _storage_provider(env)),  # type: ignore[arg-type]
         image_max_pixels=_positive(env, "SB_IMAGE_MAX_PIXELS", 40_000_000),
         chromium_path=env.get("SB_CHROMIUM_PATH", "").strip(),
         render_timeout=float(_positive(env, "SB_RENDER_TIMEOUT", 30)),

@@ -16,6 +16,9 @@ from typing import Any
 
 import pytest
 
+# the ``moto`` fixture: moto's S3 and SES server, one per session (worker), whichever test asks first
+pytest_plugins = ["tests.backends.moto_server"]
+
 PG_URL = os.environ.get("SB_TEST_PG_URL", "")
 REDIS_URL = os.environ.get("SB_TEST_REDIS_URL", "")
 # CI (.ci/run) sets it: a PostgreSQL or Redis variant that cannot run fails instead of skipping.

@@ -21,7 +21,7 @@ from sbserver.backends.files import FileProvider, FileStat, InvalidKey
 from sbserver.backends.files.base import key_parts
 from sbserver.backends.storage import Store
 from sbserver.backends.storage.files.base import SORTS, FileRecord
-from sbserver.errors import BadRequest, NotFound
+from sbserver.errors import BadRequest, NotFound, StoreError
 from sbserver.ids import new_id, now_iso
 from sbserver.services.documents import Page
 from sbserver.services.tenancy import TenancyService
@@ -160,7 +160,7 @@ class FileService:
             raise NotFound(f"file not found: no file of this app has the id {file_id[:64]!r}")
         try:
             await self.provider.delete(record.key)
-        except OSError as exc:  # the record is gone, so the bytes are no longer served: log and go on
+        except (OSError, StoreError) as exc:  # the record is gone, so the bytes are not served: log, go on
             log.warning("file %s: record deleted but its bytes were not: %s", record.key, exc)
 
     def _scope(self, caller: Identity) -> str | None:
@@ -188,7 +188,10 @@ class FileService:
 
     async def served(self, key: str) -> tuple[FileRecord, FileStat]:
         """The record and stored bytes a public file URL names: only a key some app's record
-        holds is served (``NotFound`` otherwise, whatever is on disk)."""
+        holds is served (``NotFound`` otherwise, whatever is on disk); nothing when the provider's
+        files are served elsewhere (S3)."""
+        if not self.provider.serves_files:
+            raise NotFound("not found")
         try:
             app, _, leaf = key_parts(key)
         except InvalidKey:

@@ -1,14 +1,19 @@
-"""The mailers: one conformance suite on the console and SMTP mailers, then what only SMTP does
-(the MIME message a real server receives, AUTH, STARTTLS and implicit TLS with a self-signed
-certificate made here), and the monthly email counter of every store kind.
+"""The mailers: one conformance suite on the console, SMTP and SES mailers, then what only SMTP
+does (the MIME message a real server receives, AUTH, STARTTLS and implicit TLS with a self-signed
+certificate made here), what only SES does (the same MIME message, SES's refusals), and the
+monthly email counter of every store kind.
 
-The SMTP server is aiosmtpd on a local port (tests/backends/smtp_inbox.py); nothing is mocked.
+The SMTP server is aiosmtpd on a local port (tests/backends/smtp_inbox.py); SES is moto's server
+(tests/backends/moto_server.py), whose received raw messages the tests read back. Nothing is mocked.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from email import message_from_string
+from email.message import EmailMessage
+from email.policy import default
 from email.utils import parseaddr
 from typing import Any
 
@@ -17,11 +22,13 @@ import pytest
 from sbserver.backends.mail import Email, Mailer, create_mailer
 from sbserver.backends.mail.base import MAX_BODY_BYTES, text_of
 from sbserver.backends.mail.console import ConsoleMailer
+from sbserver.backends.mail.ses import SESMailer
 from sbserver.backends.mail.smtp import SMTPMailer
 from sbserver.backends.storage import Store
 from sbserver.errors import BadRequest, PayloadTooLarge, StoreError
 from sbserver.settings import from_env
 from sbserver.types import Base
+from tests.backends.moto_server import ACCESS_KEY, REGION, SECRET_KEY, Moto
 from tests.backends.smtp_inbox import PASSWORD, USER, free_port, self_signed, smtp_server
 from tests.backends.test_storage import new_store, store  # noqa: F401  (fixtures)
 
@@ -57,31 +64,46 @@ def _part(msg: Any, kind: str) -> str:
     return "" if part is None or part.get_content_type() != f"text/{kind}" else str(part.get_content())
 
 
+def _from_message(msg: Any) -> Delivered:
+    name, addr = parseaddr(str(msg["From"]))
+    return Delivered(
+        parseaddr(str(msg["To"]))[1],
+        addr,
+        name,
+        parseaddr(str(msg["Reply-To"] or ""))[1],
+        str(msg["Subject"]),
+        # MIME ends each part with a line break the sender did not write
+        _part(msg, "html").replace("\r\n", "\n").removesuffix("\n"),
+        _part(msg, "plain").replace("\r\n", "\n").removesuffix("\n"),
+    )
+
+
 def _from_inbox(inbox: Any) -> list[Delivered]:
-    out = []
-    for got in inbox.messages:
-        msg = got.message
-        name, addr = parseaddr(str(msg["From"]))
-        out.append(
-            Delivered(
-                parseaddr(str(msg["To"]))[1],
-                addr,
-                name,
-                parseaddr(str(msg["Reply-To"] or ""))[1],
-                str(msg["Subject"]),
-                # MIME ends each part with a line break the sender did not write
-                _part(msg, "html").replace("\r\n", "\n").removesuffix("\n"),
-                _part(msg, "plain").replace("\r\n", "\n").removesuffix("\n"),
-            )
-        )
-    return out
+    return [_from_message(got.message) for got in inbox.messages]
 
 
-@pytest.fixture(params=["console", "smtp"])
+def ses_mailer(moto: Moto) -> SESMailer:
+    """A mailer on moto's SES, whose test senders are verified identities."""
+    for sender in ("app@example.com", "noreply@app.example"):
+        moto.client("ses").verify_email_identity(EmailAddress=sender)
+    return SESMailer(REGION, moto.endpoint, ACCESS_KEY, SECRET_KEY)
+
+
+def ses_received(moto: Moto, since: int) -> list[EmailMessage]:
+    """The messages moto's SES accepted after the first ``since``."""
+    return [message_from_string(m["raw_data"], policy=default) for m in moto.sent_emails()[since:]]
+
+
+@pytest.fixture(params=["console", "smtp", "ses"])
 def box(request: pytest.FixtureRequest) -> Iterator[Box]:
     if request.param == "console":
         console = ConsoleMailer()
         yield Box(console, lambda: _from_console(console))
+        return
+    if request.param == "ses":
+        moto: Moto = request.getfixturevalue("moto")
+        since = len(moto.sent_emails())
+        yield Box(ses_mailer(moto), lambda: [_from_message(m) for m in ses_received(moto, since)])
         return
     with smtp_server() as inbox:
         yield Box(SMTPMailer("127.0.0.1", inbox.port, tls="none"), lambda: _from_inbox(inbox))
@@ -254,6 +276,55 @@ async def test_an_unreachable_server_is_a_store_error() -> None:
         await SMTPMailer("127.0.0.1", free_port(), tls="none", timeout=5).send(mail())
 
 
+# SES only: the message SES receives, and its refusals
+
+
+async def test_ses_sends_the_same_mime_message_as_smtp(moto: Moto) -> None:
+    since = len(moto.sent_emails())
+    await ses_mailer(moto).send(mail(to_name="Ré Ader"))
+    [sent] = moto.sent_emails()[since:]
+    assert sent["source"] == "app@example.com" and "reader@example.com" in sent["destinations"]
+    [msg] = ses_received(moto, since)
+    assert msg.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
+    assert str(msg["From"]) == "The App <app@example.com>"
+    assert str(msg["To"]) == "Ré Ader <reader@example.com>"
+    assert str(msg["Reply-To"]) == "help@example.com"
+    assert msg["Date"] is not None and str(msg["Message-ID"]).endswith("@example.com>")
+    raw = sent["raw_data"]
+    assert "\r\nBcc:" not in raw and all(len(line) <= 998 for line in raw.split("\r\n"))
+
+
+async def test_ses_refuses_an_unverified_sender_as_a_store_error(moto: Moto) -> None:
+    since = len(moto.sent_emails())
+    with pytest.raises(StoreError, match="unable to send email") as refused:
+        await ses_mailer(moto).send(mail(from_email="stranger@elsewhere.example"))
+    assert "\n" not in refused.value.message
+    assert moto.sent_emails()[since:] == []
+
+
+async def test_ses_unreachable_is_a_store_error() -> None:
+    mailer = SESMailer(REGION, f"http://127.0.0.1:{free_port()}", ACCESS_KEY, SECRET_KEY, timeout=5)
+    with pytest.raises(StoreError, match="unable to send email"):
+        await mailer.send(mail())
+
+
+def test_settings_choose_ses_with_its_region_and_endpoint(tmp_path: Any) -> None:
+    env = {"MAIL_PROVIDER": "ses", "S3_REGION": "eu-west-3", "FROM_EMAIL": "noreply@app.example"}
+    mailer = create_mailer(from_env(env, data_dir=tmp_path))
+    assert isinstance(mailer, SESMailer) and (mailer.region, mailer.endpoint) == ("eu-west-3", "")
+    assert mailer.default_from == "noreply@app.example"
+    env = {**env, "SB_SES_REGION": "us-west-2", "SB_SES_ENDPOINT": "http://127.0.0.1:4566/"}
+    mailer = create_mailer(from_env(env, data_dir=tmp_path))
+    assert isinstance(mailer, SESMailer) and (mailer.region, mailer.endpoint) == ("us-west-2", "http://127.0.0.1:4566")
+    with pytest.raises(SystemExit, match="MAIL_PROVIDER=ses needs a region: set S3_REGION"):
+        from_env({"MAIL_PROVIDER": "ses"}, data_dir=tmp_path)
+    with pytest.raises(SystemExit, match="invalid SB_SES_ENDPOINT"):
+        from_env({**env, "SB_SES_ENDPOINT": "localhost:4566"}, data_dir=tmp_path)
+    with pytest.raises(SystemExit, match=r"unsupported MAIL_PROVIDER='sendgrid': use dev \(print mail\), smtp or ses"):
+        from_env({"MAIL_PROVIDER": "sendgrid"}, data_dir=tmp_path)
+
+
 def test_settings_choose_the_mailer_and_its_tls_mode(tmp_path: Any) -> None:
     env = {"MAIL_PROVIDER": "smtp", "SB_SMTP_HOST": "mail.example.com", "SB_SMTP_PORT": "465"}
     mailer = create_mailer(from_env(env, data_dir=tmp_path))
@@ -262,8 +333,6 @@ def test_settings_choose_the_mailer_and_its_tls_mode(tmp_path: Any) -> None:
     assert isinstance(mailer, SMTPMailer) and mailer._tls_options() == (False, True)
     with pytest.raises(SystemExit, match="SB_SMTP_TLS"):
         from_env({**env, "SB_SMTP_TLS": "ssl"}, data_dir=tmp_path)
-    with pytest.raises(SystemExit, match="ses"):
-        from_env({"MAIL_PROVIDER": "ses"}, data_dir=tmp_path)
     assert isinstance(create_mailer(from_env({}, data_dir=tmp_path)), ConsoleMailer)
 
 

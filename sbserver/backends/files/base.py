@@ -42,6 +42,12 @@ class FileProvider(ABC):
     kind: str = "abstract"
     serves_files: bool = False  # True: this server answers the file URLs (``/localfs/<key>``)
 
+    async def open(self) -> None:  # noqa: B027  (most providers have nothing to open)
+        """Check the provider is usable at start (``StoreError`` with the reason if not)."""
+
+    async def close(self) -> None:  # noqa: B027
+        """Release connections."""
+
     @abstractmethod
     async def put(self, key: str, chunks: AsyncIterator[bytes], content_type: str) -> int:
         """Store the bytes ``chunks`` yields under ``key``, atomically; the number of bytes stored.

@@ -1,4 +1,4 @@
-"""Outgoing mail: printed to the terminal in development, SMTP otherwise."""
+"""Outgoing mail: printed to the terminal in development, SMTP or Amazon SES otherwise."""
 
 from __future__ import annotations
 
@@ -12,7 +12,13 @@ if TYPE_CHECKING:
 
 def create_mailer(settings: Settings) -> Mailer:
     mailer: Mailer
-    if settings.mail_provider in ("smtp", "local"):
+    if settings.mail_provider == "ses":
+        if not settings.ses_region:
+            raise SystemExit("MAIL_PROVIDER=ses needs a region: set S3_REGION (or SB_SES_REGION, AWS_REGION)")
+        from sbserver.backends.mail.ses import SESMailer
+
+        mailer = SESMailer(settings.ses_region, settings.ses_endpoint)
+    elif settings.mail_provider in ("smtp", "local"):
         if not settings.smtp_host:
             raise SystemExit(f"MAIL_PROVIDER={settings.mail_provider} needs SB_SMTP_HOST: the server to send through")
         from sbserver.backends.mail.smtp import SMTPMailer
