@@ -115,11 +115,11 @@ def create_app(
                 (services.store.open, services.store.close),
                 (services.cache.open, services.cache.close),
                 (services.bus.open, services.bus.close),
+                (services.files.provider.open, services.files.provider.close),
                 (services.broker.start, services.broker.stop),
                 (None, services.http.aclose),
                 (None, services.render.close),  # the browser, if a render started one
                 (services.functions.start, services.functions.stop),
-                (services.files.provider.open, services.files.provider.close),
                 (services.tasks.start, services.tasks.stop),
             ):
                 if start is not None:

@@ -306,10 +306,6 @@ def _mail_provider(env: Mapping[str, str]) -> str:
     return kind
 
 
-def _storage_provider(env: Mapping[str, str]) -> str:
-    """``SB_STORAGE_PROVIDER`` (or upstream's ``STORAGE_PROVIDER``): ``local`` or ``s3``."""
-    kind = (env.get("SB_STORAGE_PROVIDER") or env.get("STORAGE_PROVIDER") or "local").strip().lower() or "local"
-    if kind not in ("local", "s3"):
 def _ses_region(env: Mapping[str, str]) -> str:
     for name in ("SB_SES_REGION", "S3_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"):
         if env.get(name, "").strip():
@@ -321,16 +317,16 @@ def _ses(env: Mapping[str, str]) -> dict[str, str]:
     return {"ses_region": _ses_region(env), "ses_endpoint": _url(env, "SB_SES_ENDPOINT")}
 
 
+def _storage_provider(env: Mapping[str, str]) -> str:
+    """``SB_STORAGE_PROVIDER`` (or upstream's ``STORAGE_PROVIDER``): ``local`` or ``s3``."""
+    kind = (env.get("SB_STORAGE_PROVIDER") or env.get("STORAGE_PROVIDER") or "local").strip().lower() or "local"
+    if kind not in ("local", "s3"):
         raise SystemExit(
             f"unsupported SB_STORAGE_PROVIDER={kind!r}: use local (files under the data directory) or s3"
         )
     return kind
 
 
-def _local_storage_url(env: Mapping[str, str]) -> str:
-    url = env.get("LOCAL_STORAGE_URL", "").strip().rstrip("/")
-    if url and not url.startswith(("http://", "https://")):
-        raise SystemExit(f"invalid LOCAL_STORAGE_URL={url!r}: expected http(s)://host[:port][/path]")
 def _url(env: Mapping[str, str], name: str, bare_host: bool = False) -> str:
     """An http(s) URL without its trailing slash; ``bare_host``: a host[:port] alone means https."""
     url = env.get(name, "").strip().rstrip("/")
@@ -373,6 +369,10 @@ def _s3(env: Mapping[str, str], provider: str) -> dict[str, object]:
     }
 
 
+def _local_storage_url(env: Mapping[str, str]) -> str:
+    url = env.get("LOCAL_STORAGE_URL", "").strip().rstrip("/")
+    if url and not url.startswith(("http://", "https://")):
+        raise SystemExit(f"invalid LOCAL_STORAGE_URL={url!r}: expected http(s)://host[:port][/path]")
     return url
 
 
@@ -446,11 +446,11 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> Setti
         activate_flag=env.get("ACTIVATE_FLAG", "").strip(),
         keep_perm_col_name=_keep_suffix(env),
         mail_provider=_mail_provider(env),
+        **_ses(env),  # type: ignore[arg-type]
         from_email=env.get("FROM_EMAIL", "no-reply@localhost"),
         from_name=env.get("FROM_NAME", "sbserver"),
         smtp_host=env.get("SB_SMTP_HOST", env.get("MAILPIT_SMTP_ADDR", "")).split(":")[0],
         smtp_port=_int(env, "SB_SMTP_PORT", 25),
-        **_ses(env),  # type: ignore[arg-type]
         smtp_user=env.get("SB_SMTP_USER", ""),
         smtp_password=env.get("SB_SMTP_PASSWORD", ""),
         smtp_tls=_smtp_tls(env),
@@ -458,11 +458,11 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> Setti
         mail_window_seconds=_positive(env, "SB_MAIL_WINDOW_SECONDS", 3600),
         max_body_bytes=_int(env, "SB_MAX_BODY_BYTES", 10 * 1024 * 1024),
         storage_provider=_storage_provider(env),
+        **_s3(env, _storage_provider(env)),  # type: ignore[arg-type]
         upload_max_bytes=_positive(env, "SB_UPLOAD_MAX_BYTES", 150 * 1000 * 1000),
         local_storage_url=_local_storage_url(env),
         image_max_bytes=_positive(env, "SB_IMAGE_MAX_BYTES", 3 * 1000 * 1000),
         image_max_width=_positive(env, "SB_IMAGE_MAX_WIDTH", 4096),
-        **_s3(env, _storage_provider(env)),  # type: ignore[arg-type]
         image_max_pixels=_positive(env, "SB_IMAGE_MAX_PIXELS", 40_000_000),
         chromium_path=env.get("SB_CHROMIUM_PATH", "").strip(),
         render_timeout=float(_positive(env, "SB_RENDER_TIMEOUT", 30)),
