@@ -7,7 +7,7 @@ import signal
 from collections.abc import Sequence
 
 from sbserver import __version__
-from sbserver.cli import function, login, server, task
+from sbserver.cli import backup, function, login, server, task, transfer
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     login.add_parser(sub)
     function.add_parser(sub)
     task.add_parser(sub)
+    backup.add_parsers(sub)
+    transfer.add_parsers(sub)
     return parser
 
 
