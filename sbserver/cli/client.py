@@ -8,7 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import yaml
 
+from sbserver.cli import output
 from sbserver.cli.config import Config, load
 
 
@@ -21,15 +23,22 @@ class Unreachable(CLIError):
 
 
 def success(msg: str) -> None:
-    print(f"SUCCESS ▶ {msg}")
+    output.banner("SUCCESS", msg, sys.stdout)
 
 
 def warning(msg: str) -> None:
-    print(f"WARNING ▶ {msg}", file=sys.stderr)
+    output.banner("WARNING", msg, sys.stderr)
 
 
 def error(msg: str) -> None:
-    print(f"ERROR ▶ {msg}", file=sys.stderr)
+    output.banner("ERROR", msg, sys.stderr)
+
+
+def missing(cfg: Config, what: str) -> str:
+    """Why there are no credentials: no config file at all, or one without this key."""
+    if cfg.path.is_file():
+        return f"missing {what} in {cfg.path}"
+    return f"no {cfg.path.name} here or in ~/.config/backend/ (nor a --config file), so no {what}"
 
 
 class Client:
@@ -49,14 +58,15 @@ class Client:
                 "`backend login --host <url>` (or REGION=<url>) points the CLI at another address"
             ) from exc
         if resp.status_code > 299:
-            raise CLIError(f"error returned by the backend: {resp.text.strip()}")
+            text = " ".join(resp.text.split())[:500] or f"status {resp.status_code}"
+            raise CLIError(f"error returned by the backend: {text}")
         if resp.headers.get("content-type") == "application/json":
             return resp.json()
         return None
 
     def root(self) -> str:
         if not self.cfg.rootToken:
-            raise CLIError("missing rootToken: run `backend login` (or `backend login --dev`) first")
+            raise CLIError(f"{missing(self.cfg, 'rootToken')}: run `backend login` (or `backend login --dev`) first")
         return self.cfg.rootToken
 
     def session(self) -> str:
@@ -68,7 +78,7 @@ class Client:
             except CLIError:
                 pass
         if not self.cfg.email:
-            raise CLIError("missing authToken: run `backend login` first")
+            raise CLIError(f"{missing(self.cfg, 'authToken')}: run `backend login` first")
         token = self.call("POST", "/login", body={"email": self.cfg.email, "password": self.cfg.password})
         self.cfg.authToken = str(token or "")
         self.cfg.save()
@@ -87,5 +97,10 @@ def command(fn: Command) -> Callable[[argparse.Namespace], int]:
         except (CLIError, OSError) as exc:
             error(str(exc))
             return 1
+        except yaml.YAMLError as exc:
+            error(f"cannot read the config file: {' '.join(str(exc).split())}")
+            return 1
+        except KeyboardInterrupt:
+            return 130
 
     return wrapped

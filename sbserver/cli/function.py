@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from sbserver.cli import output
 from sbserver.cli.client import Client, CLIError, Unreachable, command, success
 
 
@@ -37,7 +38,14 @@ def add_parser(sub: Any) -> None:
     c.add_argument("--data", default="")
     c.add_argument("--data-file", default="")
     c.add_argument("--use-root-token", action="store_true")
-    c.add_argument("--output", default="true", choices=["true", "false"])
+    c.add_argument(
+        "--output",
+        nargs="?",
+        const="true",
+        default="true",
+        choices=["true", "false"],
+        help="show the run's output (default true; --output=false to skip)",
+    )
     c.set_defaults(run=run_function)
 
 
@@ -98,11 +106,8 @@ def _when(value: str) -> str:
 
 
 def _table(fns: list[dict[str, Any]]) -> None:
-    rows = [("NAME", "VERSION", "TRIGGER", "LAST RUN")]
-    rows += [(f["name"], str(f["version"]), f["trigger"], _when(f.get("lastRun", ""))) for f in fns]
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    rows = [(f["name"], str(f["version"]), f["trigger"], _when(f.get("lastRun", ""))) for f in fns]
+    output.table(("NAME", "VERSION", "TRIGGER", "LAST RUN"), rows)
 
 
 @command
@@ -142,11 +147,15 @@ def info(args: argparse.Namespace, client: Client) -> int:
 
 @command
 def run_function(args: argparse.Namespace, client: Client) -> int:
-    raw = Path(args.data_file).read_bytes() if args.data_file else (args.data or "null").encode()
+    try:
+        raw = Path(args.data_file).read_bytes() if args.data_file else (args.data or "null").encode()
+    except OSError as exc:
+        raise CLIError(f"cannot read --data-file {args.data_file}: {exc.strerror or exc}") from exc
     try:
         orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise CLIError(f"--data is not valid JSON: {exc}") from exc
+        flag = "--data-file" if args.data_file else "--data"
+        raise CLIError(f"{flag} is not valid JSON: {exc}") from exc
     started = datetime.utcnow().isoformat()
     if args.use_root_token:
         client.call("POST", f"/fn/sudoexec/{args.name}", client.root(), raw=raw)

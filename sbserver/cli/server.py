@@ -43,6 +43,17 @@ def add_parser(sub: Any) -> None:
         default=1,
         help="processes to run (only 1 for now: start several processes on PostgreSQL and Redis)",
     )
+    p.add_argument(
+        "--persist-data",
+        action="store_true",
+        help="keep the data in the embedded SQLite store under --data-dir, even if DATA_STORE names "
+        "another (StaticBackend's flag; this server never keeps data only in memory)",
+    )
+    p.add_argument(
+        "--no-log",
+        action="store_true",
+        help="no per-request or per-run log lines (warnings, errors and the start and stop lines stay)",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument(
         "--shutdown-grace",
@@ -196,13 +207,18 @@ def run(args: argparse.Namespace) -> int:
     if args.data_dir:
         overrides["data_dir"] = args.data_dir
     settings = from_env(**overrides)
+    if args.persist_data and settings.data_store != "sqlite":  # the embedded store, not the DATABASE_URL one
+        settings = settings.with_overrides(data_store="sqlite", database_url="")
     if args.workers != 1:  # one process per command for now: say so rather than ignore the flag
         sys.stderr.write(
             "--workers: one process per `backend server` for now; on PostgreSQL and Redis, start several "
             "processes (each on its own port, behind a proxy) to scale out\n"
         )
         return 2
-    logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="%(levelname)s %(name)s: %(message)s")
+    level = getattr(logging, args.log_level.upper())
+    if args.no_log:
+        level = max(level, logging.WARNING)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     busy = port_problem(settings.host, settings.port)
     if busy:
         sys.stderr.write(f"sbserver cannot start: {busy}\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from sbserver.cli import output
 from sbserver.cli.client import Client, command, success
 from sbserver.cli.function import _when
 
@@ -38,11 +39,8 @@ def _last(value: str) -> str:
 
 
 def _table(tasks: list[dict[str, Any]]) -> None:
-    rows = [("ID", "NAME", "TYPE", "VALUE", "INTERVAL", "LAST RUN")]
-    rows += [(t["id"], t["name"], t["type"], t["value"], t["interval"], _last(t.get("last", ""))) for t in tasks]
-    widths = [max(len(r[i]) for r in rows) for i in range(6)]
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    rows = [(t["id"], t["name"], t["type"], t["value"], t["interval"], _last(t.get("last", ""))) for t in tasks]
+    output.table(("ID", "NAME", "TYPE", "VALUE", "INTERVAL", "LAST RUN"), rows)
 
 
 @command
