@@ -1,10 +1,12 @@
 """A real S3 and SES server for the tests: moto's standalone server (``moto[server]``), a
 subprocess on a free local port, one per test session (so one per xdist worker).
 
-``moto`` is the session fixture (a plugin of tests/conftest.py): it starts the server, waits
-until it answers and kills it at the end. It FAILS when moto cannot start: the S3 and SES suites
-never skip silently. ``Moto`` gives boto3 clients for the server and reads what it holds
-(``sent_emails``: the raw messages SES accepted, from moto's ``/moto-api/data.json``).
+``moto`` (S3) and ``moto_ses`` (SES) are session fixtures (a plugin of tests/conftest.py): each
+starts a server, waits until it answers and kills it at the end. They FAIL when moto cannot
+start: the S3 and SES suites never skip silently. ``Moto`` gives boto3 clients for the server and
+reads what it holds (``sent_emails``: the raw messages SES accepted, from moto's
+``/moto-api/data.json``). SES has a server of its own because that page dumps every model of the
+server and fails (500) once S3 holds some states (it raised NoSuchBucket after the S3 suite).
 """
 
 from __future__ import annotations
@@ -105,13 +107,22 @@ def stop_moto(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-@pytest.fixture(scope="session", name="moto")
-def moto_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moto]:
+def _serve(tmp_path_factory: pytest.TempPathFactory, what: str) -> Iterator[Moto]:
     try:
-        server = start_moto(tmp_path_factory.mktemp("moto") / "moto.log")
+        server = start_moto(tmp_path_factory.mktemp("moto") / f"moto-{what}.log")
     except (OSError, RuntimeError) as exc:
-        pytest.fail(f"moto server (moto[server], the S3/SES test server) cannot start: {exc}")
+        pytest.fail(f"moto server (moto[server], the {what} test server) cannot start: {exc}")
     try:
         yield server
     finally:
         stop_moto(server.process)
+
+
+@pytest.fixture(scope="session", name="moto")
+def moto_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moto]:
+    yield from _serve(tmp_path_factory, "S3")
+
+
+@pytest.fixture(scope="session", name="moto_ses")
+def moto_ses_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moto]:
+    yield from _serve(tmp_path_factory, "SES")

@@ -101,7 +101,7 @@ def box(request: pytest.FixtureRequest) -> Iterator[Box]:
         yield Box(console, lambda: _from_console(console))
         return
     if request.param == "ses":
-        moto: Moto = request.getfixturevalue("moto")
+        moto: Moto = request.getfixturevalue("moto_ses")
         since = len(moto.sent_emails())
         yield Box(ses_mailer(moto), lambda: [_from_message(m) for m in ses_received(moto, since)])
         return
@@ -279,7 +279,8 @@ async def test_an_unreachable_server_is_a_store_error() -> None:
 # SES only: the message SES receives, and its refusals
 
 
-async def test_ses_sends_the_same_mime_message_as_smtp(moto: Moto) -> None:
+async def test_ses_sends_the_same_mime_message_as_smtp(moto_ses: Moto) -> None:
+    moto = moto_ses
     since = len(moto.sent_emails())
     await ses_mailer(moto).send(mail(to_name="Ré Ader"))
     [sent] = moto.sent_emails()[since:]
@@ -295,7 +296,8 @@ async def test_ses_sends_the_same_mime_message_as_smtp(moto: Moto) -> None:
     assert "\r\nBcc:" not in raw and all(len(line) <= 998 for line in raw.split("\r\n"))
 
 
-async def test_ses_refuses_an_unverified_sender_as_a_store_error(moto: Moto) -> None:
+async def test_ses_refuses_an_unverified_sender_as_a_store_error(moto_ses: Moto) -> None:
+    moto = moto_ses
     since = len(moto.sent_emails())
     with pytest.raises(StoreError, match="unable to send email") as refused:
         await ses_mailer(moto).send(mail(from_email="stranger@elsewhere.example"))
