@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import signal
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -161,8 +162,17 @@ def run(args: argparse.Namespace) -> int:
     print(f"Proxy server started at: http://localhost:{args.port}", flush=True)
     print(f"forwarding every request to {target}; press CTRL+C to stop", flush=True)
     config = uvicorn.Config(
-        build_app(target), host=args.host, port=args.port, log_level="warning", access_log=False, ws="websockets"
+        build_app(target), host=args.host, port=args.port, log_level="warning", access_log=False, ws="auto"
     )
+
+    class Proxy(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # stop on Ctrl-C or SIGTERM and exit 0 (uvicorn would re-raise the signal once stopped)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, self.handle_exit)
+            yield
+
     with contextlib.suppress(KeyboardInterrupt):
-        uvicorn.Server(config).run()
+        Proxy(config).run()
     return 0
