@@ -12,11 +12,15 @@ The browser never reaches the network itself. Every request a page makes (the pa
 sub-resources, frames, redirects, form posts, popups) is intercepted and made by the server's
 outbound guard (``sbserver/outbound.py``, the rules of functions' ``fetch``: http and https only,
 every resolved address public unless ``SB_FETCH_ALLOW`` opens it, a size and time limit), and its
-answer handed back to the page; a refused one fails in the page as blocked. Redirects come back to
-the page as they are and the next hop is checked again. WebSockets are answered by nothing, and
-whatever could bypass the interception (preconnects, DNS prefetch, WebRTC) is pointed at a proxy
-that does not exist. A refused or failed *page* address answers 400 with the reason; a slow page
-400 past ``SB_RENDER_TIMEOUT``; a result past ``SB_RENDER_MAX_BYTES`` 400.
+answer handed back to the page; a refused one fails in the page as blocked. Redirects are followed
+by the guard, each hop checked (Chromium does not let a redirect it was handed be intercepted
+again): the page's own address is fetched first, before any browser work, and the browser opens
+the address it ended at (so relative links resolve as they should), its answer served from that
+first fetch; a sub-resource gets the content of the end of its redirects. WebSockets are answered
+by nothing, and whatever could bypass the interception (preconnects, DNS prefetch, WebRTC, a
+redirect) is pointed at a proxy that does not exist. A refused or failed *page* address answers 400
+with the reason; a slow page 400 past ``SB_RENDER_TIMEOUT``; a result past ``SB_RENDER_MAX_BYTES``
+400.
 
 A PDF holds the whole document on as many pages as it needs (``fullpage`` changes nothing); a PNG
 is the viewport (1280x800) or, with ``fullpage``, the whole page's height.
@@ -34,7 +38,7 @@ import httpx
 
 from sbserver.backends.storage.files.base import FileRecord
 from sbserver.errors import BadRequest, SBError, TooManyRequests
-from sbserver.outbound import Outbound, OutboundError, Refused
+from sbserver.outbound import Outbound, OutboundError, Refused, Reply, TimedOut
 from sbserver.services.files import FileService
 from sbserver.settings import Settings
 from sbserver.types import Base, Identity
@@ -48,6 +52,9 @@ log = logging.getLogger("sbserver.render")
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
 VIEWPORT = {"width": 1280, "height": 800}
 MAX_URL = 2048
+MAX_REDIRECTS = 10
+LAUNCH_TIMEOUT = 30.0  # seconds a starting browser may take
+PAGE_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 # Whatever Chromium would send past the interception goes to a proxy that nobody runs (loopback
 # included: Chromium would otherwise reach loopback addresses directly).
 NOWHERE_PROXY = "http://127.0.0.1:1"
@@ -134,8 +141,13 @@ class Renderer:
 
     async def render(self, target: httpx.URL, to_pdf: bool, fullpage: bool) -> bytes:
         """The PDF or PNG bytes of the page at ``target``."""
-        try:
-            await self.outbound.check(target)  # the page's own address: refused before any browser work
+        self._check_executable()
+        try:  # the page's own address and its redirects: refused before any browser work
+            first = await self.outbound.request(
+                "GET", str(target), headers={"Accept": PAGE_ACCEPT}, timeout=self.timeout, max_redirects=MAX_REDIRECTS
+            )
+        except TimedOut:
+            raise self._too_slow() from None
         except OutboundError as exc:
             raise BadRequest(str(exc)) from None
         try:
@@ -153,24 +165,27 @@ class Renderer:
                 accept_downloads=False,
             )
             try:
-                return await self._render(context, str(target), to_pdf, fullpage)
+                return await self._render(context, first, to_pdf, fullpage)
             finally:
                 with contextlib.suppress(Exception):
                     await context.close()
         finally:
             self._slots.release()
 
-    async def _render(self, context: BrowserContext, url: str, to_pdf: bool, fullpage: bool) -> bytes:
+    async def _render(self, context: BrowserContext, first: Reply, to_pdf: bool, fullpage: bool) -> bytes:
         from playwright.async_api import Error as PlaywrightError
         from playwright.async_api import TimeoutError as PlaywrightTimeout
 
+        url = first.url
+        fetched = {_same(url): first}  # the page's answer, fetched already: served once
         pages: list[Page] = []
         refused: list[str] = []  # why the page's own address (or a redirect of it) was refused
 
         async def guard(route: Route) -> None:
             request = route.request
             try:
-                reply = await self._fetch(request)
+                reply = fetched.pop(_same(request.url), None) if request.method == "GET" else None
+                reply = reply or await self._fetch(request)
             except OutboundError as exc:
                 if pages and _is_page_load(request, pages[0]):
                     refused.append(str(exc))
@@ -205,7 +220,7 @@ class Renderer:
             else:
                 data = await page.screenshot(full_page=fullpage, type="png")
         except PlaywrightTimeout:
-            raise BadRequest(f"the page did not load within {self.timeout:g} s (SB_RENDER_TIMEOUT)") from None
+            raise self._too_slow() from None
         except PlaywrightError as exc:
             if refused:
                 raise BadRequest(refused[0]) from None
@@ -216,8 +231,8 @@ class Renderer:
             )
         return data
 
-    async def _fetch(self, request: PageRequest) -> Any:
-        """The answer to one of a page's requests, made by the outbound guard (redirects not followed)."""
+    async def _fetch(self, request: PageRequest) -> Reply:
+        """The answer to one of a page's requests, made by the outbound guard (redirects followed)."""
         if not request.url.startswith(("http://", "https://")):
             scheme = request.url.split(":", 1)[0][:20]
             raise Refused(f"unsupported URL scheme {scheme!r}: only http and https URLs can be loaded")
@@ -228,19 +243,26 @@ class Renderer:
         }
         headers["Accept-Encoding"] = "gzip, deflate"
         return await self.outbound.request(
-            request.method, request.url, headers=headers, content=request.post_data_buffer
+            request.method, request.url, headers=headers, content=request.post_data_buffer, max_redirects=MAX_REDIRECTS
         )
+
+    def _too_slow(self) -> BadRequest:
+        return BadRequest(f"the page did not load within {self.timeout:g} s (SB_RENDER_TIMEOUT)")
+
+    def _check_executable(self) -> None:
+        exe = self.executable()
+        if exe is not None and not os.path.isfile(exe):
+            raise NoRenderer(
+                f"no browser to render with: {exe} does not exist (install Chromium or set SB_CHROMIUM_PATH)"
+            )
 
     async def _browser_ready(self) -> Browser:
         async with self._starting:
             if self._browser is not None and self._browser.is_connected():
                 return self._browser
             await self._stop()
+            self._check_executable()
             exe = self.executable()
-            if exe is not None and not os.path.isfile(exe):
-                raise NoRenderer(
-                    f"no browser to render with: {exe} does not exist (install Chromium or set SB_CHROMIUM_PATH)"
-                )
             try:
                 from playwright.async_api import Error as PlaywrightError
                 from playwright.async_api import async_playwright
@@ -249,7 +271,7 @@ class Renderer:
             try:
                 self._playwright = await async_playwright().start()
                 self._browser = await self._playwright.chromium.launch(
-                    executable_path=exe, args=CHROMIUM_ARGS, timeout=self.timeout * 1000
+                    executable_path=exe, args=CHROMIUM_ARGS, timeout=LAUNCH_TIMEOUT * 1000
                 )
             except PlaywrightError as exc:
                 await self._stop()
@@ -273,6 +295,15 @@ class Renderer:
         """Stop the browser, if one was started (server shutdown)."""
         async with self._starting:
             await self._stop()
+
+
+def _same(url: str) -> str:
+    """``url`` as both httpx and Chromium write it (``http://h`` and ``http://h/`` are one page)."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return url
+    return str(parsed.copy_with(path=parsed.path or "/", fragment=None))
 
 
 def _is_page_load(request: PageRequest, page: Page) -> bool:
