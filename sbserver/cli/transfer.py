@@ -12,11 +12,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sqlite3
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import asyncpg
 
 from sbserver.backends.storage.transfer.base import Sink, Source
 from sbserver.backends.storage.transfer.records import Summary, TransferError
@@ -110,6 +113,8 @@ def run_async(work: Callable[[], Awaitable[int]]) -> int:
         print(f"error: {exc.message}", file=sys.stderr)
     except OSError as exc:
         print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, sqlite3.Error) as exc:
+        print(f"error: database error: {exc}".splitlines()[0], file=sys.stderr)
     except KeyboardInterrupt:
         print("error: interrupted: nothing was written", file=sys.stderr)
     return 1

@@ -61,6 +61,7 @@ class UpstreamSource(Source):
         self._conn: asyncpg.Connection | None = None
         self._tx: Any = None
         self._columns: dict[tuple[str, str], set[str]] = {}  # (schema, table) -> columns
+        self._physical: dict[str, str] = {}  # app name -> its schema
 
     async def open(self) -> None:
         conn = await connect(self.dsn)
@@ -102,7 +103,9 @@ class UpstreamSource(Source):
             if not rows:
                 raise TransferError(f"no app with public key {app!r} in the upstream database")
         for r in rows:
-            if (r["name"], "sb_tokens") not in self._columns:
+            # Upstream creates schemas unquoted, so PostgreSQL folds their names to lower case.
+            self._physical[r["name"]] = r["name"] if (r["name"], "sb_tokens") in self._columns else r["name"].lower()
+            if (self._physical[r["name"]], "sb_tokens") not in self._columns:
                 raise TransferError(f"upstream app {r['name']} has no schema with an sb_tokens table")
         return rows
 
@@ -158,7 +161,8 @@ class UpstreamSource(Source):
                 yield batch
 
     async def _base(self, s: str, created: str) -> AsyncIterator[list[dict[str, Any]]]:
-        q = f'"{s}"'  # the schema name comes from the database itself, and is checked by the sink
+        p = self._physical[s]
+        q = f'"{p}"'  # the schema name comes from the database itself (the sink checks the app name)
         async for rows in self._fetch(f'SELECT * FROM {q}.sb_accounts ORDER BY id::text COLLATE "C"'):
             yield [{"kind": "account", "base": s, "id": str(r["id"]), "email": r["email"].lower(), "created": _iso(r["created"])} for r in rows]  # fmt: skip
         async for rows in self._fetch(f'SELECT * FROM {q}.sb_tokens ORDER BY id::text COLLATE "C"'):
@@ -177,7 +181,7 @@ class UpstreamSource(Source):
                 }
                 for r in rows
             ]
-        cols = self._collections(s)
+        cols = self._collections(p)
         first: dict[str, str] = {}
         for col in cols:
             first[col] = _iso(await self._c().fetchval(f'SELECT MIN(created) FROM {q}."{col}"'))
@@ -207,10 +211,10 @@ class UpstreamSource(Source):
                     }
                     for r in rows
                 ]
-        if self._has(s, "sb_forms"):
+        if self._has(p, "sb_forms"):
             async for rows in self._fetch(f"SELECT * FROM {q}.sb_forms ORDER BY created, id"):
                 yield [{"kind": "form", "base": s, "form": r["name"], "data": _json(r["data"]), "created": _iso(r["created"])} for r in rows]  # fmt: skip
-        if self._has(s, "sb_functions"):
+        if self._has(p, "sb_functions"):
             async for rows in self._fetch(f'SELECT * FROM {q}.sb_functions ORDER BY id::text COLLATE "C"'):
                 yield [
                     {
@@ -227,7 +231,7 @@ class UpstreamSource(Source):
                     }
                     for r in rows
                 ]
-        if self._has(s, "sb_function_logs"):
+        if self._has(p, "sb_function_logs"):
             async for rows in self._fetch(f"SELECT * FROM {q}.sb_function_logs ORDER BY started, id"):
                 yield [
                     {
@@ -243,7 +247,7 @@ class UpstreamSource(Source):
                     }
                     for r in rows
                 ]
-        if self._has(s, "sb_files"):
+        if self._has(p, "sb_files"):
             async for rows in self._fetch(f'SELECT * FROM {q}.sb_files ORDER BY id::text COLLATE "C"'):
                 yield [
                     {
@@ -261,9 +265,10 @@ class UpstreamSource(Source):
                 ]
 
     async def _tasks(self, s: str) -> AsyncIterator[list[dict[str, Any]]]:
-        if not self._has(s, "sb_tasks"):
+        p = self._physical[s]
+        if not self._has(p, "sb_tasks"):
             return
-        async for rows in self._fetch(f'SELECT * FROM "{s}".sb_tasks ORDER BY id::text COLLATE "C"'):
+        async for rows in self._fetch(f'SELECT * FROM "{p}".sb_tasks ORDER BY id::text COLLATE "C"'):
             batch = []
             for r in rows:
                 nxt = self.schedule(r["interval"], self.now)
