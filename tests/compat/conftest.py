@@ -79,7 +79,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=10)
 
 
-def _server_env(kind: str, database_url: str) -> dict[str, str]:
+def _server_env(kind: str, database_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _INHERITED_SETTINGS}
     env.update(
         {
@@ -92,6 +92,7 @@ def _server_env(kind: str, database_url: str) -> dict[str, str]:
     )
     if kind == "pg":
         env.update({"DATA_STORE": "pg", "DATABASE_URL": database_url})
+    env.update(extra or {})
     return env
 
 
@@ -111,11 +112,14 @@ def _wait_until_ready(proc: subprocess.Popen[bytes], url: str, deadline: float) 
 
 
 @contextlib.contextmanager
-def _running_server(kind: str, workdir: Path, database_url: str = "") -> Iterator[LiveServer]:
+def running_server(
+    kind: str, workdir: Path, database_url: str = "", extra_env: dict[str, str] | None = None
+) -> Iterator[LiveServer]:
+    """A server process on ``kind`` with its data under ``workdir`` (and ``extra_env`` set), stopped on exit."""
     data_dir = workdir / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / "server.log"
-    env = _server_env(kind, database_url)
+    env = _server_env(kind, database_url, extra_env)
     for attempt in range(3):
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
@@ -176,7 +180,7 @@ def live_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
         # Its own database: the in-process tests of this worker use the pg_url one at the same time.
         database_url = _fresh_database(request.getfixturevalue("pg_url"), "compat")
     workdir = tmp_path_factory.mktemp(f"compat-{kind}")
-    with _running_server(kind, workdir, database_url) as server:
+    with running_server(kind, workdir, database_url) as server:
         yield server
 
 
