@@ -321,9 +321,7 @@ def _storage_provider(env: Mapping[str, str]) -> str:
     """``SB_STORAGE_PROVIDER`` (or upstream's ``STORAGE_PROVIDER``): ``local`` or ``s3``."""
     kind = (env.get("SB_STORAGE_PROVIDER") or env.get("STORAGE_PROVIDER") or "local").strip().lower() or "local"
     if kind not in ("local", "s3"):
-        raise SystemExit(
-            f"unsupported SB_STORAGE_PROVIDER={kind!r}: use local (files under the data directory) or s3"
-        )
+        raise SystemExit(f"unsupported SB_STORAGE_PROVIDER={kind!r}: use local (files under the data directory) or s3")
     return kind
 
 
