@@ -28,6 +28,7 @@ from sbserver.http import (
     extras,
     functions,
     mail,
+    metrics,
     misc,
     oauth,
     openapi,
@@ -37,9 +38,11 @@ from sbserver.http import (
     tasks,
 )
 from sbserver.http import cache as sudo_cache
+from sbserver.http.metrics import Observe, metrics_on
 from sbserver.http.middleware import CORS, BodyLimit, RequestId
 from sbserver.http.request import request_id
 from sbserver.http.responses import error
+from sbserver.logs import ACTIVITY
 from sbserver.services.container import Services, build_services
 from sbserver.settings import Settings
 
@@ -86,6 +89,7 @@ def build_routes() -> list[BaseRoute]:
         *extras.routes,
         *oauth.routes,
         *openapi.routes,
+        *metrics.routes,
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
 
@@ -133,6 +137,8 @@ def create_app(
         routes=build_routes(),
         middleware=[
             Middleware(RequestId),
+            # times each request: its count in /metrics (when served) and its log line
+            Middleware(Observe, metrics=services.metrics if metrics_on(settings) else None, activity=ACTIVITY),
             Middleware(CORS, tenancy=services.tenancy, dev=settings.is_dev),
             # uploads have their own limit (SB_UPLOAD_MAX_BYTES), enforced as the file streams in
             Middleware(BodyLimit, limit=settings.max_body_bytes, exempt=storage.OWN_LIMIT),

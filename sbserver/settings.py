@@ -126,6 +126,10 @@ class Settings:
     magic_requests_per_email: int = 5
     reset_requests_per_email: int = 5
     requests_per_address: int = 100
+    # GET /metrics: with a token, to whoever sends it (Bearer); without one, to loopback clients
+    # when metrics_local (default: dev mode only); else off (docs: README "Metrics and logs")
+    metrics_token: str = ""
+    metrics_local: bool = False
     quiet: bool = False
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -496,6 +500,9 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> Setti
         pg_synchronous_commit=env.get("SB_PG_SYNCHRONOUS_COMMIT", "on").lower() not in ("off", "0", "false", "no"),
         sqlite_writer=_writer_mode(env),
         scheduler_timezone=env.get("SB_SCHEDULER_TIMEZONE", "UTC").strip() or "UTC",
+        metrics_token=env.get("SB_METRICS_TOKEN", "").strip(),
+        metrics_local=env.get("SB_METRICS_LOCAL", "1" if app_env == "dev" else "0").strip().lower()
+        in ("1", "true", "yes", "on"),
     )
     if overrides:
         settings = replace(settings, **overrides)  # type: ignore[arg-type]

@@ -54,7 +54,19 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="no per-request or per-run log lines (warnings, errors and the start and stop lines stay)",
     )
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="info: a line per request, function run and task run; debug: more (client, route, what "
+        "functions print, realtime connections, uvicorn's lines); warning, error: only those",
+    )
+    p.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="text for people, json for machines (one object per line, on stdout and stderr)",
+    )
     p.add_argument(
         "--shutdown-grace",
         type=float,
@@ -196,6 +208,7 @@ def graceful_server(config: uvicorn.Config, drain: Callable[[], Awaitable[object
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from sbserver import logs
     from sbserver.app import create_app
     from sbserver.settings import from_env
 
@@ -215,10 +228,7 @@ def run(args: argparse.Namespace) -> int:
             "processes (each on its own port, behind a proxy) to scale out\n"
         )
         return 2
-    level = getattr(logging, args.log_level.upper())
-    if args.no_log:
-        level = max(level, logging.WARNING)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logs.setup(args.log_level, args.log_format, activity=not args.no_log)
     busy = port_problem(settings.host, settings.port)
     if busy:
         sys.stderr.write(f"sbserver cannot start: {busy}\n")
@@ -229,12 +239,10 @@ def run(args: argparse.Namespace) -> int:
         return 1
     store = settings.data_store if settings.data_store == "pg" else f"sqlite ({settings.sqlite_path})"
     if settings.is_dev and not is_loopback(settings.host):
-        sys.stderr.write(dev_exposure_warning(settings.host))
-    print(
-        f"sbserver on http://{settings.host}:{settings.port} — store: {store}, env: {settings.app_env}",
-        flush=True,
-    )
+        logs.announce(dev_exposure_warning(settings.host).rstrip("\n"), sys.stderr, "warning")
+    logs.announce(f"sbserver on http://{settings.host}:{settings.port} — store: {store}, env: {settings.app_env}")
     app = create_app(settings)
+    app.state.services.tenancy.announce = logs.announce  # the dev app's banner, as JSON with --log-format json
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -242,7 +250,8 @@ def run(args: argparse.Namespace) -> int:
         loop="uvloop",
         http="httptools",
         access_log=False,
-        log_level="warning",
+        log_config=None,  # our handler and format (sbserver/logs.py)
+        log_level="info" if args.log_level == "debug" else "warning",
         server_header=False,
         date_header=False,
         timeout_graceful_shutdown=max(0.0, args.shutdown_grace),
@@ -250,4 +259,6 @@ def run(args: argparse.Namespace) -> int:
     broker = app.state.services.broker
     server = graceful_server(config, lambda: broker.drain(SHUTDOWN_REASON, min(STREAMS_GRACE, args.shutdown_grace)))
     server.run()
+    logs.ACTIVITY.flush()
+    logs.announce("sbserver stopped")
     return 0

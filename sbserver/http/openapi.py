@@ -1230,6 +1230,21 @@ def _misc_paths() -> dict[str, Any]:
         "/openapi.json": {
             "get": _op("this document", NONE, _json({"type": "object"})),
         },
+        "/metrics": {
+            "get": _op(
+                "the server's metrics, Prometheus text format (with SB_METRICS_TOKEN: Authorization: Bearer <it>)",
+                NONE,
+                {
+                    "description": "the metrics of this process",
+                    "content": {"text/plain; version=0.0.4; charset=utf-8": {"schema": {"type": "string"}}},
+                },
+                errors={
+                    "401": "SB_METRICS_TOKEN is set and the request does not bear it",
+                    "403": "no token is set and the client is not on a loopback address",
+                    "404": "metrics are off (no SB_METRICS_TOKEN, SB_METRICS_LOCAL off: the default in prod)",
+                },
+            ),
+        },
     }
 
 

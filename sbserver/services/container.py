@@ -22,6 +22,7 @@ from sbserver.services.identity import IdentityService
 from sbserver.services.images import ImageService
 from sbserver.services.limits import Limits
 from sbserver.services.mail import MailService
+from sbserver.services.metrics import Metrics
 from sbserver.services.oauth import OAuthService
 from sbserver.services.realtime import Broker
 from sbserver.services.render import Renderer
@@ -55,6 +56,7 @@ class Services:
     functions: FunctionService
     tasks: TaskService
     http: Outbound  # every request made for a tenant (fetch, http tasks): the SSRF guard
+    metrics: Metrics  # this app's instruments, served by /metrics
     oauth: OAuthService  # sign-in with OAuth providers and each app's provider keys
 
 
@@ -75,7 +77,9 @@ def build_services(settings: Settings, store: Store, cache: Cache, bus: Bus, mai
     )
     mail = MailService(store, mailer, limits, settings)
     helpers = Helpers(documents, broker, cache, mail, settings, http)
-    functions = FunctionService(store, cache, pool, helpers, broker, events, tenancy, settings)
+    metrics = Metrics()
+    functions = FunctionService(store, cache, pool, helpers, broker, events, tenancy, settings, metrics)
+    metrics.watch(broker, functions, store)
     documents.planner = functions  # new documents' function jobs are written in their transaction
     files = FileService(store, create_file_provider(settings), tenancy, settings)
     return Services(
@@ -100,5 +104,6 @@ def build_services(settings: Settings, store: Store, cache: Cache, bus: Bus, mai
         functions=functions,
         tasks=TaskService(store, functions, broker, tenancy, http, settings),
         http=http,
+        metrics=metrics,
         oauth=OAuthService(store, cache, identities, tenancy, http, settings),
     )

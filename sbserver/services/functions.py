@@ -42,10 +42,12 @@ from sbserver.backends.storage import Store
 from sbserver.crypto import SecretBox, SecretsUnreadable, is_sealed
 from sbserver.errors import BadRequest, Conflict, NotFound, SBError, TooManyRequests
 from sbserver.ids import new_id, new_ordered_id, now_iso, random_code
+from sbserver.logs import ACTIVITY
 from sbserver.runtime.pool import Outcome, RuntimePool
 from sbserver.services.events import DB_CREATED, DbEvent, EventBus
 from sbserver.services.fnhelpers import HelperContext, Helpers
 from sbserver.services.fnlimits import AppLimits, Slots, Windows, checked_own, server_limits
+from sbserver.services.metrics import Metrics
 from sbserver.services.realtime import Broker
 from sbserver.services.tenancy import TenancyService
 from sbserver.settings import Settings
@@ -68,6 +70,7 @@ REFILL_BATCH = 256  # jobs claimed at a time while more are known to wait
 # (a crash in between runs them again, as a crash before any finish would).
 FINISH_GATHER_SECONDS = 0.005
 FINISH_BATCH = 64
+MAX_DEBUG_LINES = 50  # lines of a run's output the debug log shows
 
 
 @dataclass(slots=True)
@@ -179,10 +182,12 @@ class FunctionService:
         events: EventBus,
         tenancy: TenancyService,
         settings: Settings,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.cache = cache
         self.pool = pool
+        self.metrics = metrics or Metrics()
         self.helpers = helpers
         self.broker = broker
         self.events = events
@@ -364,9 +369,18 @@ class FunctionService:
 
     # running
     async def _execute(
-        self, base: Base, fn: FunctionDef, ident: Identity, args: list[Any], legacy: Any = None, depth: int = 1
+        self,
+        base: Base,
+        fn: FunctionDef,
+        ident: Identity,
+        args: list[Any],
+        legacy: Any = None,
+        depth: int = 1,
+        trigger: str = "web",
     ) -> tuple[Outcome, FunctionRun]:
+        """Run ``fn``; ``trigger``: web, task, or the type of the event that started the run."""
         started = now_iso()
+        began = time.perf_counter()
         timeout = self.settings.function_timeout
         ctx = HelperContext(base, ident, fn, asyncio.get_running_loop().time() + timeout)
         chain = Chain(depth)
@@ -375,6 +389,7 @@ class FunctionService:
         except SecretsUnreadable as exc:  # never run with missing or garbled secrets
             log.error("function %s of %s: %s", fn.name, base.name, exc.message)
             outcome = Outcome(ok=False, error=exc.message, stage="secrets")
+            self._ran(base, fn, trigger, time.perf_counter() - began, outcome)
             return outcome, FunctionRun(
                 new_ordered_id(), fn.id, fn.version, started, now_iso(), False, ["Function started", exc.message]
             )
@@ -391,7 +406,16 @@ class FunctionService:
         if not outcome.ok:
             output.append(outcome.error)
         run = FunctionRun(new_ordered_id(), fn.id, fn.version, started, now_iso(), outcome.ok, output)
+        self._ran(base, fn, trigger, time.perf_counter() - began, outcome)
         return outcome, run
+
+    def _ran(self, base: Base, fn: FunctionDef, trigger: str, seconds: float, outcome: Outcome) -> None:
+        """Count the run, and say it on the activity log (what it printed too, at debug level)."""
+        self.metrics.function_run(trigger, seconds, outcome.ok)
+        ACTIVITY.function_run(base.name, fn.name, trigger, seconds, "" if outcome.ok else outcome.error or "failed")
+        if log.isEnabledFor(logging.DEBUG):
+            for line in outcome.output[:MAX_DEBUG_LINES]:
+                log.debug("function %s of %s printed: %s", fn.name, base.name, line[:1000])
 
     async def exec_web(self, base: Base, ident: Identity, name: str, args: list[Any]) -> None:
         """``/fn/exec`` and ``/fn/sudoexec``: run inline; failures answer 500 with the reason."""
@@ -431,7 +455,7 @@ class FunctionService:
         limits = await self.limits(base)
         self._take_app(base.name, limits)
         async with self._slot(base.name, limits):
-            _, run = await self._execute(base, fn, root, [task_name, "fn_call", data])
+            _, run = await self._execute(base, fn, root, [task_name, "fn_call", data], trigger="task")
         await self._record(base, run)
         return run
 
@@ -769,6 +793,10 @@ class FunctionService:
         if self._more and self._queue.qsize() < self._refill_below and len(self._held) < self._limit:
             self._refill.set()
 
+    def backlog(self) -> dict[str, int]:
+        """Events not yet dispatched, jobs waiting for a runner, jobs claimed here (for /metrics)."""
+        return {"events": len(self._inbox), "queued": self._queue.qsize(), "held": len(self._held)}
+
     @property
     def runs_jobs(self) -> bool:
         """False when PRIMARY_INSTANCE_HOSTNAME names another host: this process only enqueues."""
@@ -811,7 +839,9 @@ class FunctionService:
             else:
                 p = job.payload
                 depth = int(p.get("chain") or 0) + 1
-                _, run = await self._execute(base, fn, identity_from(p["identity"]), p["args"], p.get("legacy"), depth)
+                event = str(p.get("event") or "message")
+                ident = identity_from(p["identity"])
+                _, run = await self._execute(base, fn, ident, p["args"], p.get("legacy"), depth, event)
                 finished = FinishedJob(job.id, base, run)
         except SBError as exc:
             log.warning("function job %s failed: %s", job.id, exc.message)

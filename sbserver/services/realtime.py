@@ -254,12 +254,14 @@ class Broker:
         self.connections[conn.sid] = conn
         conn.on_overflow = lambda c: self._spawn(self.disconnect(c))  # unsubscribe at once, not when it reads
         conn.push(orjson.dumps(envelope("init", conn.sid)))
+        log.debug("%s connection %s opened (%d open)", transport, conn.sid, len(self.connections))
         return conn
 
     async def disconnect(self, conn: Connection) -> None:
         conn.close()
         if self.connections.pop(conn.sid, None) is None:
             return
+        log.debug("%s connection %s closed (%d channels)", conn.transport, conn.sid, len(conn.topics))
         for topic, unsub in list(conn.topics.items()):
             unsub()
             with contextlib.suppress(Exception):

@@ -25,6 +25,7 @@ import orjson
 from sbserver.backends.storage import Store
 from sbserver.errors import BadRequest, Conflict, NotFound, SBError
 from sbserver.ids import new_id, new_ordered_id, now_iso
+from sbserver.logs import ACTIVITY
 from sbserver.outbound import Outbound, OutboundError
 from sbserver.services import schedule
 from sbserver.services.functions import FunctionService, message_data
@@ -97,6 +98,7 @@ class TaskService:
         self.settings = settings
         self.clock = clock
         self.keep = settings.function_history
+        self.metrics = functions.metrics  # the app's instruments
         self._loop_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._running: set[asyncio.Task[Any]] = set()
@@ -255,6 +257,7 @@ class TaskService:
         results = await asyncio.gather(*(self._take(task, now) for task in due), return_exceptions=True)
         for task, won in zip(due, results, strict=True):
             if won is True:
+                self.metrics.scheduler_delay.observe(max(0.0, now - task.next_run))
                 run = asyncio.create_task(self._execute(task, task.next_run))
                 self._running.add(run)
                 run.add_done_callback(self._running.discard)
@@ -281,11 +284,13 @@ class TaskService:
                 "the previous run was still going",
             )
             await self.store.skip_task(task.id, task.next_run, nxt, skipped, self.keep)
+            self._ran(task, 0.0, skipped)
             return False
         return await self.store.claim_task(task.id, task.next_run, nxt, _iso(now), now + self._hold(), now)
 
     async def _execute(self, task: Task, due: float) -> TaskRun:
         started = now_iso()
+        began = time.perf_counter()
         output: list[str] = []
         error = ""
         ok = False
@@ -319,11 +324,17 @@ class TaskService:
             log.exception("task %s failed", task.id)
             error = f"internal error: {exc.__class__.__name__}"
         run = TaskRun(new_ordered_id(), task.id, due, started, now_iso(), "success" if ok else "failed", error, output)
+        self._ran(task, time.perf_counter() - began, run)
         try:
             await self.store.finish_task(task.id, run, self.keep)
         except SBError as exc:
             log.warning("task %s: could not record its run: %s", task.id, exc.message)
         return run
+
+    def _ran(self, task: Task, seconds: float, run: TaskRun) -> None:
+        """Count the run (success, failed or skipped) and say it on the activity log."""
+        self.metrics.task_run(task.type, seconds, run.outcome)
+        ACTIVITY.task_run(task.base, task.name, task.type, seconds, run.outcome, run.error)
 
     async def _http(self, base: Base, task: Task, meta: dict[str, Any]) -> tuple[bool, list[str], str]:
         method = str(meta.get("method") or "POST").upper()

@@ -30,7 +30,7 @@ from sbserver.backends.storage.functions.sqlite import SQLiteFunctions
 from sbserver.backends.storage.oauth.sqlite import SQLiteOAuth
 from sbserver.backends.storage.search.sqlite import SQLiteSearch, fts_query
 from sbserver.backends.storage.sqlite_base import T
-from sbserver.backends.storage.sqlite_writer import Checkpointer, Writer, connect, one_core
+from sbserver.backends.storage.sqlite_writer import BatchSizes, Checkpointer, Writer, connect, one_core
 from sbserver.backends.storage.tasks.sqlite import SQLiteTasks
 from sbserver.errors import Conflict, StoreError
 
@@ -287,6 +287,7 @@ class SQLiteStore(
         self._collections: set[tuple[str, str]] = set()  # (base, collection) known to be recorded
         self._indexed: dict[tuple[str, str], frozenset[str]] = {}
         self._writer: Writer | None = None
+        self.write_batches = BatchSizes()  # read by /metrics
         self._read: sqlite3.Connection | None = None
         self._read_deadline = math.inf  # of the inline read under way, if it has a budget
         self._checkpointer: Checkpointer | None = None
@@ -297,7 +298,7 @@ class SQLiteStore(
     # plumbing
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = Writer(self.path, inline=self.inline_writer)
+        self._writer = Writer(self.path, inline=self.inline_writer, sizes=self.write_batches)
         self._writer.start(asyncio.get_running_loop())
         try:
             await self._write(_migrate)

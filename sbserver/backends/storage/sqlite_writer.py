@@ -23,6 +23,7 @@ behind). ``journal_size_limit`` trims the file back when the WAL restarts.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import concurrent.futures
 import logging
 import queue
@@ -39,6 +40,21 @@ from sbserver.settings import usable_cpus
 T = TypeVar("T")
 OVERGROWN = 4  # inline: batches wait for a WAL restart once the WAL is this many times its limit
 Job = tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]
+BATCH_BOUNDS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+
+class BatchSizes:
+    """How many writes each transaction carried: a count per bucket of ``BATCH_BOUNDS`` (the last
+    one past them), for ``/metrics``. Only the writer adds; a reader may see a batch half-counted."""
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(BATCH_BOUNDS) + 1)
+        self.total = 0  # writes in every batch counted
+
+    def add(self, size: int) -> None:
+        self.counts[bisect.bisect_left(BATCH_BOUNDS, size)] += 1
+        self.total += size
+
 
 PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -82,8 +98,16 @@ class Writer:
     loop iteration that submitted its jobs. On one core a writer thread cannot run beside the
     loop anyway, and handing every write to it and back costs two thread switches."""
 
-    def __init__(self, path: Path, max_batch: int = 512, inline: bool = False, wal_limit: int = 16 << 20) -> None:
+    def __init__(
+        self,
+        path: Path,
+        max_batch: int = 512,
+        inline: bool = False,
+        wal_limit: int = 16 << 20,
+        sizes: BatchSizes | None = None,
+    ) -> None:
         self.path = path
+        self.sizes = sizes or BatchSizes()
         self.max_batch = max_batch
         self.inline = inline
         self.wal_limit = wal_limit
@@ -146,6 +170,7 @@ class Writer:
         _settle(results)
 
     def _run_safely(self, conn: sqlite3.Connection, batch: list[Job]) -> list[Result]:
+        self.sizes.add(len(batch))
         try:
             return self._run_batch(conn, batch)
         except BaseException as exc:  # the connection itself failed: fail the batch, keep serving
