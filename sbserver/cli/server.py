@@ -41,8 +41,12 @@ def add_parser(sub: Any) -> None:
         "--workers",
         type=int,
         default=1,
-        help="processes to run (only 1 for now: start several processes on PostgreSQL and Redis)",
+        help="server processes on one port (above 1: PostgreSQL and Redis only; the embedded SQLite store "
+        "keeps its one writer in one process)",
     )
+    # set by the supervisor of --workers N for each worker it starts (sbserver/cli/workers.py)
+    p.add_argument("--worker-fd", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument(
         "--persist-data",
         action="store_true",
@@ -210,6 +214,7 @@ def run(args: argparse.Namespace) -> int:
 
     from sbserver import logs
     from sbserver.app import create_app
+    from sbserver.cli.workers import refusal, run_group, served_by
     from sbserver.settings import from_env
 
     overrides: dict[str, Any] = {}
@@ -222,29 +227,35 @@ def run(args: argparse.Namespace) -> int:
     settings = from_env(**overrides)
     if args.persist_data and settings.data_store != "sqlite":  # the embedded store, not the DATABASE_URL one
         settings = settings.with_overrides(data_store="sqlite", database_url="")
-    if args.workers != 1:  # one process per command for now: say so rather than ignore the flag
-        sys.stderr.write(
-            "--workers: one process per `backend server` for now; on PostgreSQL and Redis, start several "
-            "processes (each on its own port, behind a proxy) to scale out\n"
-        )
-        return 2
     logs.setup(args.log_level, args.log_format, activity=not args.no_log)
-    busy = port_problem(settings.host, settings.port)
-    if busy:
-        sys.stderr.write(f"sbserver cannot start: {busy}\n")
-        return 1
-    problem = asyncio.run(preflight(settings))
-    if problem:
-        sys.stderr.write(f"sbserver cannot start: {problem}\n")
-        return 1
+    worker = args.worker_fd is not None
+    if not worker:  # the supervisor of a group checks once for all its workers
+        refused = refusal(args.workers, settings)
+        if refused:
+            sys.stderr.write(f"sbserver cannot start: {refused}\n")
+            return 2
+        busy = port_problem(settings.host, settings.port)
+        if busy:
+            sys.stderr.write(f"sbserver cannot start: {busy}\n")
+            return 1
+        problem = asyncio.run(preflight(settings))
+        if problem:
+            sys.stderr.write(f"sbserver cannot start: {problem}\n")
+            return 1
+        if settings.is_dev and not is_loopback(settings.host):
+            logs.announce(dev_exposure_warning(settings.host).rstrip("\n"), sys.stderr, "warning")
+        if args.workers > 1:
+            return run_group(args, settings, logs.announce)
     store = settings.data_store if settings.data_store == "pg" else f"sqlite ({settings.sqlite_path})"
-    if settings.is_dev and not is_loopback(settings.host):
-        logs.announce(dev_exposure_warning(settings.host).rstrip("\n"), sys.stderr, "warning")
-    logs.announce(f"sbserver on http://{settings.host}:{settings.port} — store: {store}, env: {settings.app_env}")
+    if worker:
+        logs.announce(f"sbserver worker {args.worker_index} (pid {os.getpid()}) serving")
+    else:
+        logs.announce(f"sbserver on http://{settings.host}:{settings.port} — store: {store}, env: {settings.app_env}")
     app = create_app(settings)
-    app.state.services.tenancy.announce = logs.announce  # the dev app's banner, as JSON with --log-format json
+    # the dev app's banner, as JSON with --log-format json; printed by one worker of a group
+    app.state.services.tenancy.announce = logs.announce if args.worker_index == 0 else lambda *a, **k: None
     config = uvicorn.Config(
-        app,
+        served_by(app, args.worker_index) if worker else app,
         host=settings.host,
         port=settings.port,
         loop="uvloop",
@@ -258,7 +269,10 @@ def run(args: argparse.Namespace) -> int:
     )
     broker = app.state.services.broker
     server = graceful_server(config, lambda: broker.drain(SHUTDOWN_REASON, min(STREAMS_GRACE, args.shutdown_grace)))
-    server.run()
+    if worker:
+        server.run(sockets=[socket.socket(fileno=args.worker_fd)])
+    else:
+        server.run()
     logs.ACTIVITY.flush()
-    logs.announce("sbserver stopped")
+    logs.announce(f"sbserver worker {args.worker_index} stopped" if worker else "sbserver stopped")
     return 0
