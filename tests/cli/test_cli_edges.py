@@ -76,7 +76,7 @@ def test_region_from_the_environment_points_login_dev_elsewhere(dev_server: Proc
     assert f"set up for {dev_server.url}" in done.stdout
 
 
-def test_workers_past_one_is_refused_rather_than_ignored(tmp_path: Path) -> None:
+def test_workers_past_one_on_sqlite_is_refused_rather_than_ignored(tmp_path: Path) -> None:
     done = cli(tmp_path, "server", "--workers", "2", "--data-dir", str(tmp_path / "data"), APP_ENV="dev")
     assert done.returncode == 2
-    assert "--workers: one process per `backend server` for now" in done.stderr
+    assert "--workers 2 needs PostgreSQL and Redis" in done.stderr  # tests/cli/test_workers.py runs them
