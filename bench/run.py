@@ -67,7 +67,16 @@ SYSTEMS = {
     # synchronous_commit off, as the harness's own PostgreSQL cluster runs: no fsync per commit,
     # like SQLite in WAL mode with synchronous=NORMAL (what PocketBase and the baseline use)
     "pg": ("staticbackend", "pg", {"DATA_STORE": "pg", "SB_PG_SYNCHRONOUS_COMMIT": "off"}),
+    # PostgreSQL with Redis as the shared cache and bus: one process, then `--workers 2` (the
+    # harness pins the server to CPU 0, so both workers share that one core)
+    "pgr": ("staticbackend", "pg-redis", {"DATA_STORE": "pg", "SB_PG_SYNCHRONOUS_COMMIT": "off", "REDIS_URL": ""}),
+    "pg2": (
+        "staticbackend",
+        "pg-redis-workers2",
+        {"DATA_STORE": "pg", "SB_PG_SYNCHRONOUS_COMMIT": "off", "REDIS_URL": "", "SB_BENCH_WORKERS": "2"},
+    ),
 }
+REDIS_BENCH_URL = os.environ.get("SB_BENCH_REDIS_URL", "redis://127.0.0.1:6379/5")
 
 
 def log(*args: object) -> None:
@@ -182,8 +191,21 @@ def run_system(name: str, workloads: list[str], a: argparse.Namespace, out: Path
     env.setdefault("BENCH_SB_CMD", str(ROOT / ".venv" / "bin" / "backend"))
     env.setdefault("JWT_SECRET", "bench-secret")
     env.setdefault("APP_ENV", "dev")  # the harness signs up through the dev app and mem=1
-    if name == "pg":
+    if extra.get("DATA_STORE") == "pg":
         env["DATABASE_URL"] = fresh_pg_database("sbbench")
+    if "REDIS_URL" in extra:
+        env["REDIS_URL"] = REDIS_BENCH_URL
+        subprocess.run(["redis-cli", "-u", REDIS_BENCH_URL, "flushdb"], check=False, capture_output=True)
+    workers = env.pop("SB_BENCH_WORKERS", "")
+    if workers:  # the harness starts `$BENCH_SB_CMD server --port P --data-dir D`: add --workers
+        wrapper = SCRATCH / f"backend-workers-{workers}"
+        SCRATCH.mkdir(parents=True, exist_ok=True)
+        wrapper.write_text(
+            f'#!/bin/sh\nif [ "$1" = server ]; then exec "{env["BENCH_SB_CMD"]}" "$@" --workers {workers}; fi\n'
+            f'exec "{env["BENCH_SB_CMD"]}" "$@"\n'
+        )
+        wrapper.chmod(0o755)
+        env["BENCH_SB_CMD"] = str(wrapper)
     cmd = ["bash", str(SHARED / "run"), adapter, *workloads, "--runs", str(a.runs), "--duration", str(a.duration)]
     cmd += ["--w4-docs", str(a.w4_docs), "--msgs", str(a.msgs), "--out", str(out)]
     cmd += ["--w5-seed", str(a.w5_seed)] + (["--w5-index"] if a.w5_index else [])
