@@ -8,12 +8,15 @@ database refusal) nothing stays written, and file bytes already stored for it ar
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import mimetypes
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sbserver.backends.files.base import FileProvider
 from sbserver.backends.storage.transfer.base import Sink, Source
@@ -27,6 +30,7 @@ from sbserver.services.schedule import parse
 
 Advance = Callable[[int], None]  # called with the number of records (or pages) just done
 BACKUP_PAGES = 1024  # pages copied per step of an SQLite backup
+AHEAD = 2  # batches read ahead of the one being written
 
 
 def _quiet(n: int) -> None:
@@ -54,8 +58,7 @@ async def export(
         writer.open({"created": now_iso(), "source": kind, "app": app, "files": files is not None, "counts": counts})
         async for batch in source.records(app):
             writer.write(batch)
-            for rec in batch:
-                summary.add(rec)
+            summary.add_all(batch)
             if files is not None and batch[0]["kind"] == "file":
                 for rec in batch:
                     writer.write_file(rec["base"], rec["key"], await _read(files, rec["key"]))
@@ -77,6 +80,48 @@ async def _one(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
 
+def _summing(summary: Summary) -> Callable[[list[dict[str, Any]]], None]:
+    def add(batch: list[dict[str, Any]]) -> None:
+        if batch[0]["kind"] != FILE_DATA:
+            summary.add_all(batch)
+
+    return add
+
+
+async def _ahead(
+    batches: AsyncIterator[list[dict[str, Any]]], each: Callable[[list[dict[str, Any]]], None]
+) -> AsyncGenerator[list[dict[str, Any]], None]:
+    """The batches of ``batches``, each passed to ``each`` first, read up to ``AHEAD`` batches
+    ahead in a task of their own: the source is read, its rows turned into records and
+    checksummed while the target's database works on the batch before (a migration costs the
+    larger of the two, not their sum)."""
+    queue: asyncio.Queue[list[dict[str, Any]] | Exception | None] = asyncio.Queue(AHEAD)
+
+    async def pump() -> None:
+        try:
+            async for batch in batches:
+                each(batch)
+                await queue.put(batch)
+        except Exception as exc:  # handed to the reader, which raises it
+            await queue.put(exc)
+        else:
+            await queue.put(None)
+        finally:
+            if isinstance(batches, AsyncGenerator):
+                await batches.aclose()
+
+    task = asyncio.create_task(pump())
+    try:
+        while (item := await queue.get()) is not None:
+            if isinstance(item, Exception):
+                raise item
+            yield item
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def load(
     source: Source, sink: Sink, *, app: str | None = None, wipe: bool = False, require_empty: bool = False,
     files: FileProvider | None = None, advance: Advance = _quiet,
@@ -90,19 +135,18 @@ async def load(
     stored: list[str] = []
     await sink.begin(wipe=wipe)
     try:
-        async for batch in source.records(app):
-            name = batch[0]["kind"]
-            if name == FILE_DATA:
-                if files is not None:
-                    for rec in batch:
-                        ctype = mimetypes.guess_type(rec["key"])[0] or "application/octet-stream"
-                        await files.put(rec["key"], _one(rec["bytes"]), ctype)
-                        stored.append(rec["key"])
-            else:
-                await sink.write(BY_NAME[name], batch)
-                for rec in batch:
-                    summary.add(rec)
-            advance(len(batch))
+        async with contextlib.aclosing(_ahead(source.records(app), _summing(summary))) as batches:
+            async for batch in batches:
+                name = batch[0]["kind"]
+                if name == FILE_DATA:
+                    if files is not None:
+                        for rec in batch:
+                            ctype = mimetypes.guess_type(rec["key"])[0] or "application/octet-stream"
+                            await files.put(rec["key"], _one(rec["bytes"]), ctype)
+                            stored.append(rec["key"])
+                else:
+                    await sink.write(BY_NAME[name], batch)
+                advance(len(batch))
         await sink.commit()
     except BaseException:
         await sink.rollback()
@@ -116,9 +160,9 @@ async def load(
 async def summarize(source: Source, app: str | None = None) -> Summary:
     """Counts and checksums of every record of ``source``."""
     summary = Summary()
-    async for batch in source.records(app):
-        for rec in batch:
-            summary.add(rec)
+    async with contextlib.aclosing(_ahead(source.records(app), _summing(summary))) as batches:
+        async for _ in batches:
+            pass
     return summary
 
 

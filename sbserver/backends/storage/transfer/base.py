@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from sbserver.backends.storage.transfer.records import BASE_KINDS, BY_NAME, SYSTEM_KINDS, Kind, TransferError, from_row
+from sbserver.backends.storage.transfer.records import BASE_KINDS, BY_NAME, SYSTEM_KINDS, Kind, TransferError, from_rows
 
 BATCH = 2000  # records per batch read or written
 
@@ -120,11 +120,11 @@ class TableSource(Source):
         head, tail = SYSTEM_KINDS[:2], SYSTEM_KINDS[2:]  # tenants and bases, then the rest
         for kind in head:
             async for rows in self._rows(kind, None, *self._filter(kind, one)):
-                yield [from_row(kind, r) for r in rows]
+                yield from_rows(kind, rows)
         for _, name, _ in bases:
             for kind in BASE_KINDS:
                 async for rows in self._rows(kind, name, "", None):
-                    yield [from_row(kind, r, name) for r in rows]
+                    yield from_rows(kind, rows, name)
         for kind in tail:
             async for rows in self._rows(kind, None, *self._filter(kind, one)):
-                yield [from_row(kind, r) for r in rows]
+                yield from_rows(kind, rows)

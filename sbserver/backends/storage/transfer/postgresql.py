@@ -2,8 +2,10 @@
 
 The source reads in one ``REPEATABLE READ READ ONLY`` transaction: every table as of one
 moment, while the server goes on writing. The sink writes in one transaction (tables through
-``COPY``), holding the migration lock; the field indexes, built ``CONCURRENTLY`` by the store,
-come after the commit, through ``PostgresStore.create_index`` (idempotent: run the same command
+``COPY``), holding the migration lock. An app's own indexes that enforce nothing are dropped
+once its schema is made, and built over all its rows just before the commit (one sort each,
+instead of a million insertions). The field indexes, built ``CONCURRENTLY`` by the store, come
+after the commit, through ``PostgresStore.create_index`` (idempotent: run the same command
 again if it was interrupted there).
 """
 
@@ -33,6 +35,16 @@ async def connect(dsn: str) -> asyncpg.Connection:
         raise TransferError(exc.message) from exc
     except (*_DB_ERRORS, ValueError) as exc:
         raise TransferError(f"cannot connect to PostgreSQL: {exc}") from exc
+
+
+# The indexes of a schema that enforce nothing (keys and unique indexes stay, to refuse duplicates).
+_SECONDARY_INDEXES = """
+    SELECT i.indexname, i.indexdef FROM pg_indexes i
+    WHERE i.schemaname = $1 AND i.indexdef NOT LIKE 'CREATE UNIQUE %' AND NOT EXISTS (
+        SELECT 1 FROM pg_constraint k WHERE k.conindid = format('%I.%I', i.schemaname, i.indexname)::regclass
+    )
+    ORDER BY i.indexname
+"""
 
 
 def _order(kind: Kind) -> str:
@@ -104,6 +116,7 @@ class PostgresSink(Sink):
         self._conn: asyncpg.Connection | None = None
         self._tx: Any = None
         self._indexes: list[tuple[str, str, str]] = []  # (base name, collection, field) to build
+        self._deferred: list[str] = []  # CREATE INDEX statements run just before the commit
 
     async def open(self) -> None:
         from sbserver.backends.storage.postgresql import PostgresStore
@@ -153,7 +166,7 @@ class PostgresSink(Sink):
             if kind.name == "tenant":
                 await self._tenants(c, kind, records)
             elif kind.name == "base":
-                await self._bases(c, kind, records)
+                self._deferred += await self._bases(c, kind, records)
             elif kind.per_base:
                 by_base: dict[str, list[list[Any]]] = {}
                 for rec in records:
@@ -188,10 +201,13 @@ class PostgresSink(Sink):
                 )
 
     @staticmethod
-    async def _bases(c: asyncpg.Connection, kind: Kind, records: Sequence[dict[str, Any]]) -> None:
+    async def _bases(c: asyncpg.Connection, kind: Kind, records: Sequence[dict[str, Any]]) -> list[str]:
+        """Creates the bases and their schemas; returns the statements of the indexes left
+        out until the commit."""
         from sbserver.backends.storage.postgresql import BASE_MIGRATIONS, _migrate
         from sbserver.errors import StoreError
 
+        deferred: list[str] = []
         for rec in records:
             try:
                 schema = _schema(rec["name"])
@@ -206,10 +222,24 @@ class PostgresSink(Sink):
             except asyncpg.DuplicateSchemaError:
                 raise TransferError(f"schema {rec['name']} already exists in the target: nothing was written") from None
             await _migrate(c, f"{schema}.migrations", BASE_MIGRATIONS, schema)
+            # Its tables are new and empty: an index built once over all their rows (one sort)
+            # costs a fraction of keeping it up to date row by row. Keys stay, to refuse duplicates.
+            rows = await c.fetch(_SECONDARY_INDEXES, schema[1:-1])
+            for name, statement in rows:
+                await c.execute(f'DROP INDEX {schema}."{name}"')
+                deferred.append(statement)
+        return deferred
 
     async def commit(self) -> None:
         from sbserver.backends.storage.postgresql import PostgresStore
 
+        c = self._c()
+        try:
+            for statement in self._deferred:
+                await c.execute(statement)
+        except _DB_ERRORS as exc:
+            raise TransferError(f"cannot build the indexes: {exc}") from exc
+        self._deferred = []
         await self._tx.commit()
         self._tx = None
         if not self._indexes:
@@ -234,6 +264,7 @@ class PostgresSink(Sink):
             except _DB_ERRORS:
                 pass  # the connection is gone: nothing was committed
         self._indexes = []
+        self._deferred = []
 
 
 __all__ = ["KINDS", "PostgresSink", "PostgresSource", "connect"]

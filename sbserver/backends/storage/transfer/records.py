@@ -14,7 +14,8 @@ and the migration bookkeeping.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+import operator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -162,25 +163,48 @@ def record_fields(kind: Kind) -> tuple[str, ...]:
     return ("kind", "base", *kind.fields) if kind.per_base else ("kind", *kind.fields)
 
 
+def _converters(kind: Kind) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
+    out: list[tuple[str, Callable[[Any], Any]]] = []
+    for name in kind.fields:
+        if name in kind.bools:
+            out.append((name, bool))
+        elif name in kind.floats:
+            out.append((name, float))
+        elif name in kind.json:
+            out.append((name, orjson.loads))
+    return tuple(out)
+
+
+# Per kind: the fields whose column value needs converting (a million documents go through here,
+# so the per-field decisions are made once).
+_FROM: dict[str, tuple[tuple[str, Callable[[Any], Any]], ...]] = {k.name: _converters(k) for k in KINDS}
+_VALUES = {k.name: operator.itemgetter(*k.fields) for k in KINDS}
+_JSON_AT = {k.name: tuple(i for i, f in enumerate(k.fields) if f in k.json) for k in KINDS}
+
+
+def from_rows(kind: Kind, rows: Iterable[Iterable[Any]], base: str | None = None) -> list[dict[str, Any]]:
+    """Records from rows of ``kind.fields`` as either store returns them."""
+    names = record_fields(kind)
+    head = (kind.name, base) if kind.per_base else (kind.name,)
+    out = [dict(zip(names, (*head, *row), strict=True)) for row in rows]
+    for name, convert in _FROM[kind.name]:
+        for rec in out:
+            rec[name] = convert(rec[name])
+    return out
+
+
 def from_row(kind: Kind, row: Iterable[Any], base: str | None = None) -> dict[str, Any]:
     """A record from a row of ``kind.fields`` as either store returns it."""
-    rec: dict[str, Any] = {"kind": kind.name}
-    if kind.per_base:
-        rec["base"] = base
-    for name, value in zip(kind.fields, row, strict=True):
-        if name in kind.bools:
-            value = bool(value)
-        elif name in kind.floats:
-            value = float(value)
-        elif name in kind.json:
-            value = orjson.loads(value)
-        rec[name] = value
-    return rec
+    return from_rows(kind, [row], base)[0]
 
 
 def to_row(kind: Kind, rec: dict[str, Any]) -> list[Any]:
     """The column values of a record (JSON fields back to the orjson text the stores keep)."""
-    return [orjson.dumps(rec[f]).decode() if f in kind.json else rec[f] for f in kind.fields]
+    values = _VALUES[kind.name](rec)
+    row = list(values) if len(kind.fields) > 1 else [values]
+    for i in _JSON_AT[kind.name]:
+        row[i] = orjson.dumps(row[i]).decode()
+    return row
 
 
 def check_record(rec: Any, line: int) -> Kind:
@@ -215,6 +239,9 @@ def check_record(rec: Any, line: int) -> Kind:
     return kind
 
 
+_CANONICAL_NL = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
+
+
 def canonical(rec: dict[str, Any]) -> bytes:
     """The bytes a record is checksummed by: its JSON with sorted keys."""
     return orjson.dumps(rec, option=orjson.OPT_SORT_KEYS)
@@ -227,17 +254,24 @@ class Summary:
     stores stream in the same order), so any lost, added, changed or reordered record shows."""
 
     def __init__(self) -> None:
-        self._parts: dict[str, tuple[int, Any]] = {}
+        self._parts: dict[str, list[Any]] = {}  # key -> [count, sha256]
 
     def add(self, rec: dict[str, Any]) -> None:
-        keys = [rec["kind"]]
-        if rec["kind"] == "document":
-            keys.append(f"document {rec['base']}/{rec['col']}")
-        data = canonical(rec) + b"\n"
-        for key in keys:
-            count, h = self._parts.get(key) or (0, hashlib.sha256())
-            h.update(data)
-            self._parts[key] = (count + 1, h)
+        self.add_all((rec,))
+
+    def add_all(self, records: Iterable[dict[str, Any]]) -> None:
+        parts = self._parts
+        for rec in records:
+            data = orjson.dumps(rec, option=_CANONICAL_NL)  # canonical(rec) + b"\n"
+            kind = rec["kind"]
+            part = parts.get(kind) or parts.setdefault(kind, [0, hashlib.sha256()])
+            part[0] += 1
+            part[1].update(data)
+            if kind == "document":
+                key = f"document {rec['base']}/{rec['col']}"
+                part = parts.get(key) or parts.setdefault(key, [0, hashlib.sha256()])
+                part[0] += 1
+                part[1].update(data)
 
     def table(self) -> dict[str, tuple[int, str]]:
         """Key (kind, or ``document <base>/<collection>``) -> (count, hex checksum), sorted."""
@@ -259,6 +293,7 @@ __all__ = [
     "canonical",
     "check_record",
     "from_row",
+    "from_rows",
     "record_fields",
     "to_row",
 ]
