@@ -101,7 +101,7 @@ class PostgresSource(TableSource):
         sql, params = self._query(kind, base, where, param)
         cursor = await self._c().cursor(f"{sql} ORDER BY {_order(kind)}", *params)
         while rows := await cursor.fetch(BATCH):
-            yield [tuple(r) for r in rows]
+            yield rows  # records iterate as tuples do
 
     async def _count(self, kind: Kind, base: str | None, where: str, param: Any) -> int:
         sql, params = self._query(kind, base, where, param, "COUNT(*)")
