@@ -36,6 +36,7 @@ from sbserver.http import (
     realtime,
     storage,
     tasks,
+    ui,
 )
 from sbserver.http import cache as sudo_cache
 from sbserver.http.metrics import Observe, metrics_on
@@ -79,6 +80,7 @@ def build_routes() -> list[BaseRoute]:
         *sudo_cache.routes,  # likewise
         *documents.routes,  # the busiest, and no other route starts like them
         *pages.routes,
+        *ui.routes,  # the admin pages, /ui/...
         *misc.routes,
         *accounts.routes,
         *apps.routes,

@@ -130,6 +130,8 @@ class Settings:
     # when metrics_local (default: dev mode only); else off (docs: README "Metrics and logs")
     metrics_token: str = ""
     metrics_local: bool = False
+    # the admin pages (/ui): a session ends after this many minutes without a page (and 48 h after sign-in)
+    ui_idle_minutes: int = 30
     quiet: bool = False
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -475,6 +477,7 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> Setti
         login_window_seconds=_int(env, "SB_LOGIN_WINDOW_SECONDS", 900),
         session_cache_seconds=float(_int(env, "SB_SESSION_CACHE_SECONDS", 30)),
         create_dev_app=env.get("SB_CREATE_DEV_APP", "1") not in ("0", "false", "no"),
+        ui_idle_minutes=_positive(env, "SB_UI_IDLE_MINUTES", 30),
         realtime_max_connections=_int(env, "SB_REALTIME_MAX_CONNECTIONS", 0),
         realtime_queue_limit=_int(env, "SB_REALTIME_QUEUE_LIMIT", 2000),
         realtime_rate=float(_int(env, "SB_REALTIME_RATE", 1000)),

@@ -1248,6 +1248,51 @@ def _misc_paths() -> dict[str, Any]:
     }
 
 
+_UI_NOTE = (
+    " (admin web page: HTML; needs the session cookie set by POST /ui/login, else 303 to /; "
+    "forms that change something carry the session's csrf field)"
+)
+
+
+def _ui_page(summary: str, form: tuple[str, ...] = (), params: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """One operation of the admin pages (``/ui``): an HTML page, 303 to ``/`` without a session."""
+    html = {"description": "an HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}
+    body = None
+    if form:
+        props = {name: {"type": "string"} for name in ("csrf", *form)}
+        body = _body({"type": "object", "properties": props}, required=False, media="application/x-www-form-urlencoded")
+    op = _op(summary + _UI_NOTE, NONE, html, body=body, params=params, extra={"x-sb-html": True})
+    op["responses"]["303"] = {"description": "not signed in, or the session expired: to /"}
+    page = {"description": "the error page, with the reason", "content": html["content"]}
+    for code in ("400", "403", "404"):
+        op["responses"][code] = page
+    return op
+
+
+def _ui_paths() -> dict[str, Any]:
+    """The admin pages (spec 08 §2). Each area adds its own paths here."""
+    login = _ui_page(
+        "sign in: pk with the root token, or pk, email and password of an admin", ("pk", "token", "email", "password")
+    )
+    my_account = {"get": _ui_page("the app and its tenant"), "post": _ui_page("billing (not on this server)", ())}
+    dashboard = {"get": _ui_page("dashboard: counts and the last 24 h of function runs")}
+    return {
+        "/ui/login": {"post": login},
+        "/ui/logout": {"post": _ui_page("sign out", ())},
+        "/ui": dashboard,
+        "/ui/": dashboard,
+        "/ui/accounts": {"get": _ui_page("the app's accounts")},
+        "/ui/users/{account_id}": {
+            "parameters": [_path("account_id", "an account id of this app")],
+            "get": _ui_page("the users of one account"),
+        },
+        "/ui/logins": {"get": _ui_page("the app's OAuth providers, and a form to add one")},
+        "/ui/enable-login": {"post": _ui_page("save an OAuth provider's keys", ("provider", "apikey", "apisecret"))},
+        "/ui/my-account": my_account,
+        "/ui/my-account/": my_account,
+    }
+
+
 @cache
 def document() -> dict[str, Any]:
     """The whole document. Built once; callers must not mutate it."""
@@ -1261,6 +1306,7 @@ def document() -> dict[str, Any]:
         **_storage_paths(),
         **_extra_paths(),
         **_oauth_paths(),
+        **_ui_paths(),
     }
     return {
         "openapi": "3.1.0",

@@ -10,6 +10,7 @@ from starlette.templating import Jinja2Templates
 from sbserver.errors import SBError
 from sbserver.http.request import client_address, services
 from sbserver.http.responses import ok
+from sbserver.http.ui.session import FLASH_COOKIE, take_flash
 from sbserver.services.tenancy import DEV_SIGNUP_TEXT
 
 
@@ -19,7 +20,13 @@ def templates(request: Request) -> Jinja2Templates:
 
 
 async def index(request: Request) -> Response:
-    return templates(request).TemplateResponse(request, "index.html", {"error": "", "email": ""})
+    kind, flash = take_flash(request)  # left by the admin pages: signed out, session expired
+    response = templates(request).TemplateResponse(
+        request, "index.html", {"error": "", "email": "", "flash": flash, "flash_kind": kind}
+    )
+    if flash:
+        response.delete_cookie(FLASH_COOKIE, path="/")
+    return response
 
 
 def wants_json(request: Request) -> bool:

@@ -145,6 +145,21 @@ class AccountService:
     async def list_users(self, caller: Identity, base: Base) -> list[User]:
         return await self.store.users_of_account(base, caller.account_id)
 
+    # every account of the app (the admin pages; root only)
+    async def all_accounts(self, caller: Identity, base: Base) -> list[Account]:
+        if caller.role < ROLE_ROOT:
+            raise Forbidden("not enough permission")
+        return await self.store.accounts(base)
+
+    async def users_in(self, caller: Identity, base: Base, account_id: str) -> list[User]:
+        """The users of one of the app's accounts; 404 when the app has no such account."""
+        if caller.role < ROLE_ROOT:
+            raise Forbidden("not enough permission")
+        users = await self.store.users_of_account(base, account_id[:200])
+        if not users:
+            raise NotFound("this app has no account with this id")
+        return users
+
     async def delete_user(self, caller: Identity, base: Base, user_id: str) -> None:
         target = await self.store.user_by_id(base, user_id)
         if target is None or target.account_id != caller.account_id:

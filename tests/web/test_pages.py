@@ -219,7 +219,7 @@ def submit(page: Any, email: str) -> Any:
     """Fill the form's email, click the button; the response of the navigation it causes."""
     page.fill("#email", email)
     with page.expect_navigation() as nav:
-        page.click("button[type=submit]")
+        page.click("#create button[type=submit]")
     return nav.value
 
 
@@ -243,17 +243,17 @@ def test_index_shows_the_create_app_form(page: Any, recorder: Recorder) -> None:
     assert response.headers["content-type"].startswith("text/html")
     assert page.title() == "Create an app · sbserver"
 
-    form = page.locator("form")
+    form = page.locator("#create form")  # the other forms of the page sign in (tests/web/test_ui_session.py)
     assert form.count() == 1
     assert form.get_attribute("method") == "post"
     assert form.get_attribute("action") == "/account/init"
-    field_ = page.locator("form input#email")
+    field_ = page.locator("#create form input#email")
     assert field_.get_attribute("name") == "email"
     assert field_.get_attribute("type") == "email"
     assert field_.get_attribute("required") is not None
     assert field_.input_value() == ""
     assert page.inner_text("label[for=email]").strip() == "Your email"
-    button = page.locator("form button[type=submit]")
+    button = page.locator("#create form button[type=submit]")
     assert button.inner_text().strip() == "Create my app"
     assert page.locator("p.error").count() == 0
 
@@ -320,7 +320,7 @@ def test_invalid_email_shows_the_error_with_400(page: Any, recorder: Recorder) -
     # the browser's own check stops what is not an address at all: nothing is sent
     page.fill("#email", "not-an-address")
     assert page.locator("#email").evaluate("e => e.checkValidity()") is False
-    page.click("button[type=submit]")
+    page.click("#create button[type=submit]")
     page.wait_for_timeout(300)
     assert recorder.responses_to("/account/init") == []
     assert page.title() == "Create an app · sbserver"
