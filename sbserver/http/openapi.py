@@ -1290,6 +1290,58 @@ def _ui_paths() -> dict[str, Any]:
         "/ui/enable-login": {"post": _ui_page("save an OAuth provider's keys", ("provider", "apikey", "apisecret"))},
         "/ui/my-account": my_account,
         "/ui/my-account/": my_account,
+        **_ui_data_paths(),
+    }
+
+
+def _ui_data_paths() -> dict[str, Any]:
+    """The database browser and the functions pages of the admin UI."""
+    col = [_query("col", "a collection of this app")]
+    browse = ("col", "sortby", "desc", "query", "fields", "page")
+    browser_params = [
+        _query(n, d)
+        for n, d in zip(
+            browse, ("collection", "sort field", "1/0", "JSON clauses", "fields to show", "page number"), strict=True
+        )
+    ]
+    return {
+        "/ui/db": {
+            "get": _ui_page("collections with counts and a collection's documents", params=browser_params),
+            "post": _ui_page("the same, from the filter form (a bad filter: 400 with its reason)", browse),
+        },
+        "/ui/db/new": {
+            "get": _ui_page("the form creating a document", params=col),
+            "post": _ui_page("create a document from a JSON object, 303 to its page", ("col", "body")),
+        },
+        "/ui/db/save": {
+            "post": _ui_page("set one field as string/int/float/bool/json", ("id", "col", "field", "value", "type"))
+        },
+        "/ui/db/del/{id}": {
+            "parameters": [_path("id", "a document id")],
+            "get": _ui_page("asks to confirm deleting the document", params=col),
+            "post": _ui_page("delete the document, 303 to /ui/db?col=", ("col",)),
+        },
+        "/ui/db/{id}": {
+            "parameters": [_path("id", "a document id")],
+            "get": _ui_page("one document: its fields, each an edit form", params=col),
+        },
+        "/ui/fn": {"get": _ui_page("the app's functions")},
+        "/ui/fn/new": {"get": _ui_page("an empty function editor")},
+        "/ui/fn/save": {
+            "post": _ui_page(
+                "create (id=new) or save a new version, 303 to the editor", ("id", "name", "trigger", "code")
+            )
+        },
+        "/ui/fn/run": {"post": _ui_page("run a function now with a JSON body, 303 to its history", ("id", "body"))},
+        "/ui/fn/del/{name}": {
+            "parameters": [_path("name", "a function name")],
+            "get": _ui_page("asks to confirm deleting the function"),
+            "post": _ui_page("delete the function, 303 to /ui/fn", ()),
+        },
+        "/ui/fn/{id}": {
+            "parameters": [_path("id", "a function id")],
+            "get": _ui_page("the function editor and its run history"),
+        },
     }
 
 
