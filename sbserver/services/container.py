@@ -24,6 +24,7 @@ from sbserver.services.limits import Limits
 from sbserver.services.mail import MailService
 from sbserver.services.metrics import Metrics
 from sbserver.services.oauth import OAuthService
+from sbserver.services.overview import OverviewService
 from sbserver.services.realtime import Broker
 from sbserver.services.render import Renderer
 from sbserver.services.sms import SmsService
@@ -58,6 +59,7 @@ class Services:
     http: Outbound  # every request made for a tenant (fetch, http tasks): the SSRF guard
     metrics: Metrics  # this app's instruments, served by /metrics
     oauth: OAuthService  # sign-in with OAuth providers and each app's provider keys
+    overview: OverviewService  # the admin dashboard's counts and recent function runs
 
 
 def build_services(settings: Settings, store: Store, cache: Cache, bus: Bus, mailer: Mailer) -> Services:
@@ -106,4 +108,5 @@ def build_services(settings: Settings, store: Store, cache: Cache, bus: Bus, mai
         http=http,
         metrics=metrics,
         oauth=OAuthService(store, cache, identities, tenancy, http, settings),
+        overview=OverviewService(store, settings.function_history),
     )

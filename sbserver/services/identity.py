@@ -73,6 +73,13 @@ class IdentityService:
             raise BadRequest("not enough permission")
         return identity_of(base, user)
 
+    async def end_session(self, session_id: str, ttl: float) -> None:
+        """Mark a server-sealed session (the admin pages') as signed out, on every process."""
+        await self.cache.set(f"ui-ended:{session_id}", "1", ttl)
+
+    async def session_ended(self, session_id: str) -> bool:
+        return await self.cache.get(f"ui-ended:{session_id}") is not None
+
     @staticmethod
     def root_token_of(user: User) -> str:
         return root_token(user.id, user.account_id, user.token)

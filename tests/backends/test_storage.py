@@ -310,6 +310,16 @@ async def test_users_of_account_and_accounts_oldest_first(store: Store) -> None:
     assert await store.accounts(base) == [second, account]
 
 
+async def test_count_users_counts_every_account_of_one_base(store: Store) -> None:
+    base, other = await make_base(store), await make_base(store)
+    assert await store.count_users(base) == 0
+    account, _ = await make_account(store, base)
+    await store.create_user(base, new_user(account.id))
+    await make_account(store, base)
+    await make_account(store, other)
+    assert (await store.count_users(base), await store.count_users(other)) == (3, 1)
+
+
 async def test_delete_user_keeps_the_account(store: Store) -> None:
     base = await make_base(store)
     account, owner = await make_account(store, base)

@@ -39,13 +39,16 @@ async def users(request: Request) -> Response:
     return render(request, "users.html", {"active": "accounts", "account_id": account_id, "users": found})
 
 
-async def _logins_page(request: Request, flash: str = "", kind: str = "success", status: int = 200) -> Response:
+async def _logins_page(
+    request: Request, flash: str = "", kind: str = "success", status: int = 200, provider: str = ""
+) -> Response:
     admin = await admin_of(request)
     configs = await services(request).oauth.configs(admin.base)
     context = {
         "active": "accounts",
         "configs": configs,
         "providers": sorted(PROVIDERS),
+        "selected": provider,
         "callback": (services(request).settings.app_url or str(request.base_url)).rstrip("/") + "/oauth/callback",
     }
     if flash:
@@ -70,8 +73,8 @@ async def enable_login(request: Request) -> Response:
     except SBError as exc:
         if exc.status >= 500:
             raise
-        return await _logins_page(request, exc.message, "danger", exc.status)
-    return await _logins_page(request, ADDED)
+        return await _logins_page(request, exc.message, "danger", exc.status, provider)
+    return await _logins_page(request, ADDED, provider=provider)
 
 
 @page

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import hmac
 import logging
 import re
@@ -76,6 +77,10 @@ class Session:
     csrf: str
     issued: float
     seen: float
+
+    def ident(self) -> str:
+        """A name for this session that reveals nothing of it (the key of its sign-out)."""
+        return hashlib.sha256(self.csrf.encode()).hexdigest()[:32]
 
     def to_json(self) -> bytes:
         return orjson.dumps(
@@ -188,6 +193,8 @@ async def admin_of(request: Request) -> Admin:
     if expired(session, _idle_seconds(request)):
         raise SignedOut("Your session has expired: please sign in again.")
     svc = services(request)
+    if await svc.identities.session_ended(session.ident()):
+        raise SignedOut()
     try:
         base = await svc.tenancy.base(session.pk)
     except SBError as exc:
@@ -204,9 +211,12 @@ async def admin_of(request: Request) -> Admin:
     return admin
 
 
-def check_csrf(admin: Admin, form: FormData | Mapping[str, Any]) -> None:
-    """Refuse (403, nothing done) a form whose ``csrf`` field is missing or not this session's."""
-    given = form.get("csrf", "")
+def check_csrf(admin: Admin, form: FormData | Mapping[str, Any], header: str = "") -> None:
+    """Refuse (403, nothing done) a form whose ``csrf`` field is missing or not this session's.
+
+    ``header``: the ``X-CSRF-Token`` of an htmx request (the layout sends it), used when the form
+    has no ``csrf`` field."""
+    given = form.get("csrf", "") or header
     if not isinstance(given, str) or not given or not hmac.compare_digest(given.encode(), admin.csrf.encode()):
         raise Refused("this form is out of date or was not sent from this admin page (CSRF check failed): reload it")
 
@@ -381,7 +391,9 @@ async def login(request: Request) -> Response:
 async def _logout(request: Request) -> Response:
     admin = await admin_of(request)
     check_csrf(admin, await request.form())
-    request.scope.pop(_SESSION, None)
+    session = request.scope.pop(_SESSION, None)
+    if isinstance(session, Session):  # the sealed value stops working everywhere, not just here
+        await services(request).identities.end_session(session.ident(), ABSOLUTE_SECONDS)
     response = redirect(request, HOME, "You are signed out.", "info")
     clear_session_cookies(response, request)
     return response

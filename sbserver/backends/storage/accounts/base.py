@@ -61,6 +61,10 @@ class AccountStore(ABC):
         """Every account of the base, oldest first."""
 
     @abstractmethod
+    async def count_users(self, base: Base) -> int:
+        """How many users the base has (every account)."""
+
+    @abstractmethod
     async def delete_user(self, base: Base, user_id: str) -> bool:
         """Remove one user row (its account and documents stay); True if it existed."""
 

@@ -101,6 +101,10 @@ class PostgresAccounts(PostgresBase, AccountStore):
         sql = f"SELECT id, email, created FROM {_schema(base.name)}.accounts ORDER BY created, id"
         return [Account(*r) for r in await self._fetch(sql)]
 
+    async def count_users(self, base: Base) -> int:
+        row = await self._fetchrow(f"SELECT COUNT(*) FROM {_schema(base.name)}.users")
+        return int(row[0]) if row is not None else 0
+
     async def delete_user(self, base: Base, user_id: str) -> bool:
         status = await self._execute(f"DELETE FROM {_schema(base.name)}.users WHERE id = $1", user_id)
         return _count(status) > 0

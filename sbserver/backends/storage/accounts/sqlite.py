@@ -116,6 +116,10 @@ class SQLiteAccounts(SQLiteBase, AccountStore):
         rows = self._all("SELECT id, email, created FROM accounts WHERE base = ? ORDER BY created, id", (base.name,))
         return [Account(*r) for r in rows]
 
+    async def count_users(self, base: Base) -> int:
+        row = await self._one_off("SELECT COUNT(*) FROM users WHERE base = ?", (base.name,))
+        return int(row[0])
+
     async def delete_user(self, base: Base, user_id: str) -> bool:
         cur = await self._write(
             lambda c: c.execute("DELETE FROM users WHERE base = ? AND id = ?", (base.name, user_id))
