@@ -180,6 +180,10 @@ def test_collections_paging_sort_and_filter(ui_server: LiveServer, chromium: Any
         assert reason in page.locator("#db-error").inner_text(), query
         assert page.locator("input[name=query]").input_value() == query  # kept for fixing
     shots(page, "db-bad-filter")
+    # internal collections are neither listed nor browsed
+    response = page.goto("/ui/db?col=sb_accounts")
+    assert response is not None and response.status == 400
+    assert "reserved" in page.locator("#db-error").inner_text()
     page.context.close()
 
 
