@@ -34,7 +34,7 @@ from tests.web.ui_support import (
 
 __all__ = ["chromium"]  # a fixture
 
-ui_server = ui_server_fixture({"SB_UI_IDLE_MINUTES": "30"})
+ui_server = ui_server_fixture({"SB_UI_IDLE_MINUTES": "20"})
 SECRET = UI_APP_SECRET.encode()
 
 
@@ -167,13 +167,13 @@ def test_idle_and_absolute_expiry(chromium: Any, ui_server: LiveServer) -> None:
         page.context.add_cookies([{"name": "token", "value": seal_session(SECRET, s), "url": ui_server.url}])
         return page.goto("/ui/accounts")
 
-    # 29 minutes idle (the limit is 30): still in, and the page renews last-seen
-    assert with_session(dataclasses.replace(session, seen=now - 29 * 60)).url.endswith("/ui/accounts")
+    # 19 minutes idle (SB_UI_IDLE_MINUTES=20): still in, and the page renews last-seen
+    assert with_session(dataclasses.replace(session, seen=now - 19 * 60)).url.endswith("/ui/accounts")
     renewed = open_session(SECRET, _cookies(page)["token"]["value"])
     assert renewed is not None and renewed.seen > now - 60 and renewed.csrf == session.csrf
 
-    # 31 minutes idle: out, with the reason
-    response = with_session(dataclasses.replace(session, seen=now - 31 * 60))
+    # 21 minutes idle: out, with the reason
+    response = with_session(dataclasses.replace(session, seen=now - 21 * 60))
     assert page.url == f"{ui_server.url}/" and response.status == 200
     assert _flash(page) == "Your session has expired: please sign in again."
     assert "token" not in _cookies(page)
@@ -228,3 +228,29 @@ def test_keyboard_reaches_the_sign_in_form_and_the_nav(chromium: Any, ui_server:
         assert ident and page.locator(f"label[for={ident}]").count() == 1, ident
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+
+
+def test_a_password_change_ends_the_session_and_apps_stay_apart(chromium: Any, ui_server: LiveServer) -> None:
+    email = unique_email("ui-owner")
+    app = ui_server.new_app(email)
+    page = new_page(chromium, ui_server)
+    sign_in_with_password(page, app["pk"], email, app["pw"])
+    assert page.url == f"{ui_server.url}/ui/accounts"
+    assert email.lower() in page.inner_text("table") and DEV_EMAIL not in page.inner_text("table")
+    assert page.inner_text(".who code") == app["pk"]
+
+    r = ui_server.request("POST", "/login", pk=app["pk"], json={"email": email, "password": app["pw"]})
+    session_token = r.json()
+    r = ui_server.request(
+        "POST",
+        "/user/changepw",
+        pk=app["pk"],
+        token=session_token,
+        json={"email": email, "oldPassword": app["pw"], "newPassword": "a-new-password-1"},
+    )
+    assert r.status_code == 200, r.text
+    page.goto("/ui/accounts")
+    assert page.url == f"{ui_server.url}/"
+    assert "Your session has ended" in _flash(page)
+    sign_in_with_password(page, app["pk"], email, "a-new-password-1")
+    assert page.url == f"{ui_server.url}/ui/accounts"

@@ -38,7 +38,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
 from sbserver.crypto import PREFIX, SecretBox
-from sbserver.errors import SBError, client_message, is_internal
+from sbserver.errors import BadRequest, NotFound, SBError, Unauthorized, client_message, is_internal
 from sbserver.http.request import client_address, request_id, services
 from sbserver.services.accounts import BAD_LOGIN
 from sbserver.services.identity import DEV_ROOT_ALIAS
@@ -197,11 +197,11 @@ async def admin_of(request: Request) -> Admin:
         raise SignedOut()
     try:
         base = await svc.tenancy.base(session.pk)
-    except SBError as exc:
+    except NotFound as exc:  # the app was removed (a store that is down is an error page, not a sign-out)
         raise SignedOut(NO_APP) from exc
     try:  # the user still exists, is still an admin, and still has the secret the session was made with
         ident = await svc.identities.root(base, root_token(session.user_id, session.account_id, session.user_token))
-    except SBError as exc:
+    except (BadRequest, Unauthorized) as exc:
         raise SignedOut(
             "Your session has ended (the password changed or the user was removed): sign in again."
         ) from exc
@@ -322,6 +322,10 @@ def page(handler: Handler) -> Handler:
                     "request %s: %s %s failed: %s", rid, request.method, request.url.path, exc.message, exc_info=exc
                 )
             response = error_page(request, client_message(exc, rid), exc.status)
+        except Exception as exc:  # a bug: the page says so with the request id, the log has the rest
+            rid = request_id(request)
+            log.error("request %s: unhandled error on %s %s", rid, request.method, request.url.path, exc_info=exc)
+            response = error_page(request, client_message(exc, rid), 500)
         session = request.scope.get(_SESSION)
         if isinstance(session, Session) and time.time() - session.seen > REFRESH_SECONDS:
             fresh = dataclasses.replace(session, seen=time.time())
