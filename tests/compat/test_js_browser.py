@@ -17,7 +17,6 @@ ran; the test checks the function's effects and that exact client error.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,7 +29,7 @@ from tests.compat.conftest import _fresh_database, running_server
 from tests.compat.support import DEV_PK, DEV_ROOT_ALIAS, PASSWORD, LiveServer, unique_email
 from tests.conftest import STORE_KINDS
 from tests.oauth_provider import OAuthProvider
-from tests.web.test_pages import CHROMIUM, CHROMIUM_ARGS
+from tests.web.ui_support import chromium  # noqa: F401 (a fixture)
 
 HERE = Path(__file__).parent
 PAGE_DIR = HERE / "browser"
@@ -109,27 +108,14 @@ def provider() -> Iterator[OAuthProvider]:
 
 
 @pytest.fixture
-def page(pages: str) -> Iterator[Any]:
-    if not CHROMIUM.is_file():
-        message = f"{CHROMIUM} is missing: run `make test-deps` (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context()
-            tab = context.new_page()
-            tab.set_default_timeout(30_000)
-            errors: list[str] = []
-            tab.on("pageerror", lambda exc: errors.append(str(exc)))
-            tab.goto(f"{pages}/all_methods.html")
-            yield tab
-            assert not errors, errors
-        finally:
-            browser.close()
+def page(pages: str, chromium: Any) -> Iterator[Any]:  # noqa: F811 (the fixture imported above)
+    tab = chromium.new_context().new_page()
+    tab.set_default_timeout(30_000)
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    tab.goto(f"{pages}/all_methods.html")
+    yield tab
+    assert not errors, errors
 
 
 def ok(result: dict[str, Any]) -> Any:

@@ -10,9 +10,6 @@ with a session token that works on ``/me``. Denying consent leaves the popup on 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,10 +21,9 @@ from starlette.applications import Starlette
 from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import Route
 
-from tests.compat.support import DEV_ROOT_ALIAS, LiveServer, tail
-from tests.conftest import STORE_KINDS
+from tests.compat.support import DEV_ROOT_ALIAS, LiveServer
 from tests.oauth_provider import OAuthProvider, serve
-from tests.web.test_pages import CHROMIUM, CHROMIUM_ARGS, _database, _env, _free_port, _ready, _stop
+from tests.web.ui_support import chromium, ui_server_fixture  # noqa: F401 (chromium: a fixture)
 
 BUNDLE = Path(__file__).resolve().parents[1] / "compat" / "js" / "node_modules" / "@staticbackend" / "js" / "dist"
 APP_PAGE = """<!doctype html><html><head><title>app</title><script src="/sb.js"></script></head><body>
@@ -63,53 +59,13 @@ def app_origin() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="module", params=STORE_KINDS)
-def oauth_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """A server process that may reach 127.0.0.1 (the test provider) through its outbound guard."""
-    kind: str = request.param
-    pg_url = request.getfixturevalue("pg_url") if kind == "pg" else ""
-    database_url = _database(pg_url, "oauth", create=True) if pg_url else ""
-    workdir = tmp_path_factory.mktemp(f"oauth-{kind}")
-    log_path = workdir / "server.log"
-    env = {**_env(kind, database_url), "SB_FETCH_ALLOW": "127.0.0.1"}
-    for _ in range(3):
-        port = _free_port()
-        url = f"http://127.0.0.1:{port}"
-        cmd = [sys.executable, "-m", "sbserver", "server", "--port", str(port), "--data-dir", str(workdir / "data")]
-        with log_path.open("ab") as log:
-            proc = subprocess.Popen(
-                cmd, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
-            )
-        if _ready(proc, url):
-            break
-        _stop(proc)
-        if "already in use" not in tail(log_path, 20).lower():
-            pytest.fail(f"the {kind} server did not start:\n{tail(log_path)}", pytrace=False)
-    else:
-        pytest.fail(f"no free port for the {kind} server:\n{tail(log_path)}", pytrace=False)
-    try:
-        yield LiveServer(url=url, kind=kind, log_path=log_path)
-    finally:
-        _stop(proc)
-        if pg_url:
-            _database(pg_url, "oauth", create=False)
+# a server that may reach 127.0.0.1 (the test provider) through its outbound guard
+oauth_server = ui_server_fixture({"SB_FETCH_ALLOW": "127.0.0.1"})
 
 
 @pytest.fixture
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.is_file():
-        message = f"{CHROMIUM} is missing: run `make test-deps` (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+def browser(chromium: Any) -> Any:  # noqa: F811 (the fixture imported above)
+    return chromium
 
 
 def configure_google(server: LiveServer, provider: OAuthProvider) -> None:
