@@ -153,7 +153,7 @@ def test_usable_cpus_is_capped_by_the_quota(monkeypatch: pytest.MonkeyPatch, tmp
 @pytest.mark.parametrize(
     ("env", "reason"),
     [
-        ({"MAIL_PROVIDER": "ses"}, "MAIL_PROVIDER=ses is not available"),
+        ({"MAIL_PROVIDER": "ses"}, "MAIL_PROVIDER=ses needs a region"),
         ({"MAIL_PROVIDER": "sendgrid"}, "unsupported MAIL_PROVIDER='sendgrid'"),
         ({"MAIL_PROVIDER": "smtp"}, "MAIL_PROVIDER=smtp needs SB_SMTP_HOST"),
     ],
