@@ -20,7 +20,7 @@ from typing import BinaryIO
 from sbserver.backends.files.base import FileProvider, FileStat, key_parts
 
 WRITE_CHUNK = 1024 * 1024  # bytes gathered before one write on a thread
-READ_CHUNK = 256 * 1024
+READ_CHUNK = 1024 * 1024
 
 
 class LocalFiles(FileProvider):
