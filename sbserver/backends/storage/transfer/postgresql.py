@@ -51,25 +51,22 @@ def _order(kind: Kind) -> str:
     return ", ".join(c if c == "seq" else f'{c} COLLATE "C"' for c in kind.order)
 
 
-class PostgresSource(TableSource):
-    """Records of a PostgreSQL store, read in one snapshot."""
+class Snapshot:
+    """A PostgreSQL source's connection, reading in one read-only REPEATABLE READ transaction:
+    every table it reads shows the same moment. ``close`` ends it."""
 
-    def __init__(self, dsn: str) -> None:
-        self.dsn = dsn
-        self._conn: asyncpg.Connection | None = None
-        self._tx: Any = None
+    _conn: asyncpg.Connection | None = None
+    _tx: Any = None
 
-    async def open(self) -> None:
-        conn = await connect(self.dsn)
+    async def _open_snapshot(self, dsn: str) -> asyncpg.Connection:
+        conn = await connect(dsn)
         try:
             self._tx = conn.transaction(isolation="repeatable_read", readonly=True)
             await self._tx.start()
-            if await conn.fetchval("SELECT to_regclass('sb.bases')") is None:
-                raise TransferError("the source database holds no sbserver installation (no sb.bases table)")
         except BaseException:
             await conn.close()
             raise
-        self._conn = conn
+        return conn
 
     async def close(self) -> None:
         if self._conn is not None:
@@ -82,6 +79,23 @@ class PostgresSource(TableSource):
     def _c(self) -> asyncpg.Connection:
         assert self._conn is not None, "source is not open"
         return self._conn
+
+
+class PostgresSource(Snapshot, TableSource):
+    """Records of a PostgreSQL store, read in one snapshot."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+
+    async def open(self) -> None:
+        conn = await self._open_snapshot(self.dsn)
+        try:
+            if await conn.fetchval("SELECT to_regclass('sb.bases')") is None:
+                raise TransferError("the source database holds no sbserver installation (no sb.bases table)")
+        except BaseException:
+            await conn.close()
+            raise
+        self._conn = conn
 
     async def _bases(self) -> list[tuple[str, str, str]]:
         rows = await self._c().fetch('SELECT pk, name, tenant_id FROM sb.bases ORDER BY name COLLATE "C"')

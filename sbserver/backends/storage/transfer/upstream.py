@@ -23,7 +23,7 @@ import asyncpg
 import orjson
 
 from sbserver.backends.storage.transfer.base import BATCH, Source
-from sbserver.backends.storage.transfer.postgresql import connect
+from sbserver.backends.storage.transfer.postgresql import Snapshot
 from sbserver.backends.storage.transfer.records import BY_NAME, TransferError
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -46,7 +46,7 @@ def _json(value: Any) -> Any:
     return orjson.loads(value) if isinstance(value, (str, bytes)) else value
 
 
-class UpstreamSource(Source):
+class UpstreamSource(Snapshot, Source):
     """Records of an upstream database. ``perm_of(collection)`` gives a collection's permission
     digits; ``schedule(interval, now)`` a task's next run (None: the interval is not valid here,
     the task comes over disabled)."""
@@ -58,16 +58,12 @@ class UpstreamSource(Source):
         self.perm_of = perm_of
         self.schedule = schedule
         self.now = now
-        self._conn: asyncpg.Connection | None = None
-        self._tx: Any = None
         self._columns: dict[tuple[str, str], set[str]] = {}  # (schema, table) -> columns
         self._physical: dict[str, str] = {}  # app name -> its schema
 
     async def open(self) -> None:
-        conn = await connect(self.dsn)
+        conn = await self._open_snapshot(self.dsn)
         try:
-            self._tx = conn.transaction(isolation="repeatable_read", readonly=True)
-            await self._tx.start()
             for schema, table, column in await conn.fetch(
                 "SELECT table_schema, table_name, column_name FROM information_schema.columns"
             ):
@@ -79,18 +75,6 @@ class UpstreamSource(Source):
             await conn.close()
             raise TransferError("not an upstream StaticBackend database: no sb.customers and sb.apps tables")
         self._conn = conn
-
-    async def close(self) -> None:
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            try:
-                await self._tx.rollback()
-            finally:
-                await conn.close()
-
-    def _c(self) -> asyncpg.Connection:
-        assert self._conn is not None, "source is not open"
-        return self._conn
 
     def _has(self, schema: str, table: str, column: str = "") -> bool:
         cols = self._columns.get((schema, table))
