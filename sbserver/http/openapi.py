@@ -1291,7 +1291,31 @@ def _ui_paths() -> dict[str, Any]:
         "/ui/my-account": my_account,
         "/ui/my-account/": my_account,
         **_ui_data_paths(),
+        **_ui_tasks_paths(),
+        **_ui_forms_files_paths(),
+        **_ui_live_paths(),
+        **_ui_queue_paths(),
     }
+
+
+def _ui_tasks_paths() -> dict[str, Any]:
+    """The scheduled tasks pages of the admin UI."""
+    return {}
+
+
+def _ui_forms_files_paths() -> dict[str, Any]:
+    """The forms and files pages of the admin UI."""
+    return {}
+
+
+def _ui_live_paths() -> dict[str, Any]:
+    """The live channel view and presence of the admin UI."""
+    return {}
+
+
+def _ui_queue_paths() -> dict[str, Any]:
+    """The function queue page of the admin UI."""
+    return {}
 
 
 def _ui_data_paths() -> dict[str, Any]:

@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute
 from sbserver.http.ui import accounts, dashboard, session
 
 # Areas built separately: registered when their module exists.
-_OPTIONAL = ("database", "functions")
+_OPTIONAL = ("database", "functions", "tasks", "forms", "files", "live", "queue")
 
 
 def _optional_routes() -> list[BaseRoute]:
