@@ -168,14 +168,26 @@ class FileService:
 
     async def files(self, base: Base, caller: Identity, page: Page) -> dict[str, Any]:
         """One page of the caller's account's files (every file for root), by upload time or size."""
+        records, count = await self.of_app(base, self._scope(caller), page)
+        return page.result([r.public() for r in records], count)
+
+    async def of_app(self, base: Base, account_id: str | None, page: Page) -> tuple[list[FileRecord], int]:
+        """One page of the app's files (of one account's when ``account_id`` is set), by upload
+        time or size, and how many there are in all."""
         sort = page.sort or "uploaded"
         if sort not in SORTS:
             raise BadRequest(f"invalid sort {sort[:40]!r}: use {' or '.join(SORTS)}")
-        account = self._scope(caller)
-        count, _ = await self.store.file_usage(base, account)
+        count, _ = await self.store.file_usage(base, account_id)
         offset = (page.page - 1) * page.size
-        records = await self.store.files(base, account, sort, page.desc, page.size, offset) if offset < count else []
-        return page.result([r.public() for r in records], count)
+        records = await self.store.files(base, account_id, sort, page.desc, page.size, offset) if offset < count else []
+        return records, count
+
+    async def record(self, base: Base, file_id: str) -> FileRecord:
+        """The record of one file of this app; ``NotFound`` otherwise."""
+        record = await self.store.file(base, file_id)
+        if record is None:
+            raise NotFound(f"file not found: no file of this app has the id {file_id[:64]!r}")
+        return record
 
     async def usage(self, base: Base, caller: Identity) -> dict[str, Any]:
         """Bytes and number of files of the caller's account."""

@@ -40,3 +40,45 @@ async def test_forms_newest_first(store: Store) -> None:
     assert await store.forms(base, None, 1) == [{"name": "fifth"}]
     assert await store.forms(base, "nothing", 100) == []
     assert await store.forms(other, None, 100) == [{"name": "elsewhere"}]
+
+
+async def test_form_names_pages_entries_and_delete(store: Store) -> None:
+    base, other = await make_base(store), await make_base(store)
+    for i in range(5):
+        await store.add_form(base, "contact", {"n": str(i)}, f"2024-05-01T10:00:0{i}Z")
+    await store.add_form(base, "Beta", {"n": "b"}, NOW)
+    await store.add_form(other, "contact", {"n": "elsewhere"}, NOW)
+
+    assert await store.form_names(base) == [("Beta", 1), ("contact", 5)]
+    assert await store.form_names(other) == [("contact", 1)]
+    assert await store.form_names(await make_base(store)) == []
+
+    page1 = await store.form_entries(base, "contact", 2, 0)
+    page3 = await store.form_entries(base, "contact", 2, 4)
+    assert [(s.form, s.data["n"], s.created) for s in page1] == [
+        ("contact", "4", "2024-05-01T10:00:04Z"),
+        ("contact", "3", "2024-05-01T10:00:03Z"),
+    ]
+    assert [s.data["n"] for s in page3] == ["0"]
+    assert await store.form_entries(base, "contact", 2, 6) == []
+    assert await store.form_entries(base, "nothing", 10, 0) == []
+    everything = await store.form_entries(base, "contact", 10, 0)
+    assert [s.seq for s in everything] == sorted({s.seq for s in everything}, reverse=True)
+
+    newest, theirs = page1[0], (await store.form_entries(other, "contact", 10, 0))[0]
+    assert await store.form_entry(base, newest.seq) == newest
+    assert await store.form_entry(base, 10**15) is None
+    # another base's number names, at most, a submission of this base (PostgreSQL numbers per base)
+    same_number = await store.form_entry(base, theirs.seq)
+    assert same_number is None or same_number.data["n"] != "elsewhere"
+    assert await store.form_entry(other, theirs.seq) == theirs
+
+    assert await store.delete_form_entry(base, newest.seq) is True
+    assert await store.delete_form_entry(base, newest.seq) is False
+    assert await store.form_entry(base, newest.seq) is None
+    assert [d["n"] for d in await store.forms(base, "contact", 100)] == ["3", "2", "1", "0"]
+    assert await store.form_names(base) == [("Beta", 1), ("contact", 4)]
+    assert await store.forms(other, None, 100) == [{"n": "elsewhere"}]
+    # a number never comes back: the next submission gets a new one
+    await store.add_form(base, "contact", {"n": "5"}, NOW)
+    assert (await store.form_entries(base, "contact", 1, 0))[0].seq > newest.seq
