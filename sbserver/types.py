@@ -163,6 +163,9 @@ class FunctionRun:
     completed: str
     success: bool
     output: list[str]
+    # What a failed run of an event was called with (a job's payload), kept so the admin can
+    # run it again; None when not kept (successful runs, web and task runs, inputs too large).
+    payload: dict[str, Any] | None = None
 
     def public(self) -> dict[str, Any]:
         return {
@@ -205,6 +208,39 @@ class FinishedJob:
     job_id: str
     base: Base | None = None
     run: FunctionRun | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedJob:
+    """A job of one app's queue as its admin sees it: which function, since when, who holds it."""
+
+    id: str
+    function_id: str
+    function_name: str  # '' when the function was deleted since
+    created: str
+    attempts: int
+    owner: str  # the process holding it ('' while never claimed)
+    lease_until: float  # Unix seconds (0 while never claimed)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueState:
+    """One app's queued jobs, oldest first: pending (never claimed, or their lease expired) and
+    running (claimed by a process whose lease is alive), a bounded list and a count of each."""
+
+    pending: list[QueuedJob]
+    running: list[QueuedJob]
+    pending_count: int
+    running_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class FailedRun:
+    """A failed run with its function's name; ``kept``: whether its input was kept (for a retry)."""
+
+    function_name: str
+    run: FunctionRun
+    kept: bool
 
 
 @dataclass(slots=True)

@@ -51,7 +51,18 @@ from sbserver.services.metrics import Metrics
 from sbserver.services.realtime import Broker
 from sbserver.services.tenancy import TenancyService
 from sbserver.settings import Settings
-from sbserver.types import Base, FinishedJob, FunctionDef, FunctionRun, Identity, Job, QueuedJobs, StoredDoc
+from sbserver.types import (
+    Base,
+    FailedRun,
+    FinishedJob,
+    FunctionDef,
+    FunctionRun,
+    Identity,
+    Job,
+    QueuedJobs,
+    QueueState,
+    StoredDoc,
+)
 
 log = logging.getLogger("sbserver.functions")
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
@@ -71,6 +82,13 @@ REFILL_BATCH = 256  # jobs claimed at a time while more are known to wait
 FINISH_GATHER_SECONDS = 0.005
 FINISH_BATCH = 64
 MAX_DEBUG_LINES = 50  # lines of a run's output the debug log shows
+# A failed run of an event keeps its job's payload, up to this size as JSON, so that its
+# admin can run it again (the queue page's Retry); larger inputs are not kept.
+MAX_KEPT_INPUT = 64 * 1024
+NOT_KEPT = (
+    "its input was not kept: only failed runs of events (chat messages, publishes, database writes) "
+    f"keep theirs, up to {MAX_KEPT_INPUT // 1024} KiB, since this server version"
+)
 
 
 @dataclass(slots=True)
@@ -146,6 +164,11 @@ def with_data(msg: dict[str, Any], value: Any) -> dict[str, Any]:
     """The message with ``data``, the value as JSON text, where a chat message has it: after the type."""
     head = {"sid": msg["sid"], "type": msg["type"], "data": orjson.dumps(value).decode()}
     return {**head, **msg}
+
+
+def kept(payload: dict[str, Any]) -> dict[str, Any] | None:
+    """A failed run's input as kept with it: the payload, unless it is too large to keep."""
+    return payload if len(orjson.dumps(payload)) <= MAX_KEPT_INPUT else None
 
 
 def message_data(text: str) -> Any:
@@ -470,6 +493,29 @@ class FunctionService:
         await self._record(base, run)
         return run
 
+    # the admin's queue page
+    async def queue(self, base: Base, limit: int) -> QueueState:
+        """The app's pending and running jobs (at most ``limit`` of each) and their counts."""
+        return await self.store.queued_jobs(base, time.time(), limit)
+
+    async def failed_runs(self, base: Base, limit: int) -> list[FailedRun]:
+        """The app's newest ``limit`` failed runs, across its functions, newest first."""
+        return await self.store.failed_runs(base, limit)
+
+    async def retry(self, base: Base, run_id: str) -> Job:
+        """Queue the function of a failed run again with the run's kept input (as the same user,
+        the same event): the new run, a success or not, joins the function's history."""
+        failed = await self.store.failed_run(base, run_id)
+        if failed is None:
+            raise NotFound(f"failed run {run_id[:60]!r} not found in this app")
+        if failed.run.payload is None:
+            raise BadRequest(f"this run cannot be retried: {NOT_KEPT}")
+        fn = await self.get(base, failed.function_name)
+        self._take_app(base.name, await self.limits(base))
+        job = Job(new_ordered_id(), base.name, fn.id, failed.run.payload, now_iso())
+        await self._enqueue([(job, fn)])
+        return job
+
     # triggers
     def on_message(self, base: Base, msg: dict[str, Any], ident: Identity | None) -> None:
         """Every channel message this process accepted (chat, /publish, functions, tasks)."""
@@ -772,14 +818,19 @@ class FunctionService:
         if not jobs:
             return
         try:
-            if not self._has_room(len(jobs)):
-                await self.store.enqueue_jobs([job for job, _ in jobs], "", 0.0)
-                self._left_unclaimed()
-                return
-            await self.store.enqueue_jobs([job for job, _ in jobs], self.owner, time.time() + self._lease())
+            await self._enqueue(jobs)
         except SBError as exc:  # the writers of this batch are told (see _dispatch_forever)
             log.warning("%d function runs not queued: %s", len(jobs), exc.message)
             raise
+
+    async def _enqueue(self, jobs: list[tuple[Job, FunctionDef]]) -> None:
+        """Store new jobs: claimed by this process and queued here when it has room for them,
+        else left unclaimed for a poller."""
+        if not self._has_room(len(jobs)):
+            await self.store.enqueue_jobs([job for job, _ in jobs], "", 0.0)
+            self._left_unclaimed()
+            return
+        await self.store.enqueue_jobs([job for job, _ in jobs], self.owner, time.time() + self._lease())
         for job, fn in jobs:
             self._held.add(job.id)
             self._queue.put_nowait((job, fn))
@@ -845,7 +896,11 @@ class FunctionService:
             elif job.attempts >= MAX_ATTEMPTS:
                 gave_up = ["Function started", f"gave up after {job.attempts} interrupted attempts"]
                 finished = FinishedJob(
-                    job.id, base, FunctionRun(new_ordered_id(), fn.id, fn.version, now_iso(), now_iso(), False, gave_up)
+                    job.id,
+                    base,
+                    FunctionRun(
+                        new_ordered_id(), fn.id, fn.version, now_iso(), now_iso(), False, gave_up, kept(job.payload)
+                    ),
                 )
             else:
                 p = job.payload
@@ -853,6 +908,8 @@ class FunctionService:
                 event = str(p.get("event") or "message")
                 ident = identity_from(p["identity"])
                 _, run = await self._execute(base, fn, ident, p["args"], p.get("legacy"), depth, event)
+                if not run.success:
+                    run.payload = kept(p)
                 finished = FinishedJob(job.id, base, run)
         except SBError as exc:
             log.warning("function job %s failed: %s", job.id, exc.message)
@@ -861,7 +918,11 @@ class FunctionService:
             if base is not None and fn is not None:  # in its history, not only in the server's log
                 output = ["Function started", f"internal error: {exc.__class__.__name__}: {exc}"]
                 finished = FinishedJob(
-                    job.id, base, FunctionRun(new_ordered_id(), fn.id, fn.version, now_iso(), now_iso(), False, output)
+                    job.id,
+                    base,
+                    FunctionRun(
+                        new_ordered_id(), fn.id, fn.version, now_iso(), now_iso(), False, output, kept(job.payload)
+                    ),
                 )
         self._finished.append(finished)
         self._finished_ready.set()

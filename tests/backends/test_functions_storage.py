@@ -542,3 +542,135 @@ async def test_a_failed_document_insert_queues_none_of_its_jobs(store: Store) ->
         await store.insert_documents(base, "jobs_col", [duplicate], "764", QueuedJobs([job_of(base)], "p1", T0))
     assert await store.claim_jobs("p2", FAR, FAR, 10) == []
     assert await store.get_document(base, "jobs_col", taken.id, ALL_ROWS) == taken
+
+
+# what an app's admin sees: the queue by state and the failed runs (the queue page, http/ui/queue.py)
+
+
+def ordered_run(fn: FunctionDef, i: int, success: bool = False, payload: dict[str, Any] | None = None) -> FunctionRun:
+    """The i-th run of a function with a time-ordered id (as the service makes them)."""
+    run = run_of(fn, i, success=success, output=["Function started", f"run {i}", f"Error: failed {i}"])
+    run.id = f"0190{i:04d}-0000-7000-8000-{uid()[-12:]}"
+    run.payload = payload
+    return run
+
+
+async def test_failed_runs_newest_first_with_their_kept_input(store: Store) -> None:
+    await empty_queue(store)
+    base, other = await make_base(store), await make_base(store)
+    fa, fb = await make_fn(store, base, "alpha"), await make_fn(store, base, "beta")
+    theirs = await make_fn(store, other, "alpha")
+    payload = {"args": ["db-orders", "db_created", {"id": "x", "ü": "😀", "n": [1, 2.5, None]}], "chain": 0}
+    kept = ordered_run(fa, 1, payload=payload)
+    not_kept = ordered_run(fb, 2)
+    ok = ordered_run(fa, 3, success=True, payload=None)
+    await store.add_run(base, kept, 100)
+    await store.add_run(base, ok, 100)
+    job = job_of(base, fb.id)
+    await store.enqueue_jobs([job], "p1", T0)
+    await store.finish_jobs([FinishedJob(job.id, base, not_kept)], 100)  # the queue's path too
+    await store.add_run(other, ordered_run(theirs, 4, payload=payload), 100)
+
+    listed = await store.failed_runs(base, 10)
+    assert [(f.function_name, f.run.id, f.kept) for f in listed] == [
+        ("beta", not_kept.id, False),
+        ("alpha", kept.id, True),
+    ]
+    assert all(f.run.payload is None for f in listed)  # the list does not read inputs
+    assert listed[1].run.output == kept.output and listed[1].run.success is False
+    assert [f.run.id for f in await store.failed_runs(base, 1)] == [not_kept.id]
+
+    one = await store.failed_run(base, kept.id)
+    assert one is not None and (one.function_name, one.kept, one.run.payload) == ("alpha", True, payload)
+    bare = await store.failed_run(base, not_kept.id)
+    assert bare is not None and (bare.kept, bare.run.payload) == (False, None)
+    assert await store.failed_run(base, ok.id) is None  # a success is not a failed run
+    assert await store.failed_run(other, kept.id) is None  # another app's run
+    assert await store.failed_run(base, uid()) is None
+    # the history reads runs without their input
+    assert [r.id for r in await store.runs(base, fa.id, 10)] == [kept.id, ok.id]
+    assert all(r.payload is None for r in await store.runs(base, fa.id, 10))
+    # deleting a function takes its failed runs with it
+    await store.delete_function(base, "beta")
+    assert [f.run.id for f in await store.failed_runs(base, 10)] == [kept.id]
+
+
+async def test_queued_jobs_of_one_app_by_state(store: Store) -> None:
+    await empty_queue(store)
+    base, other = await make_base(store), await make_base(store)
+    fn = await make_fn(store, base, "worker")
+    unclaimed = job_of(base, fn.id, created="2024-05-01T10:00:01Z")
+    expired = job_of(base, fn.id, created="2024-05-01T10:00:02Z", attempts=1)
+    held = job_of(base, fn.id, created="2024-05-01T10:00:03Z")
+    held_too = job_of(base, fn.id, created="2024-05-01T10:00:04Z")
+    orphan = job_of(base, uid(), created="2024-05-01T10:00:05Z")  # its function was deleted since
+    await store.enqueue_jobs([unclaimed, orphan], "", 0.0)
+    await store.enqueue_jobs([expired], "dead", T0 - 5)
+    await store.enqueue_jobs([held, held_too], "p1", T0 + 60)
+    await store.enqueue_jobs([job_of(other, uid())], "", 0.0)  # another app's job is not listed
+
+    state = await store.queued_jobs(base, T0, 10)
+    assert (state.pending_count, state.running_count) == (3, 2)
+    assert [(j.id, j.function_name, j.owner, j.attempts) for j in state.pending] == [
+        (unclaimed.id, "worker", "", -1),
+        (expired.id, "worker", "dead", 1),
+        (orphan.id, "", "", -1),
+    ]
+    assert [(j.id, j.owner, j.lease_until, j.created) for j in state.running] == [
+        (held.id, "p1", T0 + 60, held.created),
+        (held_too.id, "p1", T0 + 60, held_too.created),
+    ]
+    # at most ``limit`` of each state, the counts stay whole
+    small = await store.queued_jobs(base, T0, 1)
+    assert ([j.id for j in small.pending], [j.id for j in small.running]) == ([unclaimed.id], [held.id])
+    assert (small.pending_count, small.running_count) == (3, 2)
+    # once their lease has expired, held jobs are pending again
+    later = await store.queued_jobs(base, T0 + 61, 10)
+    assert (later.pending_count, later.running_count, later.running) == (5, 0, [])
+    await empty_queue(store)
+    empty = await store.queued_jobs(base, T0, 10)
+    assert (empty.pending, empty.running, empty.pending_count, empty.running_count) == ([], [], 0, 0)
+
+
+async def test_runs_recorded_before_inputs_were_kept_read_as_not_kept(
+    new_store: Callable[[], Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kept-input migration reaches runs recorded before it: they are listed, as not kept."""
+
+    def before(scripts: list[str]) -> list[str]:
+        return scripts[: next(i for i, s in enumerate(scripts) if "function_runs_failed" in s)]
+
+    with monkeypatch.context() as m:
+        m.setattr(postgresql, "BASE_MIGRATIONS", before(postgresql.BASE_MIGRATIONS))
+        m.setattr(sqlite, "MIGRATIONS", before(sqlite.MIGRATIONS))
+        old = new_store()
+        await old.open()
+        base = await make_base(old)
+        fn = await make_fn(old, base, "legacy")
+        run = ordered_run(fn, 1)
+        # recorded as a server without the migration did: no input column
+        row = (run.id, fn.id, run.started, run.completed)
+        if isinstance(old, sqlite.SQLiteStore):
+            await old._write(
+                lambda c: c.execute(
+                    "INSERT INTO function_runs (base, id, function_id, version, started, completed, success, output) "
+                    "VALUES (?, ?, ?, 1, ?, ?, 0, '[]')",
+                    (base.name, *row),
+                )
+            )
+        else:
+            assert isinstance(old, postgresql.PostgresStore)
+            await old._execute(
+                f'INSERT INTO "{base.name}".function_runs (id, function_id, version, started, completed, success, output) '
+                "VALUES ($1, $2, 1, $3, $4, false, '[]')",
+                *row,
+            )
+        await old.close()
+    s = new_store()
+    await s.open()
+    try:
+        assert [(f.run.id, f.kept) for f in await s.failed_runs(base, 10)] == [(run.id, False)]
+        again = await s.failed_run(base, run.id)
+        assert again is not None and again.run.payload is None
+    finally:
+        await s.close()

@@ -118,6 +118,10 @@ SYSTEM_MIGRATIONS: list[str] = [
         base TEXT NOT NULL, month TEXT NOT NULL, sent INTEGER NOT NULL, PRIMARY KEY (base, month)
     );
     """,
+    # One app's queued jobs by state, for its admin's function queue page (http/ui/queue.py)
+    """
+    CREATE INDEX fn_jobs_by_base ON sb.fn_jobs (base, lease_until, created);
+    """,
 ]
 
 # Per-base migrations, run inside the base's schema; ``{s}`` is replaced by the quoted schema.
@@ -245,6 +249,13 @@ BASE_MIGRATIONS: list[str] = [
         options TEXT NOT NULL,
         updated TEXT NOT NULL
     );
+    """,
+    # A failed run of an event keeps the job's payload ('' when not kept) so the admin's function
+    # queue page (http/ui/queue.py) can run it again; failed runs are listed newest first (run
+    # ids are time-ordered) from their own index.
+    """
+    ALTER TABLE {s}.function_runs ADD COLUMN input TEXT NOT NULL DEFAULT '';
+    CREATE INDEX function_runs_failed ON {s}.function_runs ((id COLLATE "C")) WHERE NOT success;
     """,
 ]
 

@@ -251,6 +251,14 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (base, provider)
     );
     """,
+    # The admin's function queue page (http/ui/queue.py): a failed run of an event keeps the job's
+    # payload ('' when not kept) so it can be run again; failed runs newest first (run ids are
+    # time-ordered) and one app's queued jobs by state are read from their own indexes.
+    """
+    ALTER TABLE function_runs ADD COLUMN input TEXT NOT NULL DEFAULT '';
+    CREATE INDEX function_runs_failed ON function_runs (base, id) WHERE success = 0;
+    CREATE INDEX fn_jobs_by_base ON fn_jobs (base, lease_until, created);
+    """,
 ]
 
 

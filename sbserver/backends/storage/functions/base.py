@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from sbserver.types import Base, FinishedJob, FunctionDef, FunctionRun, Job
+from sbserver.types import Base, FailedRun, FinishedJob, FunctionDef, FunctionRun, Job, QueueState
 
 
 class FunctionStore(ABC):
@@ -47,7 +47,7 @@ class FunctionStore(ABC):
     @abstractmethod
     async def runs(self, base: Base, fn_id: str, limit: int) -> list[FunctionRun]:
         """The newest ``limit`` runs of a function by start time, oldest first (runs are recorded
-        when they end, so a short run started later may be recorded first)."""
+        when they end, so a short run started later may be recorded first), without kept inputs."""
 
     # encryption at rest of function secrets (the store keeps what it is given)
     @abstractmethod
@@ -86,6 +86,21 @@ class FunctionStore(ABC):
         """Remove finished jobs and record the runs that come with them, all in one transaction,
         keeping each function's newest ``keep`` runs."""
 
+    # what an app's admin sees of the queue and of failed runs
+    @abstractmethod
+    async def queued_jobs(self, base: Base, now: float, limit: int) -> QueueState:
+        """The base's jobs, oldest first, at most ``limit`` of each state: pending (never claimed,
+        or lease expired by ``now``) and running (lease alive at ``now``), and the count of each."""
+
+    @abstractmethod
+    async def failed_runs(self, base: Base, limit: int) -> list[FailedRun]:
+        """The base's newest ``limit`` failed runs, newest first (run ids are time-ordered), without
+        their input (``kept`` says whether it was kept)."""
+
+    @abstractmethod
+    async def failed_run(self, base: Base, run_id: str) -> FailedRun | None:
+        """The base's failed run ``run_id`` with its input, if kept; None when the base has none."""
+
 
 def job_rows(jobs: list[Job], owner: str, lease_until: float) -> list[tuple[Any, ...]]:
     """The fn_jobs rows of ``jobs`` claimed by ``owner`` until ``lease_until``, in column order
@@ -105,3 +120,8 @@ def job_rows(jobs: list[Job], owner: str, lease_until: float) -> list[tuple[Any,
         )
         for j in jobs
     ]
+
+
+def kept_input(payload: dict[str, Any] | None) -> str:
+    """The ``input`` column of a run: its kept payload as JSON text, '' when none was kept."""
+    return "" if payload is None else orjson.dumps(payload).decode()

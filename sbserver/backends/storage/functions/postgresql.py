@@ -8,9 +8,9 @@ from typing import Any
 import asyncpg
 import orjson
 
-from sbserver.backends.storage.functions.base import FunctionStore, job_rows
+from sbserver.backends.storage.functions.base import FunctionStore, job_rows, kept_input
 from sbserver.backends.storage.postgresql_base import PostgresBase, _limit, _schema
-from sbserver.types import Base, FinishedJob, FunctionDef, FunctionRun, Job
+from sbserver.types import Base, FailedRun, FinishedJob, FunctionDef, FunctionRun, Job, QueuedJob, QueueState
 
 _FN_COLS = "id, name, trigger, code, version, last_updated, last_run, secrets"
 _RUN_COLS = "id, function_id, version, started, completed, success, output"
@@ -29,19 +29,35 @@ def _job(row: asyncpg.Record) -> Job:
     return Job(row[0], row[1], row[2], orjson.loads(row[3]), row[4], row[5])
 
 
+def _failed(row: asyncpg.Record) -> FailedRun:
+    run = _run(row)
+    if row[9]:
+        run.payload = orjson.loads(row[9])
+    return FailedRun(row[7], run, row[8])
+
+
+def _failed_statement(schema: str, payload: str) -> str:
+    """A base's failed runs with their function's name (``payload``: the input column, or '')."""
+    return (
+        f"SELECT r.id, r.function_id, r.version, r.started, r.completed, r.success, r.output, f.name, "
+        f"r.input != '', {payload} FROM {schema}.function_runs r JOIN {schema}.functions f ON f.id = r.function_id "
+        "WHERE NOT r.success "
+    )
+
+
 @lru_cache(maxsize=256)
 def _finish_statement(schema: str) -> str:
     """Runs of one app recorded in one statement: remove their finished jobs ($1, may be empty),
-    record the runs ($2-$8, column by column, in order), set each function's last run ($9, $10)
-    and trim its history. Used for every run a function records (finished jobs, web runs, tasks).
+    record the runs ($2-$8 and their kept input $12, column by column, in order), set each
+    function's last run ($9, $10) and trim its history. Used for every run a function records (finished jobs, web runs, tasks).
     Every part sees the table as it was before the statement, so the trim keeps, of the runs
     already there, the newest ``keep`` minus the number being added ($9, $11)."""
     return (
         "WITH gone AS (DELETE FROM sb.fn_jobs WHERE id = ANY($1::text[])), "
-        f"added AS (INSERT INTO {schema}.function_runs ({_RUN_COLS}) "
-        "SELECT id, fid, version, started, completed, success, output FROM unnest("
-        "$2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::bool[], $8::text[]) "
-        "WITH ORDINALITY AS r(id, fid, version, started, completed, success, output, n) ORDER BY n), "
+        f"added AS (INSERT INTO {schema}.function_runs ({_RUN_COLS}, input) "
+        "SELECT id, fid, version, started, completed, success, output, input FROM unnest("
+        "$2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::bool[], $8::text[], $12::text[]) "
+        "WITH ORDINALITY AS r(id, fid, version, started, completed, success, output, input, n) ORDER BY n), "
         f"latest AS (UPDATE {schema}.functions f SET last_run = v.t "
         "FROM unnest($9::text[], $10::text[]) AS v(id, t) WHERE f.id = v.id) "
         f"DELETE FROM {schema}.function_runs r USING unnest($9::text[], $11::int[]) AS k(fid, off) "
@@ -51,7 +67,7 @@ def _finish_statement(schema: str) -> str:
 
 
 def _finish_arguments(runs: list[tuple[Base, FunctionRun]], keep: int) -> list[list[Any]]:
-    """Parameters $2 to $11 of ``_finish_statement``. Of a function's runs in the batch only the
+    """Parameters $2 to $12 of ``_finish_statement``. Of a function's runs in the batch only the
     newest ``keep`` are written: the trim would remove the others at once."""
     keep = max(keep, 0)
     outputs = [orjson.dumps(r.output).decode() for _, r in runs]  # fails before any write
@@ -78,6 +94,7 @@ def _finish_arguments(runs: list[tuple[Base, FunctionRun]], keep: int) -> list[l
         list(last),
         list(last.values()),
         [max(keep - added[f], 0) for f in last],
+        [kept_input(r.payload) for r, _ in kept],
     ]
 
 
@@ -236,3 +253,34 @@ class PostgresFunctions(PostgresBase, FunctionStore):
             for schema, args in arguments.items():
                 await c.execute(_finish_statement(schema), ids, *args)
                 ids = []  # removed by the first
+
+    # what an app's admin sees of the queue and of failed runs
+    async def queued_jobs(self, base: Base, now: float, limit: int) -> QueueState:
+        listed = (
+            "SELECT j.id, j.function_id, COALESCE(f.name, ''), j.created, j.attempts, j.owner, j.lease_until "
+            f"FROM sb.fn_jobs j LEFT JOIN {_schema(base.name)}.functions f ON f.id = j.function_id "
+            "WHERE j.base = $1 AND j.lease_until {compare} $2 ORDER BY j.created, j.id LIMIT $3"
+        )
+        async with self._conn() as c:
+            pending = await c.fetch(listed.format(compare="<"), base.name, now, _limit(limit))
+            running = await c.fetch(listed.format(compare=">="), base.name, now, _limit(limit))
+            counts = await c.fetchrow(
+                "SELECT count(*) FILTER (WHERE lease_until < $2), count(*) FILTER (WHERE lease_until >= $2) "
+                "FROM sb.fn_jobs WHERE base = $1",
+                base.name,
+                now,
+            )
+        assert counts is not None
+        return QueueState([QueuedJob(*r) for r in pending], [QueuedJob(*r) for r in running], counts[0], counts[1])
+
+    async def failed_runs(self, base: Base, limit: int) -> list[FailedRun]:
+        rows = await self._fetch(
+            _failed_statement(_schema(base.name), "''") + 'ORDER BY r.id COLLATE "C" DESC LIMIT $1', _limit(limit)
+        )
+        return [_failed(r) for r in rows]
+
+    async def failed_run(self, base: Base, run_id: str) -> FailedRun | None:
+        row = await self._fetchrow(
+            _failed_statement(_schema(base.name), "r.input") + 'AND r.id COLLATE "C" = $1', run_id
+        )
+        return None if row is None else _failed(row)

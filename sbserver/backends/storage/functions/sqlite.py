@@ -8,9 +8,9 @@ from typing import Any
 
 import orjson
 
-from sbserver.backends.storage.functions.base import FunctionStore, job_rows
+from sbserver.backends.storage.functions.base import FunctionStore, job_rows, kept_input
 from sbserver.backends.storage.sqlite_base import SQLiteBase
-from sbserver.types import Base, FinishedJob, FunctionDef, FunctionRun, Job
+from sbserver.types import Base, FailedRun, FinishedJob, FunctionDef, FunctionRun, Job, QueuedJob, QueueState
 
 _FN_COLS = "id, name, trigger, code, version, last_updated, last_run, secrets"
 _RUN_COLS = "id, function_id, version, started, completed, success, output"
@@ -24,10 +24,29 @@ def _run(row: Sequence[Any]) -> FunctionRun:
     return FunctionRun(row[0], row[1], row[2], row[3], row[4], bool(row[5]), orjson.loads(row[6]))
 
 
+# A job as the queue page lists it (its function's name joined in) and a failed run with its name
+_QUEUED = (
+    "SELECT j.id, j.function_id, COALESCE(f.name, ''), j.created, j.attempts, j.owner, j.lease_until "
+    "FROM fn_jobs j LEFT JOIN functions f ON f.base = j.base AND f.id = j.function_id "
+)
+_FAILED = (
+    "SELECT r.id, r.function_id, r.version, r.started, r.completed, r.success, r.output, f.name, "
+    "r.input != '', {input} FROM function_runs r JOIN functions f ON f.base = r.base AND f.id = r.function_id "
+    "WHERE r.base = ? AND r.success = 0 "
+)
+
+
+def _failed(row: Sequence[Any]) -> FailedRun:
+    run = _run(row)
+    if row[9]:
+        run.payload = orjson.loads(row[9])
+    return FailedRun(row[7], run, bool(row[8]))
+
+
 def _insert_runs(c: sqlite3.Connection, runs: list[tuple[Base, FunctionRun]], keep: int) -> None:
     """Record runs, set each function's last run and keep its newest ``keep`` runs."""
     c.executemany(
-        f"INSERT INTO function_runs (base, {_RUN_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO function_runs (base, {_RUN_COLS}, input) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (
                 b.name,
@@ -38,6 +57,7 @@ def _insert_runs(c: sqlite3.Connection, runs: list[tuple[Base, FunctionRun]], ke
                 r.completed,
                 int(r.success),
                 orjson.dumps(r.output).decode(),
+                kept_input(r.payload),
             )
             for b, r in runs
         ],
@@ -201,3 +221,23 @@ class SQLiteFunctions(SQLiteBase, FunctionStore):
 
         if finished:
             await self._write(tx)
+
+    # what an app's admin sees of the queue and of failed runs
+    async def queued_jobs(self, base: Base, now: float, limit: int) -> QueueState:
+        async def state(compare: str) -> tuple[list[QueuedJob], int]:
+            """The jobs whose lease compares so with ``now`` (the base's index holds both)."""
+            where = f"WHERE j.base = ? AND j.lease_until {compare} ? "
+            rows = await self._all_off(_QUEUED + where + "ORDER BY j.created, j.id LIMIT ?", (base.name, now, limit))
+            count = await self._one_off("SELECT count(*) FROM fn_jobs j " + where, (base.name, now))
+            return [QueuedJob(r[0], r[1], r[2], r[3], r[4], r[5], float(r[6])) for r in rows], count[0]
+
+        (pending, waiting), (running, held) = await state("<"), await state(">=")
+        return QueueState(pending, running, waiting, held)
+
+    async def failed_runs(self, base: Base, limit: int) -> list[FailedRun]:
+        rows = self._all(_FAILED.format(input="''") + "ORDER BY r.id DESC LIMIT ?", (base.name, limit))
+        return [_failed(r) for r in rows]
+
+    async def failed_run(self, base: Base, run_id: str) -> FailedRun | None:
+        row = self._one(_FAILED.format(input="r.input") + "AND r.id = ?", (base.name, run_id))
+        return None if row is None else _failed(row)
