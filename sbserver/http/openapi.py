@@ -1310,7 +1310,35 @@ def _ui_forms_files_paths() -> dict[str, Any]:
 
 def _ui_live_paths() -> dict[str, Any]:
     """The live channel view and presence of the admin UI."""
-    return {}
+    channel = _query("channel", "a channel name (db-<collection> for database events)")
+    stream = _op(
+        "the admin UI's event stream of one channel of the signed-in admin's app, joined as its root: "
+        "the envelopes a root SSE client joined to it receives; ends when the session does",
+        NONE,
+        {"description": "an event stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+        params=[_query("channel", "the channel to join", required=True)],
+        errors={"400": "no channel, or a name too long", "401": "not signed in to the admin pages"},
+        extra={"x-sb-stream": True},
+    )
+    return {
+        "/ui/live": {
+            "get": _ui_page(
+                "the app's channels with members and their presence counts; with channel, that channel's live view",
+                params=[channel],
+            )
+        },
+        "/ui/live/stream": {"get": stream},
+        "/ui/live/send": {
+            "post": _ui_page(
+                "publish a message to a channel as the app's root (like /publish), 303 to the channel",
+                ("channel", "type", "data"),
+            )
+        },
+        "/ui/live/{channel}": {
+            "parameters": [_path("channel", "a channel name")],
+            "get": _ui_page("one channel live: its messages and database events as they arrive, and its members"),
+        },
+    }
 
 
 def _ui_queue_paths() -> dict[str, Any]:

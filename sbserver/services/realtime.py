@@ -508,6 +508,28 @@ class Broker:
             except Exception:
                 log.exception("message hook failed")
 
+    # the admin UI's live view
+    async def watch(self, base: Base, ident: Identity, channel: str) -> Connection:
+        """A connection of ``ident`` (the app's root) already joined to ``channel``, as if it had
+        authenticated and sent ``join``: same topic, same deliveries, counted in presence.
+        The caller streams it and ends it with ``disconnect``."""
+        if not channel:
+            raise BadRequest("no channel was specified")
+        conn = self.connect("sse", base)
+        conn.identity = ident
+        await self._join(conn, {"sid": conn.sid, "type": "join", "data": channel, "token": "", "channel": ""})
+        return conn
+
+    async def channels(self, base: Base, limit: int = 1000) -> dict[str, int]:
+        """The app's channels that have members now, with their presence counts (all processes)."""
+        prefix = f"{base.name}:"
+        found = await self.bus.topics(prefix, limit)
+        return {topic[len(prefix) :]: count for topic, count in found.items()}
+
+    async def presence(self, base: Base, channel: str) -> int:
+        """How many connections are joined to the app's ``channel`` across all processes."""
+        return await self.bus.presence(f"{base.name}:{channel}")
+
     # publishing from the server side
     async def publish(self, base: Base, channel: str, type: str, data: Any, sid: str, ident: Identity | None) -> None:
         """``/publish``, functions and tasks: deliver a message of any type to a channel's members."""

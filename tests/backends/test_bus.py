@@ -203,6 +203,25 @@ async def test_presence_counts_joins_and_leaves(bus: Bus) -> None:
     assert await bus.presence(other) == 1
 
 
+async def test_topics_lists_the_topics_of_a_prefix_that_have_members(bus: Bus) -> None:
+    app = topic("app") + ":"
+    assert await bus.topics(app) == {}
+    await bus.join(app + "lobby", "m1")
+    await bus.join(app + "lobby", "m2")
+    await bus.join(app + "db-msgs", "m1")
+    await bus.join(app + "glob*[x]?", "m3")  # pattern characters in a name are plain text
+    await bus.join(app[:-1] + "x:lobby", "m4")  # another prefix: not listed
+    await bus.join(app + "left", "m5")
+    await bus.leave(app + "left", "m5")  # nobody left: not listed
+    assert await bus.topics(app) == {app + "lobby": 2, app + "db-msgs": 1, app + "glob*[x]?": 1}
+    assert await bus.topics(app + "glob*") == {app + "glob*[x]?": 1}
+    assert len(await bus.topics(app, limit=2)) <= 2
+    for name, member in (("lobby", "m1"), ("lobby", "m2"), ("db-msgs", "m1"), ("glob*[x]?", "m3")):
+        await bus.leave(app + name, member)
+    await bus.leave(app[:-1] + "x:lobby", "m4")
+    assert await bus.topics(app) == {}
+
+
 async def test_a_raising_subscriber_does_not_stop_the_others(bus: Bus) -> None:
     t = topic()
     calls: list[bytes] = []

@@ -48,6 +48,11 @@ class Bus(ABC):
     async def presence(self, topic: str) -> int:
         """How many members the topic has across all processes."""
 
+    @abstractmethod
+    async def topics(self, prefix: str, limit: int = 1000) -> dict[str, int]:
+        """The topics starting with ``prefix`` that have members now, each with its count across
+        all processes (at most ``limit`` topics)."""
+
     @property
     def healthy(self) -> bool:
         """False while the bus is cut off from its server (Redis down)."""

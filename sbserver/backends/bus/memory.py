@@ -59,3 +59,12 @@ class MemoryBus(Bus):
 
     async def presence(self, topic: str) -> int:
         return len(self._members.get(topic, ()))
+
+    async def topics(self, prefix: str, limit: int = 1000) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for topic, members in self._members.items():
+            if len(found) >= limit:
+                break
+            if topic.startswith(prefix) and members:
+                found[topic] = len(members)
+        return found

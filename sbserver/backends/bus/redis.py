@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Callable
 
@@ -26,6 +27,7 @@ log = logging.getLogger("sbserver.bus")
 MEMBER_TTL = 60.0
 REFRESH_EVERY = 20.0
 PREFIX = "sbbus:"
+_GLOB = re.compile(r"[\\*?\[\]]")  # what SCAN MATCH reads as a pattern
 
 
 class RedisBus(Bus):
@@ -229,6 +231,24 @@ class RedisBus(Bus):
             return int(await self.r.zcount(PREFIX + "members:" + topic, time.time(), "+inf"))
         except RedisError:
             return len(self._members.get(topic, ()))
+
+    async def topics(self, prefix: str, limit: int = 1000) -> dict[str, int]:
+        start = len(PREFIX + "members:")
+        pattern = PREFIX + "members:" + _GLOB.sub(r"\\\g<0>", prefix) + "*"
+        try:
+            keys: list[bytes] = []
+            async for key in self.r.scan_iter(match=pattern, count=500):
+                keys.append(key)
+                if len(keys) >= limit:
+                    break
+            pipe = self.r.pipeline(transaction=False)
+            now = time.time()
+            for key in keys:
+                pipe.zcount(key, now, "+inf")
+            counts = await pipe.execute() if keys else []
+        except RedisError as exc:
+            raise StoreError(f"unable to list the channels: {exc}") from exc
+        return {key.decode()[start:]: int(n) for key, n in zip(keys, counts, strict=True) if n}
 
     async def _refresh_forever(self) -> None:
         while True:
