@@ -5,7 +5,7 @@ PYCLIENT  := .venv-pyclient
 PYTEST_ARGS ?= -n 2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install run test test-deps check lint fmt types bench clean
+.PHONY: help install run test test-deps check lint fmt types bench screenshots clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -53,6 +53,13 @@ check: lint types test  ## everything CI checks
 
 bench: install  ## the project's benchmarks; the peer comparison too when SB_SHARED_BENCH points at the harness (bench/README.md)
 	$(PY) bench/run.py --own
+
+screenshots: test-deps  ## retake README's admin UI screenshots (docs/img/) from the walk-through test
+	$(VENV)/bin/pytest -q tests/web/test_ui_tutorial.py -k sqlite
+	mkdir -p docs/img
+	cp test-output/ui/tutorial-1-function-1280.png docs/img/admin-function.png
+	cp test-output/ui/tutorial-2-history-1280.png docs/img/admin-history.png
+	cp test-output/ui/tutorial-3-database-1280.png docs/img/admin-database.png
 
 clean:  ## remove virtualenvs and caches
 	rm -rf $(VENV) $(PYCLIENT) tests/compat/js/node_modules .pytest_cache .mypy_cache .ruff_cache
