@@ -1305,7 +1305,31 @@ def _ui_tasks_paths() -> dict[str, Any]:
 
 def _ui_forms_files_paths() -> dict[str, Any]:
     """The forms and files pages of the admin UI."""
-    return {}
+    page_no = _query("page", "page number (from 1)")
+    return {
+        "/ui/forms": {
+            "get": _ui_page(
+                "the app's form names and one form's submissions, newest first (the first form by default)",
+                params=[_query("fn", "a form name"), page_no],
+            )
+        },
+        "/ui/forms/del/{id}": {
+            "parameters": [_path("id", "a submission id, as the forms page shows it")],
+            "get": _ui_page("asks to confirm deleting the submission"),
+            "post": _ui_page("delete the submission, 303 to /ui/forms?fn=<its form>", ()),
+        },
+        "/ui/fs": {
+            "get": _ui_page(
+                "the app's stored files (or one account's), newest first, with links and image previews",
+                params=[_query("id", "an account id: only its files"), page_no],
+            )
+        },
+        "/ui/fs/del/{id}": {
+            "parameters": [_path("id", "a file id")],
+            "get": _ui_page("asks to confirm deleting the file"),
+            "post": _ui_page("delete the file's record and its stored bytes, 303 to /ui/fs", ()),
+        },
+    }
 
 
 def _ui_live_paths() -> dict[str, Any]:
