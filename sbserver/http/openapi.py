@@ -1300,7 +1300,33 @@ def _ui_paths() -> dict[str, Any]:
 
 def _ui_tasks_paths() -> dict[str, Any]:
     """The scheduled tasks pages of the admin UI."""
-    return {}
+    fields = ("name", "type", "value", "interval", "meta")
+    task_id = [_path("id", "a task id of this app")]
+    return {
+        "/ui/tasks": {"get": _ui_page("the app's scheduled tasks with their next and last run")},
+        "/ui/tasks/new": {
+            "get": _ui_page("the form creating a task"),
+            "post": _ui_page("create and schedule a task, 303 to /ui/tasks (refused: 400 with the form)", fields),
+        },
+        "/ui/tasks/del/{id}": {
+            "parameters": task_id,
+            "get": _ui_page("asks to confirm deleting the task"),
+            "post": _ui_page("delete the task and its runs, 303 to /ui/tasks", ()),
+        },
+        "/ui/tasks/{id}/enabled": {
+            "parameters": task_id,
+            "post": _ui_page("enable (true) or disable (false) the task, 303 to its page", ("enabled",)),
+        },
+        "/ui/tasks/{id}/run": {
+            "parameters": task_id,
+            "post": _ui_page("run the task now, 303 to its page with the run opened", ()),
+        },
+        "/ui/tasks/{id}": {
+            "parameters": task_id,
+            "get": _ui_page("the task's form, enable/disable, run now and its run history"),
+            "post": _ui_page("save the task, 303 to its page (refused: 400 with the form)", fields),
+        },
+    }
 
 
 def _ui_forms_files_paths() -> dict[str, Any]:
