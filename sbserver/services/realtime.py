@@ -517,7 +517,11 @@ class Broker:
             raise BadRequest("no channel was specified")
         conn = self.connect("sse", base)
         conn.identity = ident
-        await self._join(conn, {"sid": conn.sid, "type": "join", "data": channel, "token": "", "channel": ""})
+        try:
+            await self._join(conn, {"sid": conn.sid, "type": "join", "data": channel, "token": "", "channel": ""})
+        except BaseException:
+            await self.disconnect(conn)
+            raise
         return conn
 
     async def channels(self, base: Base, limit: int = 1000) -> dict[str, int]:

@@ -173,6 +173,12 @@ def test_channel_list_counts_members_on_every_process(side: Side, clients: Clien
     page.click(".live-open button[type=submit]")
     expect(page.locator("#live-status")).to_have_text(f"Live: joined {room}", timeout=WAIT_MS)
     expect(page.locator("h1")).to_contain_text(room)
+    # a channel named like a route opens by query
+    page.goto("/ui/live")
+    page.fill("#live-channel", "send")
+    page.click(".live-open button[type=submit]")
+    expect(page.locator("#live-status")).to_have_text("Live: joined send", timeout=WAIT_MS)
+    assert page.locator("#presence").get_attribute("hx-get") == "/ui/live?channel=send"
 
 
 def test_a_clients_message_appears_as_text(side: Side, clients: Clients, chromium: Any) -> None:
