@@ -1393,7 +1393,15 @@ def _ui_live_paths() -> dict[str, Any]:
 
 def _ui_queue_paths() -> dict[str, Any]:
     """The function queue page of the admin UI."""
-    return {}
+    return {
+        "/ui/queue": {"get": _ui_page("the function queue: pending and running jobs, recent failed runs")},
+        "/ui/queue/sections": {
+            "get": _ui_page("the queue page's three sections alone, which the page polls with htmx")
+        },
+        "/ui/queue/retry": {
+            "post": _ui_page("run a failed run's function again with its kept input, 303 to /ui/queue", ("run",))
+        },
+    }
 
 
 def _ui_data_paths() -> dict[str, Any]:

@@ -86,8 +86,8 @@ MAX_DEBUG_LINES = 50  # lines of a run's output the debug log shows
 # admin can run it again (the queue page's Retry); larger inputs are not kept.
 MAX_KEPT_INPUT = 64 * 1024
 NOT_KEPT = (
-    "its input was not kept: only failed runs of events (chat messages, publishes, database writes) "
-    f"keep theirs, up to {MAX_KEPT_INPUT // 1024} KiB, since this server version"
+    f"its input was not kept (kept for failed runs of events only, up to {MAX_KEPT_INPUT // 1024} KiB, "
+    "since this server version)"
 )
 
 
@@ -502,7 +502,7 @@ class FunctionService:
         """The app's newest ``limit`` failed runs, across its functions, newest first."""
         return await self.store.failed_runs(base, limit)
 
-    async def retry(self, base: Base, run_id: str) -> Job:
+    async def retry(self, base: Base, run_id: str) -> tuple[Job, FunctionDef]:
         """Queue the function of a failed run again with the run's kept input (as the same user,
         the same event): the new run, a success or not, joins the function's history."""
         failed = await self.store.failed_run(base, run_id)
@@ -514,7 +514,7 @@ class FunctionService:
         self._take_app(base.name, await self.limits(base))
         job = Job(new_ordered_id(), base.name, fn.id, failed.run.payload, now_iso())
         await self._enqueue([(job, fn)])
-        return job
+        return job, fn
 
     # triggers
     def on_message(self, base: Base, msg: dict[str, Any], ident: Identity | None) -> None:
