@@ -137,7 +137,10 @@ class TaskService:
         sched = schedule.parse(interval, tz)
         parsed = parse_meta(meta)
         if kind == "function":
-            if await self.store.function_by_name(base, value) is None:
+            # A task whose function was deleted can still be disabled (or edited while disabled);
+            # enabling it, or naming another function, checks the function again.
+            unchanged = current is not None and value == current.value and not (enabled and not current.enabled)
+            if (enabled or not unchanged) and await self.store.function_by_name(base, value) is None:
                 raise BadRequest(f"invalid task: unknown function {value!r}")
         elif kind == "message":
             if not isinstance(parsed.get("channel", ""), str) or not parsed.get("channel"):
@@ -208,6 +211,8 @@ class TaskService:
     async def run_now(self, base: Base, task_id: str) -> TaskRun:
         """Run a task at once, outside its schedule (still never two runs at a time)."""
         task = await self.get(base, task_id)
+        if not task.enabled:
+            raise Conflict(f"task {task.name!r} is disabled: enable it to run it")
         now = self.clock()
         if not await self.store.claim_task(task.id, task.next_run, task.next_run, _iso(now), now + self._hold(), now):
             raise Conflict("task is already running (or was just changed): try again")

@@ -191,6 +191,28 @@ async def test_updates_are_validated_and_leave_the_task_unchanged(api: TaskApi) 
     assert await api.task(task["id"]) == task
 
 
+async def test_a_task_whose_function_is_gone_can_be_disabled_not_enabled(api: TaskApi) -> None:
+    fn = unique("fn")
+    await api.add_fn(fn, ECHO_FN)
+    task = await api.add_task(unique("f"), "function", fn, "@hourly", "")
+    r = await api.request("DELETE", f"/fn/delete/{fn}")
+    assert r.status_code == 200, r.text
+    r = await api.request("POST", f"/task/{task['id']}", json={**task, "enabled": False})
+    assert r.status_code == 200, r.text
+    disabled = await api.task(task["id"])
+    assert disabled["enabled"] is False
+    # a disabled task does not run on demand either, and says why
+    assert_error(
+        await api.request("POST", f"/task/{task['id']}/run"),
+        409,
+        f"task {task['name']!r} is disabled: enable it to run it",
+    )
+    # enabling it again checks the function: refused, and the task stays disabled
+    r = await api.request("POST", f"/task/{task['id']}", json={**disabled, "enabled": True})
+    assert_error(r, 400, startswith="invalid task: unknown function")
+    assert await api.task(task["id"]) == disabled
+
+
 async def test_unknown_task_is_404_on_every_route(api: TaskApi) -> None:
     missing = unique("missing")
     for method, path, body in [
