@@ -131,6 +131,8 @@ async def populate(store: Store, data_dir: Path | None = None, apps: int = 2, do
         await store.create_function(base, fn)
         for i in range(3):
             run = FunctionRun(f"run-{a}-{i}", fn.id, 3, stamp(i), stamp(i + 1), i != 1, ["started", f"line {i}"])
+            if i == 1:  # a failed run keeps its input for a retry, and moves with it
+                run.payload = {"kind": "db", "channel": "db-posts", "data": {"title": f"t{a}"}}
             await store.add_run(base, run, 100)
         await store.set_function_limits(base, {"tasks": 7})
         await store.count_email(base, "2026-05")
@@ -320,3 +322,26 @@ def test_migrated_installation_serves(tmp_path: Path, pg: str) -> None:
             await store.close()
 
     asyncio.run(check())
+
+
+def test_import_reads_an_export_made_before_runs_kept_their_input(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    fill("sqlite", str(src))
+    out = tmp_path / "all.jsonl"
+    assert cli("export", "--data-dir", str(src), "--out", str(out)).returncode == 0
+    records = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    kept = [r for r in records if r.get("kind") == "function_run" and r["input"]]
+    assert kept and all(orjson.loads(r["input"])["channel"] == "db-posts" for r in kept), kept
+    for r in records:  # the format before 2026-12-03: function_run records had no input field
+        if r.get("kind") == "function_run":
+            del r["input"]
+    old = tmp_path / "old.jsonl"
+    old.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    done = cli("import", str(old), "--data-dir", str(dst))
+    assert done.returncode == 0, done.stderr
+    runs = [r for r in dump("sqlite", str(dst)) if r["kind"] == "function_run"]
+    assert runs and all(r["input"] == "" for r in runs)
+    expected = [r for r in dump("sqlite", str(src)) if r["kind"] != "function_run"]
+    assert [r for r in dump("sqlite", str(dst)) if r["kind"] != "function_run"] == expected

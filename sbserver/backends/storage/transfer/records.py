@@ -44,6 +44,9 @@ class Kind:
     floats: tuple[str, ...] = ()
     json: tuple[str, ...] = ()  # text columns holding orjson text, exported as JSON values
     key: tuple[str, ...] = field(default=())  # what identifies a record in an error message
+    # Fields added after the format was first written: a record from an older export may lack
+    # them, and reads as having these values.
+    optional: tuple[tuple[str, Any], ...] = ()
 
 
 # Load order: a base before anything of it.
@@ -92,11 +95,12 @@ KINDS: tuple[Kind, ...] = (
         "function_run",
         "functions",
         "function_runs",
-        ("id", "function_id", "version", "started", "completed", "success", "output"),
+        ("id", "function_id", "version", "started", "completed", "success", "output", "input"),
         ("seq",),
         per_base=True,
         bools=("success",),
         json=("output",),
+        optional=(("input", ""),),  # a failed run's kept input (for a retry), since 2026-12-03
     ),
     Kind(
         "file", "files", "files", ("id", "account_id", "name", "key", "url", "size", "uploaded"), ("id",), per_base=True
@@ -214,6 +218,8 @@ def check_record(rec: Any, line: int) -> Kind:
     kind = BY_NAME.get(rec["kind"])
     if kind is None:
         raise TransferError(f"line {line}: unknown record kind {rec['kind'][:40]!r}")
+    for name, default in kind.optional:
+        rec.setdefault(name, default)
     expected = set(record_fields(kind))
     if set(rec) != expected:
         missing, extra = sorted(expected - set(rec)), sorted(set(rec) - expected)

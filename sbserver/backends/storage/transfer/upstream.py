@@ -228,6 +228,7 @@ class UpstreamSource(Snapshot, Source):
                         "completed": _iso(r["completed"]),
                         "success": bool(r["success"]),
                         "output": list(r["output"] or []),
+                        "input": "",
                     }
                     for r in rows
                 ]
