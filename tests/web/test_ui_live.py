@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import threading
+import time
 import uuid
 from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
@@ -27,6 +29,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
+from sbserver.http.ui.session import open_session, seal_session
 from tests.compat.conftest import _fresh_database, running_server
 from tests.compat.support import DEV_ROOT_ALIAS, LiveServer
 from tests.realtime.clients import SSEClient
@@ -360,3 +363,23 @@ def test_pages_at_both_widths_without_a_session_redirect(side: Side, chromium: A
     page = new_page(chromium, side.ui)
     response = page.goto("/ui/live/lobby")
     assert response is not None and page.url == side.ui.url + "/", page.url
+
+
+def test_refreshes_do_not_renew_the_session_and_signed_out_loads_sign_in(side: Side, chromium: Any) -> None:
+    page = signed_in(chromium, side.ui)
+    secret = UI_APP_SECRET.encode()
+    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+    session = open_session(secret, cookies["token"])
+    assert session is not None
+    page.context.close()
+    stale = seal_session(secret, dataclasses.replace(session, seen=time.time() - 120))
+    jar = {"pk": cookies["pk"], "token": stale}
+    for path in ("/ui/live", "/ui/live/lobby", "/ui/live?channel=lobby"):
+        polled = httpx.get(side.ui.url + path, cookies=jar, headers={"HX-Request": "true"})
+        assert polled.status_code == 200 and "live" in polled.text, (path, polled.text[:300])
+        assert "token=" not in polled.headers.get("set-cookie", ""), f"a refresh of {path} renewed the session"
+    opened = httpx.get(side.ui.url + "/ui/live", cookies=jar)
+    assert opened.status_code == 200 and "token=" in opened.headers.get("set-cookie", ""), "a visit renews it"
+    # a refresh whose session ended: htmx is told to load the sign-in page as a whole page
+    r = httpx.get(side.ui.url + "/ui/live", headers={"HX-Request": "true"}, follow_redirects=False)
+    assert r.status_code == 200 and r.headers["HX-Redirect"] == "/", r.headers

@@ -41,6 +41,7 @@ from sbserver.http.ui.session import (
     admin_of,
     check_csrf,
     form_text,
+    not_activity,
     open_session,
     page,
     redirect,
@@ -95,6 +96,7 @@ async def _db_channels(request: Request, admin: Admin) -> list[str]:
 async def list_channels(request: Request) -> Response:
     """``GET /ui/live``: the channels with members and their counts; ``?channel=`` opens one."""
     admin = await admin_of(request)
+    _polled(request)
     if request.query_params.get("channel", "").strip():
         return await _channel_page(request, admin, _channel(request.query_params["channel"]))
     found = await broker(request).channels(admin.base, LIST_LIMIT)
@@ -110,7 +112,14 @@ async def list_channels(request: Request) -> Response:
 async def view_channel(request: Request) -> Response:
     """``GET /ui/live/<channel>``: one channel, live."""
     admin = await admin_of(request)
+    _polled(request)
     return await _channel_page(request, admin, _channel(request.path_params["channel"]))
+
+
+def _polled(request: Request) -> None:
+    """The pages' own htmx refreshes are not the admin's activity: an open page still goes idle."""
+    if request.headers.get("hx-request") == "true":
+        not_activity(request)
 
 
 async def _channel_page(request: Request, admin: Admin, channel: str) -> Response:

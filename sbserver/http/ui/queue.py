@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from sbserver.http.request import services
 from sbserver.http.ui.functions import when
-from sbserver.http.ui.session import _SESSION, admin_of, check_csrf, form_text, page, redirect
+from sbserver.http.ui.session import admin_of, check_csrf, form_text, not_activity, page, redirect
 from sbserver.http.ui.session import render as render_page
 from sbserver.services.functions import MAX_ATTEMPTS, NOT_KEPT
 from sbserver.types import FailedRun, QueuedJob
@@ -102,21 +102,11 @@ async def queue_page(request: Request) -> Response:
 
 
 @page
-async def _queue_sections(request: Request) -> Response:
-    context = await _sections(request)
-    request.scope.pop(_SESSION, None)  # a poll is not activity: the session is not renewed by it
-    return _render(request, "ui/queue_sections.html", context)
-
-
 async def queue_sections(request: Request) -> Response:
-    """``/ui/queue/sections``: the three sections alone. Signed out (the session expired while
-    the page polled), htmx is told to load the sign-in page as a whole page, not into the section."""
-    response = await _queue_sections(request)
-    if response.status_code == 303 and request.headers.get("hx-request") == "true":
-        response.headers["HX-Redirect"] = response.headers["location"]
-        del response.headers["location"]
-        response.status_code = 200
-    return response
+    """``/ui/queue/sections``: the three sections alone (the page's poll, which is not activity)."""
+    context = await _sections(request)
+    not_activity(request)
+    return _render(request, "ui/queue_sections.html", context)
 
 
 @page

@@ -211,6 +211,12 @@ async def admin_of(request: Request) -> Admin:
     return admin
 
 
+def not_activity(request: Request) -> None:
+    """This request (a page's own poll) does not count as the admin's activity: ``page`` will not
+    renew the session's last-seen time for it, so a page left open still goes idle."""
+    request.scope.pop(_SESSION, None)
+
+
 def check_csrf(admin: Admin, form: FormData | Mapping[str, Any], header: str = "") -> None:
     """Refuse (403, nothing done) a form whose ``csrf`` field is missing or not this session's.
 
@@ -303,7 +309,7 @@ def error_page(request: Request, reason: str, status: int) -> Response:
 
 
 def page(handler: Handler) -> Handler:
-    """Wrap an admin page: signed out → 303 to ``/``; an ``SBError`` → the error page with its
+    """Wrap an admin page: signed out → 303 to ``/`` (for htmx, ``HX-Redirect`` to it); an ``SBError`` → the error page with its
     reason and status (internal errors: a generic line with the request id, details in the log);
     the session's last-seen time is refreshed on the way out."""
 
@@ -314,6 +320,12 @@ def page(handler: Handler) -> Handler:
         except SignedOut as out:
             response = redirect(request, HOME, out.flash, "danger") if out.flash else redirect(request, HOME)
             clear_session_cookies(response, request)
+            if request.headers.get("hx-request") == "true":
+                # htmx (a page's poll) follows a 303 itself and would put the sign-in page inside
+                # the part it refreshes: it is told to load the sign-in page as a whole page
+                response.headers["HX-Redirect"] = response.headers["location"]
+                del response.headers["location"]
+                response.status_code = 200
             return response
         except SBError as exc:
             rid = request_id(request)
