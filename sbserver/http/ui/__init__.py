@@ -2,29 +2,24 @@
 
 ``routes`` gathers every page module's routes; ``app.build_routes`` registers them before the
 catch-all. ``session`` holds what every page shares (sign-in, ``page``, ``admin_of``, CSRF,
-``render``); each other module is one area of the admin (accounts, dashboard, database, functions).
+``render``); each other module is one area of the admin.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-
 from starlette.routing import BaseRoute
 
-from sbserver.http.ui import accounts, dashboard, session
+from sbserver.http.ui import accounts, dashboard, database, files, forms, functions, live, queue, session, tasks
 
-# Areas built separately: registered when their module exists.
-_OPTIONAL = ("database", "functions", "tasks", "forms", "files", "live", "queue")
-
-
-def _optional_routes() -> list[BaseRoute]:
-    found: list[BaseRoute] = []
-    for name in _OPTIONAL:
-        qualified = f"{__name__}.{name}"
-        if importlib.util.find_spec(qualified) is not None:
-            found.extend(importlib.import_module(qualified).routes)
-    return found
-
-
-routes: list[BaseRoute] = [*session.routes, *dashboard.routes, *accounts.routes, *_optional_routes()]
+routes: list[BaseRoute] = [
+    *session.routes,
+    *dashboard.routes,
+    *accounts.routes,
+    *database.routes,
+    *functions.routes,
+    *queue.routes,
+    *tasks.routes,
+    *forms.routes,
+    *files.routes,
+    *live.routes,
+]
