@@ -170,6 +170,7 @@ def test_refusals_csrf_other_apps_and_bad_names(ui_server: LiveServer, chromium:
     response = page.goto("/ui/forms?fn=nothing_here")
     assert response is not None and response.status == 200
     assert "No submissions" in page.locator("#forms-none").inner_text()
+    assert page.locator("#forms-fn").input_value() == "nothing_here"  # the select shows the form asked for
     page.context.close()
 
 

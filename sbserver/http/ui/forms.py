@@ -54,6 +54,8 @@ async def list_submissions(request: Request) -> Response:
     form = request.query_params.get("fn", "").strip()
     if form:
         check_form_name(form)
+        if form not in dict(names):  # asked for by name with no submissions: still the one shown as chosen
+            names = [(form, 0), *names]
     elif names:
         form = names[0][0]
     total = dict(names).get(form, 0)
