@@ -11,7 +11,7 @@ cookie) accepts the origin, or, without a key, when the server-wide list does.
 from __future__ import annotations
 
 import re
-import uuid
+import secrets
 from http.cookies import SimpleCookie
 from urllib.parse import parse_qs
 
@@ -46,7 +46,7 @@ class RequestId:
                 text = v.decode("latin-1").strip()
                 rid = text if _SANE_ID.fullmatch(text) else ""
                 break
-        rid = rid or uuid.uuid4().hex[:16]
+        rid = rid or secrets.token_hex(8)
         scope[REQUEST_ID] = rid
         if scope["type"] != "http":
             await self.app(scope, receive, send)

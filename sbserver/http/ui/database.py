@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from sbserver.errors import BadRequest, InvalidJSON, NotFound, SBError, client_message
 from sbserver.http.request import parse_json, services
-from sbserver.http.ui.session import admin_of, check_csrf, page
+from sbserver.http.ui.session import admin_of, check_csrf, page, page_number, pager
 from sbserver.http.ui.session import render as render_page
 from sbserver.services.documents import SYSTEM_FIELDS, Page
 
@@ -126,10 +126,7 @@ async def browse(request: Request) -> Response:
     desc = params.get("desc", "1") != "0"
     query = params.get("query", "").strip()
     fields = _fields_of(params.get("fields", ""))
-    try:
-        page_no = max(1, min(int(params.get("page", "1")), 1_000_000))
-    except ValueError:
-        page_no = 1
+    page_no = page_number(params.get("page"))
     state = {"col": col, "sortby": sortby, "desc": "1" if desc else "0", "query": query, "fields": " ".join(fields)}
     context: dict[str, Any] = {
         "collections": counts,
@@ -175,9 +172,8 @@ def _table(result: dict[str, Any], col: str, fields: list[str], state: dict[str,
     total = int(result["total"])
     last = max(1, math.ceil(total / PAGE_SIZE))
     current = int(result["page"])
-    numbers = sorted({1, last, *range(max(1, current - 2), min(last, current + 2) + 1)})
-    pages = [{"no": n, "url": "/ui/db?" + urlencode({**state, "page": n}), "current": n == current} for n in numbers]
-    return {"rows": rows, "columns": columns, "total": total, "pages": pages if last > 1 else []}
+    pages = pager(current, last, lambda n: "/ui/db?" + urlencode({**state, "page": n}))
+    return {"rows": rows, "columns": columns, "total": total, "pages": pages}
 
 
 @page

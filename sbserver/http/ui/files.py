@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from sbserver.backends.storage.files.base import FileRecord
 from sbserver.http.request import services
-from sbserver.http.ui.session import admin_of, check_csrf, page, redirect
+from sbserver.http.ui.session import admin_of, check_csrf, page, page_number, pager, redirect
 from sbserver.http.ui.session import render as render_page
 from sbserver.services.documents import Page
 from sbserver.services.files import content_type
@@ -49,13 +49,6 @@ def size_text(size: int) -> str:
 def list_url(account_id: str = "", page_no: int = 1) -> str:
     query = {**({"id": account_id} if account_id else {}), **({"page": str(page_no)} if page_no > 1 else {})}
     return "/ui/fs" + ("?" + urlencode(query) if query else "")
-
-
-def page_number(raw: str | None) -> int:
-    try:
-        return max(1, min(int(raw or "1"), 1_000_000))
-    except ValueError:
-        return 1
 
 
 def row(record: FileRecord) -> dict[str, Any]:
@@ -91,8 +84,7 @@ async def list_files(request: Request) -> Response:
     last = max(1, math.ceil(total / PAGE_SIZE))
     if page_no > last:  # past the end (files were deleted since): the last page
         return redirect(request, list_url(account_id, last))
-    numbers = sorted({1, last, *range(max(1, page_no - 2), min(last, page_no + 2) + 1)})
-    pages = [{"no": n, "url": list_url(account_id, n), "current": n == page_no} for n in numbers] if last > 1 else []
+    pages = pager(page_no, last, lambda n: list_url(account_id, n))
     context = {
         "account_id": account_id,
         "rows": [row(r) for r in records],

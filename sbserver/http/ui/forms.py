@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sbserver.http.request import services
-from sbserver.http.ui.session import admin_of, check_csrf, page, redirect
+from sbserver.http.ui.session import admin_of, check_csrf, page, page_number, pager, redirect
 from sbserver.http.ui.session import render as render_page
 from sbserver.services.forms import check_form_name, submission_id
 
@@ -32,13 +32,6 @@ def when(stamp: str) -> str:
 def list_url(form: str, page_no: int = 1) -> str:
     query = {"fn": form, **({"page": str(page_no)} if page_no > 1 else {})}
     return "/ui/forms?" + urlencode(query)
-
-
-def page_number(raw: str | None) -> int:
-    try:
-        return max(1, min(int(raw or "1"), 1_000_000))
-    except ValueError:
-        return 1
 
 
 def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
@@ -71,8 +64,7 @@ async def list_submissions(request: Request) -> Response:
         }
         for sub in entries
     ]
-    numbers = sorted({1, last, *range(max(1, page_no - 2), min(last, page_no + 2) + 1)})
-    pages = [{"no": n, "url": list_url(form, n), "current": n == page_no} for n in numbers] if last > 1 else []
+    pages = pager(page_no, last, lambda n: list_url(form, n))
     context = {"names": names, "form": form, "total": total, "rows": rows, "pages": pages, "page_no": page_no}
     return render(request, "ui/forms.html", context)
 

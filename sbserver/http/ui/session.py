@@ -227,6 +227,23 @@ def check_csrf(admin: Admin, form: FormData | Mapping[str, Any], header: str = "
         raise Refused("this form is out of date or was not sent from this admin page (CSRF check failed): reload it")
 
 
+def page_number(raw: str | None) -> int:
+    """A ``page`` query parameter as a page number (1 when absent or not a number)."""
+    try:
+        return max(1, min(int(raw or "1"), 1_000_000))
+    except ValueError:
+        return 1
+
+
+def pager(current: int, last: int, url_of: Callable[[int], str]) -> list[dict[str, Any]]:
+    """The links of ``ui/pager.html``: the first and last pages and two either side of
+    ``current`` (none when there is one page)."""
+    if last <= 1:
+        return []
+    numbers = sorted({1, last, *range(max(1, current - 2), min(last, current + 2) + 1)})
+    return [{"no": n, "url": url_of(n), "current": n == current} for n in numbers]
+
+
 def form_text(form: FormData, name: str, limit: int = 100_000) -> str:
     """A text field of a form ('' when absent or a file)."""
     value = form.get(name, "")
