@@ -58,6 +58,8 @@ def banner(app: NewApp, dev_alias: bool) -> str:
     lines += [
         f"Real root token: {app.root_token}",
         "",
+        "Admin pages: open this server's address in a browser and sign in with the public key",
+        "and the admin user's email and password.",
         "Refer to the documentation at https://staticbackend.dev/docs for the API and clients.",
         "",
     ]

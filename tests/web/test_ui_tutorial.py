@@ -58,6 +58,10 @@ def _chat(server: LiveServer, text: str) -> dict[str, Any]:
 
 def test_tutorial_admin_steps_in_the_browser(ui_server: LiveServer, chromium: Any, js_client_dir: Path) -> None:
     # 1. sign in with what `make run` prints: the public key, the admin's email and password
+    printed = ui_server.log_path.read_text()
+    for line in (f"Public key:      {ui_server.pk}", f"Email:       {DEV_EMAIL}", f"Password:    {DEV_PASSWORD}"):
+        assert line in printed, f"the server did not print {line!r}:\n{printed[:2000]}"
+    assert "Admin pages: open this server's address in a browser" in printed, printed[:2000]
     page = new_page(chromium, ui_server)
     response = sign_in_with_password(page, ui_server.pk, DEV_EMAIL, DEV_PASSWORD)
     assert response.status == 200 and page.url.endswith("/ui/accounts"), page.content()
