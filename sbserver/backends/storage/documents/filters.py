@@ -514,6 +514,16 @@ class PostgresCompiler(Compiler):
     def negate(self, predicate: str) -> str:
         return f"NOT coalesce({predicate}, false)"
 
+    def clause(self, c: Clause) -> str:
+        """An equality with a value ``pg_prefilter`` accepts first asks whether the document
+        contains the field with that value (one ``@>`` per row, where the branches read the
+        field several times); the branch for numeric strings keeps its own type test first."""
+        contained = pg_prefilter(c)
+        if contained is None:
+            return super().clause(c)
+        first, *rest = self.equal_branches(self.field(c.path), c.value)
+        return self.any_of([f"j @> {self.placeholder(contained, 'json')} AND {first}", *rest])
+
     def text_branches(self, slot: Slot, op: str, text: str) -> list[str]:
         assert isinstance(slot, PostgresSlot)
         number = numeric_value(text)
@@ -535,6 +545,30 @@ class PostgresCompiler(Compiler):
     def sort_keys(self, path: tuple[str, ...]) -> list[str]:
         slot = PostgresSlot(_pg_guarded(path))
         return [slot.rank, slot.number, slot.text]
+
+
+def pg_prefilter(c: Clause) -> dict[str, Any] | None:
+    """For an equality, a JSON object every matching document contains (``j @> it``): the field
+    with the value, nested as the path says. jsonb containment compares numbers numerically and
+    strings exactly, as the branches do, so it never drops a match; the first branch still
+    decides. None when no such object is sure: nulls (a missing field matches them), floats,
+    numeric strings (a number matches them), arrays and objects (containment is looser), and
+    strings holding U+0000 or U+FFFD (``without_nul``)."""
+    if c.op not in ("==", "="):
+        return None
+    value = c.value
+    if isinstance(value, bool) or (isinstance(value, int) and abs(value) < 10**15):
+        pass
+    elif isinstance(value, str):
+        if numeric_value(value) is not None or "\x00" in value or "\ufffd" in value:
+            return None
+    else:
+        return None
+    contained: Any = value
+    for part in reversed(c.path):
+        contained = {part: contained}
+    found: dict[str, Any] = contained
+    return found
 
 
 def pg_index_statements(schema: str, col: str, field: str, base: str) -> list[str]:

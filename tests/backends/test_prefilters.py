@@ -1,0 +1,70 @@
+"""The cheap first tests of an equality scan (SQLite's GLOB on the JSON text, PostgreSQL's ``@>``):
+given only where they can never drop a match. That they never change an answer is the property
+suite's job (tests/backends/test_filters_property.py, on both stores); this says when each applies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sbserver.backends.storage.documents.filters import PostgresCompiler, pg_prefilter, sqlite_prefilter
+from sbserver.clauses import Clause
+
+
+def eq(field: str, value: Any, op: str = "==") -> Clause:
+    return Clause(tuple(field.split(".")), op, value)
+
+
+@pytest.mark.parametrize(
+    ("clause", "contained"),
+    [
+        (eq("k", 7), {"k": 7}),
+        (eq("k", -3, "="), {"k": -3}),
+        (eq("a.b.c", True), {"a": {"b": {"c": True}}}),
+        (eq("name", "ada"), {"name": "ada"}),
+        (eq("a.0", "x"), {"a": {"0": "x"}}),  # a numeric segment: containment wants an object too
+        (eq("k", None), None),  # a missing field equals null
+        (eq("k", 7.5), None),
+        (eq("k", 10**15), None),
+        (eq("k", "7"), None),  # a numeric string also matches the number 7
+        (eq("k", " 1e3 "), None),
+        (eq("k", "a\x00b"), None),
+        (eq("k", "a\ufffdb"), None),
+        (eq("k", [1]), None),
+        (eq("k", {"a": 1}), None),
+        (eq("k", 7, "!="), None),
+        (eq("k", 7, ">="), None),
+    ],
+)
+def test_pg_prefilter_only_where_it_cannot_drop_a_match(clause: Clause, contained: Any) -> None:
+    assert pg_prefilter(clause) == contained
+
+
+def test_pg_equality_asks_containment_first_and_keeps_the_numeric_string_branch() -> None:
+    compiler = PostgresCompiler(first_param=3)
+    sql = compiler.clause(eq("k", 7))
+    first, second = sql.split(") OR (")
+    assert first.startswith("((j @> $6::jsonb AND ") and "@>" not in second, sql  # after 7 and the text bounds
+    assert compiler.params[-1] == '{"k":7}'
+    assert "numeric" in second and "'string'" in second  # "7" as a string still matches 7
+    plain = PostgresCompiler(first_param=1)
+    assert "@>" not in plain.clause(eq("k", 7.5)) and "@>" not in plain.clause(eq("k", "7"))
+
+
+@pytest.mark.parametrize(
+    ("clause", "pattern"),
+    [
+        (eq("k", 7), '*"k":[7"]*'),
+        (eq("k", 0), '*"k":[-0"]*'),
+        (eq("k", True), '*"k":true*'),
+        (eq("name", "a*b"), '*"name":"a[*]b"*'),
+        (eq("k", None), None),
+        (eq("k", 7.5), None),
+        (eq("k", "7"), None),
+        (eq("k", 7, "<"), None),
+    ],
+)
+def test_sqlite_prefilter_patterns(clause: Clause, pattern: str | None) -> None:
+    assert sqlite_prefilter(clause) == pattern
