@@ -68,3 +68,10 @@ def test_pg_equality_asks_containment_first_and_keeps_the_numeric_string_branch(
 )
 def test_sqlite_prefilter_patterns(clause: Clause, pattern: str | None) -> None:
     assert sqlite_prefilter(clause) == pattern
+
+
+def test_pg_leaves_an_indexed_field_to_its_index() -> None:
+    """On an indexed field the clause stays exactly the index's expressions (the planner matches
+    them), without a containment test on every row the index returns."""
+    assert "@>" not in PostgresCompiler(indexed=frozenset({"k"})).clause(eq("k", 7))
+    assert "@>" in PostgresCompiler(indexed=frozenset({"other"})).clause(eq("k", 7))

@@ -28,6 +28,7 @@ from sbserver.backends.storage.postgresql_base import MIGRATION_LOCK, _schema
 from sbserver.backends.storage.search.postgresql import PostgresSearch, ts_query
 from sbserver.backends.storage.tasks.postgresql import PostgresTasks
 from sbserver.errors import BadRequest, Conflict, StoreError
+from sbserver.lru import ExpiringLRU
 
 # Versioned migrations: index + 1 is the version. Never edit a released entry; append.
 # Text columns that are sorted on use COLLATE "C" so ordering is bytewise, like SQLite's.
@@ -261,6 +262,7 @@ BASE_MIGRATIONS: list[str] = [
 
 
 # Errors meaning "the database refused or is unreachable"; anything else is a bug and propagates.
+INDEXED_TTL = 10.0  # seconds a collection's list of indexed fields is kept
 _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)
 
 # libpq key/value DSN keys we understand, and the asyncpg.connect argument each one becomes.
@@ -348,6 +350,8 @@ class PostgresStore(
         self._pool: asyncpg.Pool | None = None
         self._known: set[tuple[str, str]] = set()  # (base, collection) already registered
         self._upkeep: Upkeep | None = None  # set at open when the server's autovacuum is off
+        # another process may add an index: a collection's list is read again after a while
+        self._indexed: ExpiringLRU[tuple[str, str], frozenset[str]] = ExpiringLRU(4096, INDEXED_TTL)
 
     # plumbing
     async def open(self) -> None:

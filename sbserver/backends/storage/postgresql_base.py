@@ -46,6 +46,7 @@ class PostgresBase(ABC):
 
     _known: set[tuple[str, str]]  # (base, collection) already registered
     _upkeep: Any  # documents.postgresql.Upkeep, or None when PostgreSQL's autovacuum runs
+    _indexed: Any  # lru.ExpiringLRU: (base, collection) -> its indexed fields, read again now and then
 
     @abstractmethod
     def _conn(self, transaction: bool = False) -> AbstractAsyncContextManager[asyncpg.Connection]:

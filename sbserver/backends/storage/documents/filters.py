@@ -486,7 +486,12 @@ class PostgresSlot(Slot):
 
 class PostgresCompiler(Compiler):
     """``$n`` parameters numbered from ``first_param``; documents read through the stored
-    ``jsonb`` column ``j`` (generated from ``data`` by ``sb.doc_json``)."""
+    ``jsonb`` column ``j`` (generated from ``data`` by ``sb.doc_json``). ``indexed``: the fields
+    with an index, whose clauses are left as the index's expressions (no prefilter)."""
+
+    def __init__(self, first_param: int = 1, indexed: frozenset[str] = frozenset()) -> None:
+        super().__init__(first_param)
+        self.indexed = indexed
 
     def placeholder(self, value: Any, kind: str) -> str:
         if kind == "number":
@@ -518,7 +523,7 @@ class PostgresCompiler(Compiler):
         """An equality with a value ``pg_prefilter`` accepts first asks whether the document
         contains the field with that value (one ``@>`` per row, where the branches read the
         field several times); the branch for numeric strings keeps its own type test first."""
-        contained = pg_prefilter(c)
+        contained = None if c.field in self.indexed else pg_prefilter(c)
         if contained is None:
             return super().clause(c)
         first, *rest = self.equal_branches(self.field(c.path), c.value)

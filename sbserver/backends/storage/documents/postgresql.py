@@ -43,21 +43,29 @@ def _scope_sql(scope: Scope, first: int) -> tuple[str, tuple[str, ...]]:
     return "", ()
 
 
-def _where(base: Base, col: str, scope: Scope, clauses: list[Clause]) -> tuple[str, str, list[Any]]:
+def _where(
+    base: Base, col: str, scope: Scope, clauses: list[Clause], indexed: frozenset[str] = frozenset()
+) -> tuple[str, str, list[Any]]:
     """The schema, the WHERE of a filtered read (the collection as a literal) and its parameters,
-    numbered from $1."""
+    numbered from $1; ``indexed``: the collection's indexed fields."""
     extra, params = _scope_sql(scope, 1)
-    compiler = PostgresCompiler(first_param=len(params) + 1)
+    compiler = PostgresCompiler(first_param=len(params) + 1, indexed=indexed)
     where = f"col = {literal(col)}{extra}{compiler.where(clauses)}"
     return _schema(base.name), where, [*params, *compiler.params]
 
 
 def _page_sql(
-    base: Base, col: str, scope: Scope, clauses: list[Clause], sort: Sort, total: bool = False
+    base: Base,
+    col: str,
+    scope: Scope,
+    clauses: list[Clause],
+    sort: Sort,
+    total: bool = False,
+    indexed: frozenset[str] = frozenset(),
 ) -> tuple[str, list[Any]]:
     """A page of the matching documents (with ``total``, each row also carries the number of
     matches) and its parameters, LIMIT and OFFSET to follow."""
-    schema, where, params = _where(base, col, scope, clauses)
+    schema, where, params = _where(base, col, scope, clauses, indexed)
     order = PostgresCompiler().order_by(sort)
     n = len(params) + 1
     if not total:
@@ -204,7 +212,9 @@ class PostgresDocuments(PostgresBase, DocumentStore):
                 return [_doc(r) for r in rows], len(rows)
             return [_doc(r) for r in rows], await self.count_documents(base, col, scope, clauses)
         # One pass over the matching rows gives the page and the total.
-        sql, params = _page_sql(base, col, scope, clauses, sort, total=True)
+        sql, params = _page_sql(
+            base, col, scope, clauses, sort, total=True, indexed=await self._indexed_fields(base, col)
+        )
         rows = await self._fetch(sql, *params, _limit(limit), max(offset, 0))
         if rows:
             return [_doc(r) for r in rows], int(rows[0][5])
@@ -212,7 +222,8 @@ class PostgresDocuments(PostgresBase, DocumentStore):
         return [], total
 
     async def count_documents(self, base: Base, col: str, scope: Scope, clauses: list[Clause] | None = None) -> int:
-        schema, where, params = _where(base, col, scope, clauses or [])
+        indexed = await self._indexed_fields(base, col) if clauses else frozenset()
+        schema, where, params = _where(base, col, scope, clauses or [], indexed)
         row = await self._fetchrow(f"SELECT COUNT(*) FROM {schema}.documents WHERE {where}", *params)
         assert row is not None
         return int(row[0])
@@ -220,11 +231,12 @@ class PostgresDocuments(PostgresBase, DocumentStore):
     async def explain_query(
         self, base: Base, col: str, scope: Scope, clauses: list[Clause], sort: Sort, count: bool = False
     ) -> str:
+        indexed = await self._indexed_fields(base, col)
         if count:
-            schema, where, params = _where(base, col, scope, clauses)
+            schema, where, params = _where(base, col, scope, clauses, indexed)
             rows = await self._fetch(f"EXPLAIN SELECT COUNT(*) FROM {schema}.documents WHERE {where}", *params)
         else:
-            sql, params = _page_sql(base, col, scope, clauses, sort, total=bool(clauses))
+            sql, params = _page_sql(base, col, scope, clauses, sort, total=bool(clauses), indexed=indexed)
             rows = await self._fetch(f"EXPLAIN {sql}", *params, 20, 0)
         return "\n".join(r[0] for r in rows)
 
@@ -268,7 +280,7 @@ class PostgresDocuments(PostgresBase, DocumentStore):
     async def update_documents(
         self, base: Base, col: str, scope: Scope, clauses: list[Clause], mutate: Mutation
     ) -> list[StoredDoc]:
-        schema, where, params = _where(base, col, scope, clauses)
+        schema, where, params = _where(base, col, scope, clauses, await self._indexed_fields(base, col))
         n = len(params) + 1
         # Batches in creation order, each locked (a concurrent writer waits, then this one reads
         # its result). A locked row that no longer matches is skipped, so a short batch does not
@@ -301,7 +313,7 @@ class PostgresDocuments(PostgresBase, DocumentStore):
             return _doc(row)
 
     async def delete_documents(self, base: Base, col: str, scope: Scope, clauses: list[Clause]) -> list[StoredDoc]:
-        schema, where, params = _where(base, col, scope, clauses)
+        schema, where, params = _where(base, col, scope, clauses, await self._indexed_fields(base, col))
         delete = (
             f"DELETE FROM {schema}.documents WHERE (col, id) IN (SELECT col, id FROM {schema}.documents "
             f"WHERE {where} ORDER BY created, id LIMIT {BATCH} FOR UPDATE) RETURNING {_DOC_COLS}"
@@ -342,6 +354,17 @@ class PostgresDocuments(PostgresBase, DocumentStore):
             f"INSERT INTO {schema}.doc_indexes (col, field) VALUES ($1, $2) ON CONFLICT DO NOTHING", col, field
         )
         await self._execute(f"ANALYZE {schema}.documents")  # statistics of the new expressions (a sample)
+        self._indexed.pop((base.name, col))
+
+    async def _indexed_fields(self, base: Base, col: str) -> frozenset[str]:
+        """The collection's indexed fields, kept for ``INDEXED_TTL`` seconds (another process
+        may add one; until this one reads the list again, its queries only test more per row)."""
+        key = (base.name, col)
+        fields = self._indexed.get(key)
+        if fields is None:
+            fields = frozenset(await self.indexes(base, col))
+            self._indexed.put(key, fields)
+        return fields
 
     async def indexes(self, base: Base, col: str) -> list[str]:
         rows = await self._fetch(
