@@ -29,7 +29,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from sbserver.errors import BadRequest, SBError, Unauthorized, client_message
+from sbserver.errors import BadRequest, SBError, Unauthorized, client_message, is_internal
 from sbserver.http.realtime import EventStream
 from sbserver.http.request import request_id, services
 from sbserver.http.responses import error as error_line
@@ -225,7 +225,9 @@ async def send(request: Request) -> Response:
         try:
             await broker(request).publish(admin.base, channel, kind, data, "user-msg", admin.identity)
         except SBError as exc:
-            raise SBError(f"unable to publish: {exc.message}") from exc
+            if not is_internal(exc):
+                exc.message = f"unable to publish: {exc.message}"  # keeps its status (a limit is a 429)
+            raise
     except SBError as exc:
         if not htmx:
             raise
