@@ -241,13 +241,19 @@ def test_export_one_app(tmp_path: Path) -> None:
     assert not (tmp_path / "x.jsonl").exists() and not (tmp_path / "x.jsonl.partial").exists()
 
 
-def test_import_refuses_conflicts_and_bad_files_writing_nothing(tmp_path: Path) -> None:
+def exported_sqlite(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A filled SQLite installation (``src``), an empty directory (``dst``), and ``src`` exported."""
     src, dst = tmp_path / "src", tmp_path / "dst"
     src.mkdir()
     dst.mkdir()
     fill("sqlite", str(src))
     out = tmp_path / "all.jsonl"
     assert cli("export", "--data-dir", str(src), "--out", str(out)).returncode == 0
+    return src, dst, out
+
+
+def test_import_refuses_conflicts_and_bad_files_writing_nothing(tmp_path: Path) -> None:
+    _, dst, out = exported_sqlite(tmp_path)
     assert cli("import", str(out), "--data-dir", str(dst)).returncode == 0
     before = dump("sqlite", str(dst))
     again = cli("import", str(out), "--data-dir", str(dst))
@@ -325,12 +331,7 @@ def test_migrated_installation_serves(tmp_path: Path, pg: str) -> None:
 
 
 def test_import_reads_an_export_made_before_runs_kept_their_input(tmp_path: Path) -> None:
-    src, dst = tmp_path / "src", tmp_path / "dst"
-    src.mkdir()
-    dst.mkdir()
-    fill("sqlite", str(src))
-    out = tmp_path / "all.jsonl"
-    assert cli("export", "--data-dir", str(src), "--out", str(out)).returncode == 0
+    src, dst, out = exported_sqlite(tmp_path)
     records = [orjson.loads(line) for line in out.read_bytes().splitlines()]
     kept = [r for r in records if r.get("kind") == "function_run" and r["input"]]
     assert kept and all(orjson.loads(r["input"])["channel"] == "db-posts" for r in kept), kept
