@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 
 import pytest
 
+from sbserver.backends.storage import postgresql
 from sbserver.backends.storage.base import Store
 from sbserver.backends.storage.documents.filters import index_name
+from sbserver.backends.storage.postgresql import PostgresStore
 from sbserver.clauses import FIELD, Sort
 from sbserver.services.query import matcher, parse_clauses
 from sbserver.types import ALL_ROWS, Base, Scope, StoredDoc
@@ -130,3 +133,71 @@ async def test_one_indexed_clause_pages_from_the_index_alone(store: Store) -> No
         assert await store.query_documents(base, COL, OWNER, clauses, Sort(desc=desc), size, size * page) == answer
     for (clauses, *_), answer in zip(cases, before, strict=True):  # and both equal the reference
         assert answer[1] == len([d for d in docs if matcher(clauses)(d.data)])
+
+
+async def users_each_in_an_account(store: Store) -> tuple[Base, list[StoredDoc]]:
+    """16 users, each in an account of its own (as a store's usual users), 1,000 documents
+    each; ``k`` cycles through 100 values, one in five of them a numeric string."""
+    base = await make_base(store)
+    docs = [
+        StoredDoc(
+            str(uuid.uuid4()),
+            f"acct-{i % 16}",
+            f"user-{i % 16}",
+            f"2024-01-01T00:00:{i:06d}Z",
+            {"k": i % 100 if i % 5 else str(i % 100)},
+        )
+        for i in range(16_000)
+    ]
+    for i in range(0, len(docs), 2000):
+        await store.insert_documents(base, COL, docs[i : i + 2000], "700")
+    return base, docs
+
+
+async def check_user_reads_own_index(store: Store, base: Base) -> None:
+    scope = Scope(account_id="acct-3", owner_id="user-3")
+    name = index_name(base.name, COL, "k", "o")
+    for raw in ([["k", "==", 7]], [["k", ">=", 95]]):
+        plan = await store.explain_query(base, COL, scope, parse_clauses(raw), Sort(desc=True))
+        assert name in plan, (raw, plan)
+        assert not re.search(rf"{name[:-2]}_[ar]\b", plan), (raw, plan)
+
+
+async def test_a_users_equality_reads_the_index_that_leads_with_the_user(store: Store) -> None:
+    """A user's equality or range on the indexed field reads the owner scope's index, for
+    numbers and numeric strings, not a wider scope's (whose range holds every user's matches,
+    each then read and filtered out). PostgreSQL ignores what ANALYZE learns of a partial
+    index's expressions: the field's own statistics tell its planner."""
+    base, docs = await users_each_in_an_account(store)
+    await store.create_index(base, COL, "k")
+    await check_user_reads_own_index(store, base)
+    scope = Scope(account_id="acct-3", owner_id="user-3")
+    found, total = await store.query_documents(base, COL, scope, parse_clauses([["k", "==", 7]]), Sort(desc=True), 5, 0)
+    expected = sorted((d for d in docs if d.owner_id == "user-3" and d.data["k"] in (7, "7")), key=lambda d: d.created)
+    assert total == len(expected) == 40
+    assert [d.id for d in found] == [d.id for d in reversed(expected)][:5]
+
+
+async def test_an_index_made_before_the_field_statistics_is_read_the_same_after_an_upgrade(
+    new_store: Callable[[], Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An index made by a server from before the field statistics: the next open adds them
+    (on PostgreSQL; SQLite's planner is told which index to read)."""
+    with monkeypatch.context() as m:
+        m.setattr(postgresql, "BASE_MIGRATIONS", postgresql.BASE_MIGRATIONS[:-1])
+        old = new_store()
+        await old.open()
+        base, _ = await users_each_in_an_account(old)
+        await old.create_index(base, COL, "k")
+        if isinstance(old, PostgresStore):  # what the older server's create_index left
+            async with old._conn() as c:
+                for (name,) in await c.fetch("SELECT stxname FROM pg_statistic_ext WHERE stxname LIKE 'docstat_%'"):
+                    await c.execute(f'DROP STATISTICS IF EXISTS "{base.name}"."{name}"')
+                await c.execute(f'ANALYZE "{base.name}".documents')
+        await old.close()
+    s = new_store()
+    await s.open()
+    try:
+        await check_user_reads_own_index(s, base)
+    finally:
+        await s.close()

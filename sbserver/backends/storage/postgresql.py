@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -19,7 +19,7 @@ import asyncpg
 
 from sbserver.backends.storage.accounts.postgresql import PostgresAccounts
 from sbserver.backends.storage.base import Store
-from sbserver.backends.storage.documents.postgresql import PostgresDocuments, Upkeep
+from sbserver.backends.storage.documents.postgresql import PostgresDocuments, Upkeep, index_statistics
 from sbserver.backends.storage.files.postgresql import PostgresFiles
 from sbserver.backends.storage.forms.postgresql import PostgresForms
 from sbserver.backends.storage.functions.postgresql import PostgresFunctions
@@ -29,6 +29,8 @@ from sbserver.backends.storage.search.postgresql import PostgresSearch, ts_query
 from sbserver.backends.storage.tasks.postgresql import PostgresTasks
 from sbserver.errors import BadRequest, Conflict, StoreError
 from sbserver.lru import ExpiringLRU
+
+Migration = str | Callable[[asyncpg.Connection, str], Awaitable[None]]
 
 # Versioned migrations: index + 1 is the version. Never edit a released entry; append.
 # Text columns that are sorted on use COLLATE "C" so ordering is bytewise, like SQLite's.
@@ -126,7 +128,7 @@ SYSTEM_MIGRATIONS: list[str] = [
 ]
 
 # Per-base migrations, run inside the base's schema; ``{s}`` is replaced by the quoted schema.
-BASE_MIGRATIONS: list[str] = [
+BASE_MIGRATIONS: list[Migration] = [
     """
     CREATE TABLE {s}.accounts (
         id TEXT COLLATE "C" PRIMARY KEY,
@@ -258,6 +260,8 @@ BASE_MIGRATIONS: list[str] = [
     ALTER TABLE {s}.function_runs ADD COLUMN input TEXT NOT NULL DEFAULT '';
     CREATE INDEX function_runs_failed ON {s}.function_runs ((id COLLATE "C")) WHERE NOT success;
     """,
+    # Statistics on the expressions of the field indexes made before ``create_index`` made them.
+    index_statistics,
 ]
 
 
@@ -317,8 +321,10 @@ def connect_args(dsn: str) -> tuple[str | None, dict[str, Any]]:
     return None, kwargs
 
 
-async def _migrate(conn: asyncpg.Connection, table: str, scripts: list[str], schema: str = "") -> None:
-    """Apply the scripts not yet recorded in ``table``; the caller holds the lock and a transaction."""
+async def _migrate(conn: asyncpg.Connection, table: str, scripts: Sequence[Migration], schema: str = "") -> None:
+    """Apply the scripts not yet recorded in ``table``; the caller holds the lock and a transaction.
+    A script is SQL (``{s}`` stands for the schema) or a coroutine function of the connection
+    and the schema."""
     await conn.execute(
         f"CREATE TABLE IF NOT EXISTS {table} (version INTEGER PRIMARY KEY, applied TIMESTAMPTZ NOT NULL DEFAULT now())"
     )
@@ -327,7 +333,10 @@ async def _migrate(conn: asyncpg.Connection, table: str, scripts: list[str], sch
     # an older server may still run during a rolling upgrade.
     for version, script in enumerate(scripts, start=1):
         if version > current:
-            await conn.execute(script.replace("{s}", schema))
+            if isinstance(script, str):
+                await conn.execute(script.replace("{s}", schema))
+            else:
+                await script(conn, schema)
             await conn.execute(f"INSERT INTO {table} (version) VALUES ($1)", version)
 
 

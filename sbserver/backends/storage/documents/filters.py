@@ -576,6 +576,19 @@ def pg_prefilter(c: Clause) -> dict[str, Any] | None:
     return found
 
 
+def pg_statistics_statement(schema: str, field: str) -> str:
+    """Extended statistics on the expressions a field's indexes are built on (PostgreSQL 14
+    and later), one object per field for every collection of the base's schema. PostgreSQL ignores what ANALYZE gathers on the
+    expressions of a partial index: without these, it guesses each expression's selectivity and
+    may read a wider scope's index, then filter out every other user's matches."""
+    slot = PostgresSlot(_pg_guarded(tuple(field.split("."))))
+    digest = hashlib.sha1(field.encode()).hexdigest()[:20]
+    return (
+        f'CREATE STATISTICS IF NOT EXISTS {schema}."docstat_{digest}" '
+        f"ON {slot.rank}, {slot.number}, {slot.text} FROM {schema}.documents"
+    )
+
+
 def pg_index_statements(schema: str, col: str, field: str, base: str) -> list[str]:
     """The three indexes of a field (owner scope, account scope, every row), partial on the
     collection; ``schema`` is the base's quoted schema."""

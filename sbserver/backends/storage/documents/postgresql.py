@@ -16,7 +16,13 @@ import asyncpg
 import orjson
 
 from sbserver.backends.storage.documents.base import BATCH, DocumentStore, Mutation
-from sbserver.backends.storage.documents.filters import PostgresCompiler, index_name, literal, pg_index_statements
+from sbserver.backends.storage.documents.filters import (
+    PostgresCompiler,
+    index_name,
+    literal,
+    pg_index_statements,
+    pg_statistics_statement,
+)
 from sbserver.backends.storage.functions.base import job_rows
 from sbserver.backends.storage.functions.postgresql import INSERT_JOB, INSERT_JOBS_FROM_ARRAYS
 from sbserver.backends.storage.postgresql_base import PostgresBase, _limit, _schema
@@ -83,6 +89,57 @@ def _page_sql(
         f"ON d.col = {literal(col)} AND d.id = p.id ORDER BY p.n"
     )
     return sql, params
+
+
+def _branches_sql(base: Base, col: str, scope: Scope, clause: Clause, sort: Sort) -> tuple[str, list[Any]] | None:
+    """For one clause on an indexed field in creation order, the page with the number of
+    matches (as ``_page_sql`` with ``total``), read as a UNION ALL of the clause's branches: each
+    branch is one range of the scope's index on the field, an index scan whose conditions are
+    exact, where the OR of the branches would be a bitmap scan that tests every expression again
+    on every matching row. (The branches are disjoint: each holds one rank.) None when no
+    index serves the clause."""
+    extra, params = _scope_sql(scope, 1)
+    compiler = PostgresCompiler(first_param=len(params) + 1, indexed=frozenset({clause.field}))
+    branches = compiler.branches(clause)
+    if not branches:
+        return None
+    schema, frame = _schema(base.name), f"col = {literal(col)}{extra}"
+    matches = " UNION ALL ".join(f"SELECT created, id FROM {schema}.documents WHERE {frame} AND {b}" for b in branches)
+    order = compiler.order_by(sort)
+    n = len(params) + len(compiler.params) + 1
+    page = (
+        f"SELECT id, count(*) OVER () AS total, row_number() OVER (ORDER BY {order}) AS n "
+        f"FROM ({matches}) AS m ORDER BY {order} LIMIT ${n} OFFSET ${n + 1}"
+    )
+    cols = ", ".join(f"d.{c.strip()}" for c in _DOC_COLS.split(","))
+    sql = (
+        f"WITH p AS ({page}) SELECT {cols}, p.total FROM p JOIN {schema}.documents AS d "
+        f"ON d.col = {literal(col)} AND d.id = p.id ORDER BY p.n"
+    )
+    return sql, [*params, *compiler.params]
+
+
+def _filtered_sql(
+    base: Base, col: str, scope: Scope, clauses: list[Clause], sort: Sort, indexed: frozenset[str]
+) -> tuple[str, list[Any]]:
+    """A page of the documents matching ``clauses`` with their number, LIMIT and OFFSET to follow."""
+    if len(clauses) == 1 and sort.kind == CREATED and clauses[0].field in indexed:
+        found = _branches_sql(base, col, scope, clauses[0], sort)
+        if found is not None:
+            return found
+    return _page_sql(base, col, scope, clauses, sort, total=True, indexed=indexed)
+
+
+async def index_statistics(c: asyncpg.Connection, schema: str) -> None:
+    """Migration: statistics on the expressions of a base's indexed fields
+    (``pg_statistics_statement``), filled by an ANALYZE; nothing before PostgreSQL 14."""
+    if c.get_server_version().major < 14:
+        return
+    fields = sorted({r[0] for r in await c.fetch(f"SELECT field FROM {schema}.doc_indexes")})
+    for field in fields:
+        await c.execute(pg_statistics_statement(schema, field))
+    if fields:
+        await c.execute(f"ANALYZE {schema}.documents")
 
 
 log = logging.getLogger("sbserver.store")
@@ -212,9 +269,7 @@ class PostgresDocuments(PostgresBase, DocumentStore):
                 return [_doc(r) for r in rows], len(rows)
             return [_doc(r) for r in rows], await self.count_documents(base, col, scope, clauses)
         # One pass over the matching rows gives the page and the total.
-        sql, params = _page_sql(
-            base, col, scope, clauses, sort, total=True, indexed=await self._indexed_fields(base, col)
-        )
+        sql, params = _filtered_sql(base, col, scope, clauses, sort, await self._indexed_fields(base, col))
         rows = await self._fetch(sql, *params, _limit(limit), max(offset, 0))
         if rows:
             return [_doc(r) for r in rows], int(rows[0][5])
@@ -236,7 +291,10 @@ class PostgresDocuments(PostgresBase, DocumentStore):
             schema, where, params = _where(base, col, scope, clauses, indexed)
             rows = await self._fetch(f"EXPLAIN SELECT COUNT(*) FROM {schema}.documents WHERE {where}", *params)
         else:
-            sql, params = _page_sql(base, col, scope, clauses, sort, total=bool(clauses), indexed=indexed)
+            if clauses:
+                sql, params = _filtered_sql(base, col, scope, clauses, sort, indexed)
+            else:
+                sql, params = _page_sql(base, col, scope, clauses, sort)
             rows = await self._fetch(f"EXPLAIN {sql}", *params, 20, 0)
         return "\n".join(r[0] for r in rows)
 
@@ -353,7 +411,10 @@ class PostgresDocuments(PostgresBase, DocumentStore):
         await self._execute(
             f"INSERT INTO {schema}.doc_indexes (col, field) VALUES ($1, $2) ON CONFLICT DO NOTHING", col, field
         )
-        await self._execute(f"ANALYZE {schema}.documents")  # statistics of the new expressions (a sample)
+        async with self._conn() as c:
+            if c.get_server_version().major >= 14:
+                await c.execute(pg_statistics_statement(schema, field))
+            await c.execute(f"ANALYZE {schema}.documents")  # statistics of the new expressions (a sample)
         self._indexed.pop((base.name, col))
 
     async def _indexed_fields(self, base: Base, col: str) -> frozenset[str]:
