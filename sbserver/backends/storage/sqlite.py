@@ -23,7 +23,7 @@ from typing import Any
 
 from sbserver.backends.storage.accounts.sqlite import SQLiteAccounts
 from sbserver.backends.storage.base import Store
-from sbserver.backends.storage.documents.sqlite import SQLiteDocuments
+from sbserver.backends.storage.documents.sqlite import Rowids, SQLiteDocuments
 from sbserver.backends.storage.files.sqlite import SQLiteFiles
 from sbserver.backends.storage.forms.sqlite import SQLiteForms
 from sbserver.backends.storage.functions.sqlite import SQLiteFunctions
@@ -294,6 +294,7 @@ class SQLiteStore(
         self.inline_writer = writer == "inline" or (writer == "auto" and one_core())
         self._collections: set[tuple[str, str]] = set()  # (base, collection) known to be recorded
         self._indexed: dict[tuple[str, str], frozenset[str]] = {}
+        self._rowids = Rowids()
         self._writer: Writer | None = None
         self.write_batches = BatchSizes()  # read by /metrics
         self._read: sqlite3.Connection | None = None

@@ -23,6 +23,7 @@ class SQLiteBase(ABC):
 
     _collections: set[tuple[str, str]]  # (base, collection) known to be recorded
     _indexed: dict[tuple[str, str], frozenset[str]]  # (base, collection) -> its indexed fields
+    _rowids: Any  # ``documents.sqlite.Rowids``: where new documents go in the table
 
     @abstractmethod
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
