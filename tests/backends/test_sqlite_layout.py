@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,7 @@ def rowids(path: Path, col: str, where: str = "1", params: tuple[str, ...] = ())
 
 def breaks(ids: list[int]) -> int:
     """How many times the rows, in creation order, leave a run of consecutive rowids."""
-    return sum(1 for a, b in zip(ids, ids[1:], strict=False) if b != a + 1)
+    return sum(1 for a, b in pairwise(ids) if b != a + 1)
 
 
 async def write_interleaved(store: SQLiteStore, base: Base, col: str, perm: str, n: int, **kw: int) -> None:
