@@ -5,12 +5,21 @@ suite's job (tests/backends/test_filters_property.py, on both stores); this says
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
 
+from sbserver.backends.storage.base import Store
 from sbserver.backends.storage.documents.filters import PostgresCompiler, pg_prefilter, sqlite_prefilter
-from sbserver.clauses import Clause
+from sbserver.clauses import Clause, Sort
+from sbserver.services.query import matcher, parse_clauses
+from sbserver.types import ALL_ROWS, StoredDoc
+from tests.backends import test_storage
+from tests.backends.test_storage import make_base
+
+new_store = test_storage.new_store
+store = test_storage.store
 
 
 def eq(field: str, value: Any, op: str = "==") -> Clause:
@@ -56,17 +65,18 @@ def test_pg_equality_asks_containment_first_and_keeps_the_numeric_string_branch(
 @pytest.mark.parametrize(
     ("clause", "pattern"),
     [
-        (eq("k", 7), '*"k":[7"]*'),
-        (eq("k", 0), '*"k":[-0"]*'),
-        (eq("k", True), '*"k":true*'),
-        (eq("name", "a*b"), '*"name":"a[*]b"*'),
+        (eq("k", 7), ['*"k":[7"]*', '*"k":7[,}.]*', '*"k":"*']),
+        (eq("k", -12), ['*"k":[-"]*', '*"k":-12[,}.]*', '*"k":"*']),
+        (eq("k", 0), ['*"k":[-0"]*', '*"k":0[,}.]*', '*"k":-0.0*', '*"k":"*']),
+        (eq("k", True), ['*"k":true*']),
+        (eq("name", "a*b"), ['*"name":"a[*]b"*']),
         (eq("k", None), None),
         (eq("k", 7.5), None),
         (eq("k", "7"), None),
         (eq("k", 7, "<"), None),
     ],
 )
-def test_sqlite_prefilter_patterns(clause: Clause, pattern: str | None) -> None:
+def test_sqlite_prefilter_patterns(clause: Clause, pattern: list[str] | None) -> None:
     assert sqlite_prefilter(clause) == pattern
 
 
@@ -75,3 +85,25 @@ def test_pg_leaves_an_indexed_field_to_its_index() -> None:
     them), without a containment test on every row the index returns."""
     assert "@>" not in PostgresCompiler(indexed=frozenset({"k"})).clause(eq("k", 7))
     assert "@>" in PostgresCompiler(indexed=frozenset({"other"})).clause(eq("k", 7))
+
+
+TRICKY: list[Any] = [7, 7.0, "7", " 7 ", "07", "7.0", "7e0", ".7e1", 70, 17, -7, "x7", 0, -0.0, 0.0, "0", "-0"]
+TRICKY += ["0.0", " -0 ", None, True, False, [7], [0], {"k": 7}, "", -12, -12.0, "-12", -120]
+
+
+@pytest.mark.parametrize("value", [7, 0, -12, True, "x7"])
+async def test_an_equality_scan_finds_what_the_evaluator_finds(store: Store, value: Any) -> None:
+    """Every spelling of a value that equals it (floats, numeric strings, -0.0) passes the
+    prefilters, at the top and nested, and a lookalike inside a string does not confuse them."""
+    base = await make_base(store)
+    docs = [
+        StoredDoc(str(uuid.uuid4()), "a", "u", f"2024-01-01T00:00:{i:02d}Z", data)
+        for i, v in enumerate(TRICKY)
+        for data in ({"k": v}, {"a": {"k": v}, "k": "pad"}, {"s": f'"k":{v},', "k": [v]})
+    ]
+    await store.insert_documents(base, "c", docs, "744")
+    for field in ("k", "a.k"):
+        clauses = parse_clauses([[field, "==", value]])
+        found, total = await store.query_documents(base, "c", ALL_ROWS, clauses, Sort(), 1000, 0)
+        expected = [d.id for d in docs if matcher(clauses)(d.data)]
+        assert expected and [d.id for d in found] == expected and total == len(expected), field

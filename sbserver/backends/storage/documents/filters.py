@@ -297,11 +297,13 @@ class SQLiteCompiler(Compiler):
             self.scanning = True
 
     def clause(self, c: Clause) -> str:
-        pattern = sqlite_prefilter(c) if self.scanning else None
-        if pattern is None:
+        patterns = sqlite_prefilter(c) if self.scanning else None
+        if patterns is None:
             return super().clause(c)
-        mark = self.placeholder(pattern, "text")  # before the clause's: parameters in text order
-        return f"(data GLOB {mark} AND {super().clause(c)})"
+        # The marks come before the clause's: parameters in text order.
+        first, *rest = [f"data GLOB {self.placeholder(p, 'text')}" for p in patterns]
+        tests = [first, f"({' OR '.join(rest)})"] if rest else [first]
+        return f"({' AND '.join(tests)} AND {super().clause(c)})"
 
     def number_branches(self, slot: Slot, op: str, number: int | float) -> list[str]:
         if not self.scanning or not isinstance(slot, SQLiteSlot):
@@ -370,29 +372,33 @@ def _glob_literal(text: str) -> str:
     return text.replace("[", "[[]").replace("*", "[*]").replace("?", "[?]")
 
 
-def sqlite_prefilter(c: Clause) -> str | None:
-    """For an equality, a GLOB pattern the stored JSON must match for the document to match:
+def sqlite_prefilter(c: Clause) -> list[str] | None:
+    """For an equality, GLOB patterns the stored JSON must match for the document to match:
     the field's key followed by the value as the store's JSON writer (orjson, compact) spells it
-    (GLOB stops at the first match, far sooner than the JSON functions parse a document). For a
-    number, its first character or a string's quote (a numeric string may match it; 7 is also
-    7.0, 0 also -0.0). None when no such test is sure: nulls, floats, large integers (orjson
-    writes those with exponents), numeric strings, arrays and objects, and strings holding
-    U+0000 or U+FFFD (``without_nul``)."""
+    (GLOB stops at the first match, far sooner than the JSON functions parse a document). The
+    first pattern must match; then, when there are more, one of the others (tested only on the
+    documents the first lets through). For a number, first its first character or a string's
+    quote (a numeric string may match it), then the number itself ended as a member value ends
+    or followed by a fraction (7 is also 7.0), or a string (0 is also -0.0). None when no such
+    test is sure: nulls, floats, large integers (orjson writes those with exponents), numeric
+    strings, arrays and objects, and strings holding U+0000 or U+FFFD (``without_nul``)."""
     if c.op not in ("==", "="):
         return None
     key = "*" + _glob_literal(orjson.dumps(c.path[-1]).decode()) + ":"
     value = c.value
     if isinstance(value, bool):
-        return key + ("true" if value else "false") + "*"
+        return [key + ("true" if value else "false") + "*"]
     if isinstance(value, int):
         if abs(value) >= 10**15:
             return None
         first = str(value)[0]
-        return key + ('[-0"]' if value == 0 else f'[{first}"]') + "*"
+        if value == 0:
+            return [key + '[-0"]*', key + "0[,}.]*", key + "-0.0*", key + '"*']
+        return [key + f'[{first}"]*', key + f"{value}[,}}.]*", key + '"*']
     if isinstance(value, str):
         if numeric_value(value) is not None or "\x00" in value or "\ufffd" in value:
             return None
-        return key + _glob_literal(orjson.dumps(value).decode()) + "*"
+        return [key + _glob_literal(orjson.dumps(value).decode()) + "*"]
     return None
 
 

@@ -90,10 +90,9 @@ _SERVED = " NOT INDEXED"
 
 
 def _page_sql(
-    base: Base, col: str, scope: Scope, clauses: list[Clause], sort: Sort, indexed: frozenset[str], total: bool = False
+    base: Base, col: str, scope: Scope, clauses: list[Clause], sort: Sort, indexed: frozenset[str]
 ) -> tuple[str, list[Any]]:
-    """A page of the matching documents (with ``total``, each row also carries the number of
-    matches) and its parameters, LIMIT and OFFSET to follow."""
+    """A page of the matching documents and its parameters, LIMIT and OFFSET to follow."""
     where, params, served = _where(base, col, scope, clauses, indexed)
     order = SQLiteCompiler().order_by(sort)
     hint = _SERVED if served else ""
@@ -102,16 +101,7 @@ def _page_sql(
         # Walk the field's index in order (without statistics SQLite would rather sort the
         # scope); an index serving a filter clause is left to the planner instead.
         hint = f' INDEXED BY "{index_name(base.name, col, field, _scope_kind(scope))}"'
-    if not total:
-        return f"SELECT {_DOC_COLS} FROM documents{hint} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?", params
-    # The page's rows by rowid, with the number of matches and their places, then the documents:
-    # the count sees every match, but only the page's documents are read twice.
-    page = (
-        f"SELECT rowid AS r, count(*) OVER () AS total, row_number() OVER (ORDER BY {order}) AS n "
-        f"FROM documents{hint} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?"
-    )
-    cols = ", ".join(f"d.{c.strip()}" for c in _DOC_COLS.split(","))
-    return f"SELECT {cols}, p.total FROM ({page}) AS p JOIN documents AS d ON d.rowid = p.r ORDER BY p.n", params
+    return f"SELECT {_DOC_COLS} FROM documents{hint} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?", params
 
 
 def _batches(
@@ -263,19 +253,16 @@ class SQLiteDocuments(SQLiteBase, DocumentStore):
             found = await self._through_index(base, col, scope, clauses[0], sort.desc, limit, offset)
             if found is not None:
                 return found
-        if not clauses:  # the page alone, then a count (an index walk, unlike the filtered one)
-            sql, params = _page_sql(base, col, scope, clauses, sort, indexed)
-            rows = await self._all_off(sql, (*params, limit, offset))
-            if offset <= 0 and (limit < 0 or len(rows) < limit):
-                return [_doc(r) for r in rows], len(rows)
-            return [_doc(r) for r in rows], await self.count_documents(base, col, scope, clauses)
-        # One pass over the matching rows gives the page and the total.
-        sql, params = _page_sql(base, col, scope, clauses, sort, indexed, total=True)
+        # The page, then (unless the page holds every match) a count. One pass giving both
+        # (a window's count over the page query) keeps every match in a temporary table and, in
+        # descending order, walks the index backwards for all of them, where the page stops
+        # after its last document: 1.6 ms against 0.3 + 1.0 ms for a user's 20 newest of 100
+        # matches among 2,500 (bench/README.md).
+        sql, params = _page_sql(base, col, scope, clauses, sort, indexed)
         rows = await self._all_off(sql, (*params, limit, offset))
-        if rows:
-            return [_doc(r) for r in rows], int(rows[0][5])
-        total = 0 if offset <= 0 else await self.count_documents(base, col, scope, clauses)
-        return [], total
+        if offset <= 0 and (limit < 0 or len(rows) < limit):
+            return [_doc(r) for r in rows], len(rows)
+        return [_doc(r) for r in rows], await self.count_documents(base, col, scope, clauses)
 
     async def _through_index(
         self, base: Base, col: str, scope: Scope, clause: Clause, desc: bool, limit: int, offset: int
@@ -326,7 +313,7 @@ class SQLiteDocuments(SQLiteBase, DocumentStore):
             sql = f"SELECT COUNT(*) FROM documents{_SERVED if served else ''} WHERE {where}"
             rows = await self._all_off(f"EXPLAIN QUERY PLAN {sql}", params)
         else:
-            sql, params = _page_sql(base, col, scope, clauses, sort, indexed, total=bool(clauses))
+            sql, params = _page_sql(base, col, scope, clauses, sort, indexed)
             rows = await self._all_off(f"EXPLAIN QUERY PLAN {sql}", (*params, 20, 0))
         return "\n".join(str(r[-1]) for r in rows)
 
