@@ -77,18 +77,23 @@ def _page_sql(
     if not total:
         sql = f"SELECT {_DOC_COLS} FROM {schema}.documents WHERE {where} ORDER BY {order} LIMIT ${n} OFFSET ${n + 1}"
         return sql, params
-    # The page's ids with the number of matches and their places, then the documents: the count
-    # sees every match in the same pass, but only the page's documents are read twice.
+    return _counted_page(schema, col, f"{schema}.documents WHERE {where}", order, n), params
+
+
+def _counted_page(schema: str, col: str, matches: str, order: str, n: int) -> str:
+    """The page of ``matches`` (a FROM of rows with ``created`` and ``id``), LIMIT ``$n`` and
+    OFFSET ``$n+1``, each document with the number of matches. The page's ids with that number
+    and their places, then the documents: the count sees every match in the same pass, but only
+    the page's documents are read twice."""
     page = (
         f"SELECT id, count(*) OVER () AS total, row_number() OVER (ORDER BY {order}) AS n "
-        f"FROM {schema}.documents WHERE {where} ORDER BY {order} LIMIT ${n} OFFSET ${n + 1}"
+        f"FROM {matches} ORDER BY {order} LIMIT ${n} OFFSET ${n + 1}"
     )
     cols = ", ".join(f"d.{c.strip()}" for c in _DOC_COLS.split(","))
-    sql = (
+    return (
         f"WITH p AS ({page}) SELECT {cols}, p.total FROM p JOIN {schema}.documents AS d "
         f"ON d.col = {literal(col)} AND d.id = p.id ORDER BY p.n"
     )
-    return sql, params
 
 
 def _branches_sql(base: Base, col: str, scope: Scope, clause: Clause, sort: Sort) -> tuple[str, list[Any]] | None:
@@ -105,18 +110,8 @@ def _branches_sql(base: Base, col: str, scope: Scope, clause: Clause, sort: Sort
         return None
     schema, frame = _schema(base.name), f"col = {literal(col)}{extra}"
     matches = " UNION ALL ".join(f"SELECT created, id FROM {schema}.documents WHERE {frame} AND {b}" for b in branches)
-    order = compiler.order_by(sort)
     n = len(params) + len(compiler.params) + 1
-    page = (
-        f"SELECT id, count(*) OVER () AS total, row_number() OVER (ORDER BY {order}) AS n "
-        f"FROM ({matches}) AS m ORDER BY {order} LIMIT ${n} OFFSET ${n + 1}"
-    )
-    cols = ", ".join(f"d.{c.strip()}" for c in _DOC_COLS.split(","))
-    sql = (
-        f"WITH p AS ({page}) SELECT {cols}, p.total FROM p JOIN {schema}.documents AS d "
-        f"ON d.col = {literal(col)} AND d.id = p.id ORDER BY p.n"
-    )
-    return sql, [*params, *compiler.params]
+    return _counted_page(schema, col, f"({matches}) AS m", compiler.order_by(sort), n), [*params, *compiler.params]
 
 
 def _filtered_sql(
