@@ -584,9 +584,10 @@ def pg_prefilter(c: Clause) -> dict[str, Any] | None:
 
 def pg_statistics_statement(schema: str, field: str) -> str:
     """Extended statistics on the expressions a field's indexes are built on (PostgreSQL 14
-    and later), one object per field for every collection of the base's schema. PostgreSQL ignores what ANALYZE gathers on the
-    expressions of a partial index: without these, it guesses each expression's selectivity and
-    may read a wider scope's index, then filter out every other user's matches."""
+    and later), one object per field for every collection of the base's schema. PostgreSQL
+    ignores what ANALYZE gathers on the expressions of a partial index: without these, it
+    guesses each expression's selectivity and may read a wider scope's index, then filter out
+    every other user's matches."""
     slot = PostgresSlot(_pg_guarded(tuple(field.split("."))))
     digest = hashlib.sha1(field.encode()).hexdigest()[:20]
     return (

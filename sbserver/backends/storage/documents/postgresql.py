@@ -104,7 +104,7 @@ def _branches_sql(base: Base, col: str, scope: Scope, clause: Clause, sort: Sort
     on every matching row. (The branches are disjoint: each holds one rank.) None when no
     index serves the clause."""
     extra, params = _scope_sql(scope, 1)
-    compiler = PostgresCompiler(first_param=len(params) + 1, indexed=frozenset({clause.field}))
+    compiler = PostgresCompiler(first_param=len(params) + 1)
     branches = compiler.branches(clause)
     if not branches:
         return None
@@ -125,16 +125,20 @@ def _filtered_sql(
     return _page_sql(base, col, scope, clauses, sort, total=True, indexed=indexed)
 
 
+async def analyze_fields(c: asyncpg.Connection, schema: str, fields: list[str]) -> None:
+    """Statistics on the expressions of indexed fields (``pg_statistics_statement``; none
+    before PostgreSQL 14), filled by an ANALYZE of the base's documents (a sample)."""
+    if c.get_server_version().major >= 14:
+        for field in fields:
+            await c.execute(pg_statistics_statement(schema, field))
+    await c.execute(f"ANALYZE {schema}.documents")
+
+
 async def index_statistics(c: asyncpg.Connection, schema: str) -> None:
-    """Migration: statistics on the expressions of a base's indexed fields
-    (``pg_statistics_statement``), filled by an ANALYZE; nothing before PostgreSQL 14."""
-    if c.get_server_version().major < 14:
-        return
+    """Migration: ``analyze_fields`` for the fields a base indexed before it."""
     fields = sorted({r[0] for r in await c.fetch(f"SELECT field FROM {schema}.doc_indexes")})
-    for field in fields:
-        await c.execute(pg_statistics_statement(schema, field))
     if fields:
-        await c.execute(f"ANALYZE {schema}.documents")
+        await analyze_fields(c, schema, fields)
 
 
 log = logging.getLogger("sbserver.store")
@@ -407,9 +411,7 @@ class PostgresDocuments(PostgresBase, DocumentStore):
             f"INSERT INTO {schema}.doc_indexes (col, field) VALUES ($1, $2) ON CONFLICT DO NOTHING", col, field
         )
         async with self._conn() as c:
-            if c.get_server_version().major >= 14:
-                await c.execute(pg_statistics_statement(schema, field))
-            await c.execute(f"ANALYZE {schema}.documents")  # statistics of the new expressions (a sample)
+            await analyze_fields(c, schema, [field])
         self._indexed.pop((base.name, col))
 
     async def _indexed_fields(self, base: Base, col: str) -> frozenset[str]:
