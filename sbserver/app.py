@@ -39,8 +39,8 @@ from sbserver.http import (
     ui,
 )
 from sbserver.http import cache as sudo_cache
-from sbserver.http.metrics import Observe, metrics_on
-from sbserver.http.middleware import CORS, BodyLimit, RequestId
+from sbserver.http.metrics import metrics_on
+from sbserver.http.middleware import CorsPolicy, Edge
 from sbserver.http.request import request_id
 from sbserver.http.responses import error
 from sbserver.logs import ACTIVITY
@@ -138,12 +138,16 @@ def create_app(
     app = Starlette(
         routes=build_routes(),
         middleware=[
-            Middleware(RequestId),
-            # times each request: its count in /metrics (when served) and its log line
-            Middleware(Observe, metrics=services.metrics if metrics_on(settings) else None, activity=ACTIVITY),
-            Middleware(CORS, tenancy=services.tenancy, dev=settings.is_dev),
-            # uploads have their own limit (SB_UPLOAD_MAX_BYTES), enforced as the file streams in
-            Middleware(BodyLimit, limit=settings.max_body_bytes, exempt=storage.OWN_LIMIT),
+            Middleware(
+                Edge,
+                cors=CorsPolicy(services.tenancy, dev=settings.is_dev),
+                activity=ACTIVITY,
+                # each request's count in /metrics, when served
+                metrics=services.metrics if metrics_on(settings) else None,
+                limit=settings.max_body_bytes,
+                # uploads have their own limit (SB_UPLOAD_MAX_BYTES), enforced as the file streams in
+                exempt=storage.OWN_LIMIT,
+            ),
         ],
         exception_handlers={SBError: _sb_error, HTTPException: _http_error, Exception: _crash},
         lifespan=lifespan,

@@ -1,4 +1,5 @@
-"""``GET /metrics`` and the middleware that times every request for it and for the log.
+"""``GET /metrics`` and the route templates requests are counted under (``http.middleware.Edge``
+times every request).
 
 Who may scrape (settings, read once):
 
@@ -13,19 +14,17 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-import time
 from functools import lru_cache
 
 from prometheus_client import generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from sbserver.errors import Forbidden, NotFound, Unauthorized
-from sbserver.http.request import REQUEST_ID, services
-from sbserver.logs import Activity
-from sbserver.services.metrics import UNMATCHED, Metrics
+from sbserver.http.request import services
+from sbserver.services.metrics import UNMATCHED
 from sbserver.settings import Settings
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -86,54 +85,3 @@ async def metrics_page(request: Request) -> Response:
 
 
 routes = [Route("/metrics", metrics_page, methods=["GET"])]
-
-
-class Observe:
-    """Time every request: count it in ``metrics`` (by route template; None: metrics are off) and
-    write its activity line. Sits inside ``RequestId`` (it reads the id from the scope).
-
-    WebSocket sessions get a line when they end (status 101 once accepted, else 403), no count:
-    the connection gauges cover them.
-    """
-
-    def __init__(self, app: ASGIApp, metrics: Metrics | None, activity: Activity) -> None:
-        self.app = app
-        self.metrics = metrics
-        self.activity = activity
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind != "http" and kind != "websocket":
-            await self.app(scope, receive, send)
-            return
-        began = time.perf_counter()
-        status = 0
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if not status:
-                t = message["type"]
-                if t == "http.response.start":
-                    status = message["status"]
-                elif t == "websocket.accept":
-                    status = 101
-                elif t == "websocket.close":  # before accepting: the handshake is refused
-                    status = 403
-                elif t == "websocket.http.response.start":
-                    status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            seconds = time.perf_counter() - began
-            status = status or 500  # nothing was sent: it failed, the server's error page follows
-            template = template_of(scope)
-            method = scope["method"] if kind == "http" else "WS"
-            if self.metrics is not None and kind == "http":
-                self.metrics.request(method, template, status, seconds)
-            if self.activity.on:  # the path as sent (still percent-encoded), formatted later
-                path = scope.get("raw_path") or scope["path"]
-                self.activity.request(
-                    method, path, status, seconds, scope.get(REQUEST_ID, ""), template, scope.get("client")
-                )
