@@ -30,6 +30,8 @@ from tests.compat.conftest import _fresh_database
 from tests.conftest import STORE_KINDS
 from tests.http.conftest import Server, make_settings
 from tests.http.helpers import (
+    ServerFactory,
+    _pg_session_ready,
     admin_token,
     assert_error,
     assert_json,
@@ -37,8 +39,11 @@ from tests.http.helpers import (
     behind_the_servers_back,
     extra_client,
     login,
+    make_server,
     unique_email,
 )
+
+__all__ = ["_pg_session_ready", "make_server"]
 
 SERVER_ORIGIN = "https://admin.example"
 
@@ -298,3 +303,35 @@ async def test_dev_mode_reflects_any_origin(server: Server) -> None:
     )
     assert r.status_code == 200 and origin_of(r) == origin
     assert r.headers["access-control-allow-methods"] == "GET"
+
+
+async def test_every_answer_carries_one_request_id_and_one_set_of_cors_headers(make_server: ServerFactory) -> None:
+    """The edge layer adds its headers once, whoever answers: a route, a preflight, the body
+    limit by Content-Length or while the body streams, or a request that fails to match."""
+    origin = {"Origin": "https://app.example", "Access-Control-Request-Method": "post"}
+
+    async def streamed() -> AsyncIterator[bytes]:
+        for _ in range(20):
+            yield b"x" * 100
+
+    async with make_server(max_body_bytes=1000) as srv, extra_client(srv, pk=DEV_PK) as c:
+        answers = [
+            await c.get("/ping", headers=origin),
+            await c.options("/db/tasks", headers=origin),
+            await c.post("/register", headers=origin, content=b"x" * 1001),
+            await c.post("/register", headers=origin, content=streamed()),
+            await c.get("/no/such/route", headers=origin),
+            await c.put("/ping", headers=origin),
+        ]
+        assert [r.status_code for r in answers] == [200, 200, 413, 413, 404, 405]
+        ids = set()
+        for r in answers:
+            assert len(r.headers.get_list("x-request-id")) == 1, r.headers
+            ids.add(r.headers["x-request-id"])
+            assert r.headers.get_list("access-control-allow-origin") == ["https://app.example"], r.headers
+            assert r.headers.get_list("access-control-allow-methods") == ["POST"]
+            vary = r.headers.get_list("vary")
+            assert sorted(vary) == sorted(set(vary)) and "Origin" in vary, vary
+        assert len(ids) == len(answers)  # each its own
+        given = await c.get("/ping", headers={**origin, "X-Request-Id": "trace-7"})
+        assert given.headers.get_list("x-request-id") == ["trace-7"]
