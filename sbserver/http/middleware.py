@@ -16,6 +16,7 @@ import re
 import secrets
 import time
 from http.cookies import SimpleCookie
+from typing import NamedTuple
 from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -52,6 +53,37 @@ def _public_key(scope: Scope, cookie: bytes) -> str:
         if "pk" in jar:
             return jar["pk"].value
     return ""
+
+
+class _Heads(NamedTuple):
+    """The request headers the edge reads: the first ``X-Request-Id`` and ``Content-Length``,
+    the last of the others (b"" when absent)."""
+
+    request_id: bytes
+    origin: bytes
+    request_method: bytes
+    request_headers: bytes
+    cookie: bytes
+    content_length: bytes
+
+
+def _heads(scope: Scope) -> _Heads:
+    rid: bytes | None = None
+    origin = method = headers = cookie = length = b""
+    for k, v in scope["headers"]:
+        if k == b"x-request-id":
+            rid = v if rid is None else rid
+        elif k == b"origin":
+            origin = v
+        elif k == b"access-control-request-method":
+            method = v
+        elif k == b"access-control-request-headers":
+            headers = v
+        elif k == b"cookie":
+            cookie = v
+        elif k == b"content-length":
+            length = length or v
+    return _Heads(rid or b"", origin, method, headers, cookie, length)
 
 
 class CorsPolicy:
@@ -126,28 +158,14 @@ class Edge:
             await self.app(scope, receive, send)
             return
         began = time.perf_counter()
-        rid: bytes | None = None
-        origin = req_method = req_headers = cookie = length = b""
-        for k, v in scope["headers"]:
-            if k == b"x-request-id":
-                rid = v if rid is None else rid
-            elif k == b"origin":
-                origin = v
-            elif k == b"access-control-request-method":
-                req_method = v
-            elif k == b"access-control-request-headers":
-                req_headers = v
-            elif k == b"cookie":
-                cookie = v
-            elif k == b"content-length":
-                length = length or v
-        given = rid.decode("latin-1").strip() if rid else ""
-        text_id = given if _SANE_ID.fullmatch(given) else self._new_id()
-        scope[REQUEST_ID] = text_id
+        heads = _heads(scope)
+        given = heads.request_id.decode("latin-1").strip()
+        rid = given if _SANE_ID.fullmatch(given) else self._new_id()
+        scope[REQUEST_ID] = rid
         sent = [0]  # the status sent (0: none, the app failed)
         try:
             if kind == "http":
-                await self._http(scope, receive, send, sent, text_id, origin, req_method, req_headers, cookie, length)
+                await self._http(scope, receive, send, sent, rid, heads)
             else:
                 await self._websocket(scope, receive, send, sent)
         finally:
@@ -172,32 +190,29 @@ class Edge:
         send: Send,
         sent: list[int],
         rid: str,
-        origin: bytes,
-        req_method: bytes,
-        req_headers: bytes,
-        cookie: bytes,
-        length: bytes,
+        heads: _Heads,
     ) -> None:
-        extra = [*_VARY, (b"x-request-id", rid.encode())]
+        cors = list(_VARY)
+        id_header = (b"x-request-id", rid.encode())
 
         async def send_edge(message: Message) -> None:
             if message["type"] == "http.response.start":
                 sent[0] = message["status"]
-                headers = message.get("headers", [])
-                if any(k.lower() == b"x-request-id" for k, _ in headers):
-                    message["headers"] = [*headers, *extra[:-1]]
-                else:
-                    message["headers"] = [*headers, *extra]
+                headers = [*message.get("headers", []), *cors]
+                if not any(k.lower() == b"x-request-id" for k, _ in headers):
+                    headers.append(id_header)
+                message["headers"] = headers
             await send(message)
 
         preflight = scope["method"] == "OPTIONS"
-        if origin:
+        if heads.origin:
+            origin = heads.origin
             text = origin.decode("latin-1")
-            if await self.cors.accepts(scope, text, cookie, preflight):
-                extra[len(_VARY) : len(_VARY)] = [
+            if await self.cors.accepts(scope, text, heads.cookie, preflight):
+                cors += [
                     (b"access-control-allow-origin", origin),
-                    (b"access-control-allow-methods", req_method.upper()),
-                    (b"access-control-allow-headers", req_headers),
+                    (b"access-control-allow-methods", heads.request_method.upper()),
+                    (b"access-control-allow-headers", heads.request_headers),
                 ]
                 if preflight:
                     await _answer(send_edge, 200, b"")
@@ -214,7 +229,7 @@ class Edge:
             await self.app(scope, receive, send_edge)
             return
         try:
-            declared = int(length) if length else 0
+            declared = int(heads.content_length) if heads.content_length else 0
         except ValueError:
             declared = 0
         if declared > limit:
